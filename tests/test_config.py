@@ -1,0 +1,91 @@
+# ultralytics-weighted, AGPL-3.0 license
+"""The keys reach every entry point (CLI, cfg files, Python, fresh DDP-like processes) and bad values fail early."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+from conftest import YOLO, run
+
+
+def python(code: str, tmp_path, env: dict | None = None):
+    return run([sys.executable, "-c", code], cwd=tmp_path, env=env)
+
+
+def test_startup_hook_imports_neither_ultralytics_nor_torch(tmp_path):
+    out = python("pass", tmp_path, env={"PYTHONPROFILEIMPORTTIME": "1"})
+    modules = [line.rsplit("|", 1)[-1].strip() for line in out.stdout.splitlines() if line.startswith("import time:")]
+    assert "ultralytics_weighted_hook" in modules  # the .pth file ran
+    heavy = [m for m in modules if m.split(".")[0] in {"ultralytics", "torch", "numpy", "ultralytics_weighted"}]
+    assert heavy == []
+
+
+def test_fresh_process_that_only_imports_ultralytics_accepts_the_keys(tmp_path):
+    # What a DDP worker does: a generated script imports ultralytics and rebuilds cfg from DEFAULT_CFG_DICT.
+    code = (
+        "from ultralytics.utils import DEFAULT_CFG_DICT, DEFAULT_CFG\n"
+        "from ultralytics.cfg import get_cfg\n"
+        "cfg = get_cfg(DEFAULT_CFG_DICT.copy(), overrides={'class_balance': True, 'balance_agg': 'sum'})\n"
+        "print('OK', cfg.class_balance, cfg.balance_agg, DEFAULT_CFG.class_balance, DEFAULT_CFG_DICT['balance_agg'])"
+    )
+    out = python(code, tmp_path)
+    assert out.returncode == 0, out.stdout
+    assert "OK True sum False mean" in out.stdout
+
+
+def test_opt_out_variable_turns_the_hook_off(tmp_path):
+    code = "from ultralytics.cfg import get_cfg\nget_cfg(overrides={'class_balance': True})"
+    out = python(code, tmp_path, env={"ULTRALYTICS_WEIGHTED_HOOK": "0"})
+    assert out.returncode != 0
+    assert "SyntaxError: 'class_balance' is not a valid YOLO argument" in out.stdout  # Ultralytics' own error
+    # explicit activation still works with the hook off
+    out = python("import ultralytics_weighted\n" + code, tmp_path, env={"ULTRALYTICS_WEIGHTED_HOOK": "0"})
+    assert out.returncode == 0, out.stdout
+
+
+def test_yolo_cfg_lists_the_keys(tmp_path):
+    out = run([*YOLO, "cfg"], cwd=tmp_path)
+    assert out.returncode == 0
+    assert "class_balance: false" in out.stdout and "balance_agg: mean" in out.stdout
+
+
+def test_default_keys_and_namespace_explicit_import():
+    from ultralytics.cfg import get_cfg
+    from ultralytics.utils import DEFAULT_CFG, DEFAULT_CFG_DICT
+
+    import ultralytics_weighted  # noqa: F401
+
+    assert DEFAULT_CFG_DICT["class_balance"] is False and DEFAULT_CFG.balance_agg == "mean"
+    assert get_cfg(overrides={"class_balance": 0.5}).class_balance == 0.5
+    assert get_cfg(overrides={"class_balance": 1}).class_balance == 1
+
+
+@pytest.mark.parametrize(
+    "arg, error, valid",
+    [
+        ("balance_agg=foo", "'balance_agg=foo' is an invalid value", "mean, max, median, sum"),
+        ("class_balance=2", "'class_balance=2' is an invalid value", "between 0.0 and 1.0"),
+        ("class_balance=-0.1", "'class_balance=-0.1' is an invalid value", "between 0.0 and 1.0"),
+        ("class_balance=yes", "'class_balance=yes' is of invalid type str", "bool (i.e. 'class_balance=True')"),
+    ],
+)
+def test_bad_values_fail_before_any_data_is_loaded(arg, error, valid, datasets, yolo, tmp_path):
+    out = yolo(datasets("detect"), tmp_path / "runs", arg)
+    assert out.returncode != 0
+    assert error in out.stdout and valid in out.stdout
+    assert "Scanning" not in out.stdout  # no labels were read
+    assert not (tmp_path / "runs").exists()  # nothing trained, no run folder
+
+
+def test_bad_values_in_python_and_cfg_files(datasets, tmp_path):
+    from ultralytics.cfg import get_cfg
+
+    with pytest.raises(ValueError, match="'balance_agg=foo' is an invalid value"):
+        get_cfg(overrides={"balance_agg": "foo"})
+    with pytest.raises(TypeError, match="'class_balance=None' is invalid"):
+        get_cfg(overrides={"class_balance": None})
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text("class_balance: 1.5\n")
+    out = run([*YOLO, "train", f"cfg={cfg}", f"data={datasets('detect')}", "model=yolo11n.yaml"], cwd=tmp_path)
+    assert out.returncode != 0 and "'class_balance=1.5' is an invalid value" in out.stdout

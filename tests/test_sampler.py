@@ -1,0 +1,124 @@
+# ultralytics-weighted, AGPL-3.0 license
+"""The balanced sampler: systematic counts, determinism, epochs, exposure, and DDP shards on real gloo processes."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+from ultralytics_weighted import BalancedSampler, image_weights
+from ultralytics_weighted.sampler import systematic_draw
+from ultralytics_weighted.weights import balance_stats
+
+RNG = np.random.default_rng(0)
+P = RNG.random(500) ** 4  # skewed: many images with expected count < 1
+P /= P.sum()
+
+
+def test_each_image_is_drawn_floor_or_ceil_of_its_expected_count():
+    for seed in range(20):
+        counts = np.bincount(systematic_draw(P, len(P), np.random.default_rng(seed)), minlength=len(P))
+        expected = len(P) * P
+        assert ((counts == np.floor(expected)) | (counts == np.ceil(expected))).all()
+        assert counts.sum() == len(P)
+
+
+def test_systematic_draws_skip_far_fewer_images_than_multinomial():
+    n = len(P)
+    systematic = np.unique(systematic_draw(P, n, np.random.default_rng(1))).size / n
+    multinomial = np.unique(np.random.default_rng(1).choice(n, size=n, p=P)).size / n
+    assert systematic > multinomial + 0.05
+    assert systematic == pytest.approx(np.minimum(1, n * P).mean(), abs=0.03)
+
+
+def test_same_seed_same_sequence_and_epochs_differ():
+    a, b, c = BalancedSampler(P, seed=7), BalancedSampler(P, seed=7), BalancedSampler(P, seed=8)
+    epoch0_a, epoch0_b, epoch0_c = list(a), list(b), list(c)
+    assert epoch0_a == epoch0_b and epoch0_a != epoch0_c
+    assert list(a) != epoch0_a  # the second iteration is epoch 1: a new draw
+    assert len(a) == len(P) and len(epoch0_a) == len(P)  # epoch length as with stock shuffling
+
+
+def test_epochs_count_themselves_and_prefetch_safe_set_epoch():
+    reference = BalancedSampler(P, seed=3)
+    draws = [reference.global_draw(e).tolist() for e in range(4)]
+
+    # no set_epoch at all (Ultralytics without DDP): epochs 0, 1, 2 in turn
+    plain = BalancedSampler(P, seed=3)
+    assert [list(plain) for _ in range(3)] == draws[:3]
+
+    # DDP order with an early (prefetching) iterator: set_epoch(e) arrives after epoch e was already drawn
+    ddp = BalancedSampler(P, seed=3)
+    ddp.set_epoch(0)
+    got = [list(ddp)]  # epoch 0
+    got.append(list(ddp))  # prefetch at the end of epoch 0 draws epoch 1
+    ddp.set_epoch(1)  # the trainer's set_epoch(1) comes late and must not redraw or skip
+    got.append(list(ddp))  # epoch 2
+    assert got == draws[:3]
+
+    # resume: set_epoch jumps to the trainer's epoch
+    resumed = BalancedSampler(P, seed=3)
+    resumed.set_epoch(2)
+    assert list(resumed) == draws[2] and list(resumed) == draws[3]
+
+
+def test_empirical_class_exposure_matches_expected_shares():
+    rng = np.random.default_rng(5)
+    classes = [rng.choice(3, size=rng.integers(1, 4), p=[0.8, 0.15, 0.05]) for _ in range(300)]
+    p = image_weights(classes, nc=3, agg="mean")
+    expected = balance_stats(classes, 3, p)["share_after"]
+    sampler = BalancedSampler(p, seed=0)
+    seen = np.zeros(3)
+    for _ in range(200):  # 200 epochs x 300 draws
+        for i in sampler:
+            seen += np.bincount(classes[i], minlength=3)
+    # tolerance: 0.01 absolute per class share over 60,000 draws (observed error is a few 1e-3)
+    np.testing.assert_allclose(seen / seen.sum(), expected, atol=0.01)
+
+
+def test_bad_weights_and_rank_are_refused():
+    with pytest.raises(ValueError):
+        BalancedSampler(np.zeros(3))
+    with pytest.raises(ValueError):
+        BalancedSampler(np.array([0.5, -0.1, 0.6]))
+    with pytest.raises(ValueError):
+        BalancedSampler(P, num_replicas=2, rank=2)
+
+
+def _ddp_worker(rank: int, world_size: int, store: str, out: str) -> None:
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=world_size)
+    try:
+        sampler = BalancedSampler(P[:101], seed=11)  # 101 images: not divisible by 2 ranks
+        assert (sampler.rank, sampler.num_replicas) == (rank, world_size)  # taken from torch.distributed
+        shards = []
+        for epoch in range(2):
+            sampler.set_epoch(epoch)
+            shards.append(list(sampler))
+        gathered = [None] * world_size
+        dist.all_gather_object(gathered, shards)
+        if rank == 0:
+            with open(out, "w") as f:
+                json.dump(gathered, f)
+    finally:
+        dist.destroy_process_group()
+
+
+def test_ddp_shards_on_real_gloo_processes(tmp_path):
+    world_size, out = 2, tmp_path / "shards.json"
+    mp.spawn(_ddp_worker, args=(world_size, str(tmp_path / "store"), str(out)), nprocs=world_size, join=True)
+    gathered = json.loads(out.read_text())  # [rank][epoch] -> indices
+    reference = BalancedSampler(P[:101], seed=11, num_replicas=world_size, rank=0)
+    for epoch in range(2):
+        whole = reference.global_draw(epoch).tolist()
+        assert len(whole) == 102  # 101 rounded up to a multiple of 2 ranks
+        slices = [gathered[r][epoch] for r in range(world_size)]
+        assert len(slices[0]) == len(slices[1]) == 51
+        rebuilt = [None] * len(whole)
+        for r, part in enumerate(slices):
+            rebuilt[r::world_size] = part  # each rank owns positions r, r + 2, ...: disjoint, together all of them
+        assert rebuilt == whole
+    assert gathered[0][0] != gathered[0][1]  # a new draw each epoch on every rank

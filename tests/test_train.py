@@ -1,0 +1,297 @@
+# ultralytics-weighted, AGPL-3.0 license
+"""Real training through the stock CLI and Python API: every task, train-only balancing, partners, conflicts."""
+
+from __future__ import annotations
+
+import csv
+import logging
+import re
+from contextlib import contextmanager
+
+import numpy as np
+import pytest
+from conftest import YOLO, run
+
+import ultralytics_weighted  # noqa: F401  (explicit activation; the startup hook does the same)
+from ultralytics_weighted import BalancedSampler
+from ultralytics_weighted.integration import BalancedDatasetMixin, _WeightedPartners
+
+TRAIN = dict(epochs=1, imgsz=64, batch=8, device="cpu", plots=False, workers=0, seed=0, verbose=False)
+
+
+def balance_table(stdout: str) -> list[str]:
+    """Return the logged balance lines without their colored 'balance: ' prefix."""
+    plain = re.sub(r"\x1b\[[0-9;]*m", "", stdout)
+    return [line.split("balance: ", 1)[1] for line in plain.splitlines() if line.startswith("balance: ")]
+
+
+@contextmanager
+def captured_log():
+    from ultralytics.utils import LOGGER
+
+    records = []
+    handler = logging.Handler()
+    handler.emit = lambda record: records.append(record.getMessage())
+    LOGGER.addHandler(handler)
+    try:
+        yield records
+    finally:
+        LOGGER.removeHandler(handler)
+
+
+@pytest.fixture(scope="module")
+def balanced(datasets, tmp_path_factory):
+    """A yolo11n trained 1 epoch with class_balance=True, balance_agg='mean' through the Python API."""
+    from ultralytics import YOLO as Model
+
+    model = Model("yolo11n.yaml")
+    model.train(
+        data=str(datasets("detect")),
+        class_balance=True,
+        balance_agg="mean",
+        **TRAIN,
+        project=str(tmp_path_factory.mktemp("runs")),
+        name="balanced",
+    )
+    return model
+
+
+@pytest.mark.parametrize(
+    "task, extra",
+    [
+        ("detect", ["cache=ram", "mixup=0.5"]),  # stock picks mosaic/mixup partners uniformly with cache=ram
+        ("segment", ["workers=2"]),  # Ultralytics forces workers=0 for CPU training; worker loaders are tested below
+        ("pose", []),
+        ("obb", []),
+    ],
+)
+def test_yolo_train_cli_balances_every_task(task, extra, datasets, yolo, tmp_path):
+    out = yolo(datasets(task), tmp_path / "runs", "class_balance=True", "balance_agg=sum", *extra, task=task)
+    assert out.returncode == 0, out.stdout[-3000:]
+    table = balance_table(out.stdout)
+    assert "class_balance=1 balance_agg=sum: 24 train images (2 backgrounds keep their share)" in table[0]
+    assert any(line.split()[:2] == ["rare", "4"] for line in table)  # 4 rare instances
+    assert "max/min class share 6.50 ->" in table[-1] and "effective sample size" in table[-1]
+    assert (tmp_path / "runs" / "run" / "weights" / "best.pt").exists()
+
+
+def test_cfg_file_carries_the_keys(datasets, tmp_path):
+    cfg = tmp_path / "balanced.yaml"
+    cfg.write_text("class_balance: 0.5\nbalance_agg: median\nepochs: 1\nimgsz: 64\nbatch: 8\nplots: False\n")
+    out = run(
+        [
+            *YOLO,
+            "train",
+            f"cfg={cfg}",
+            "model=yolo11n.yaml",
+            f"data={datasets('detect')}",
+            "device=cpu",
+            f"project={tmp_path / 'runs'}",
+            "name=run",
+        ],
+        cwd=tmp_path,
+    )
+    assert out.returncode == 0, out.stdout[-3000:]
+    assert "class_balance=0.5 balance_agg=median" in balance_table(out.stdout)[0]
+
+
+def test_model_train_kwargs(datasets, tmp_path):
+    from ultralytics import YOLO as Model
+
+    model = Model("yolo11n.yaml")
+    model.train(
+        data=str(datasets("detect")),
+        class_balance=0.5,
+        balance_agg="median",
+        **TRAIN,
+        project=str(tmp_path),
+        name="run",
+    )
+    dataset = model.trainer.train_loader.dataset
+    assert isinstance(dataset, BalancedDatasetMixin)
+    assert (dataset.balance_strength, dataset.balance_agg) == (0.5, "median")
+    assert isinstance(model.trainer.train_loader.sampler, BalancedSampler)
+
+
+def test_rtdetr_trains_balanced_through_python(datasets, tmp_path):
+    from ultralytics import RTDETR
+    from ultralytics.models.rtdetr.val import RTDETRDataset
+
+    model = RTDETR("rtdetr-l.yaml")
+    model.train(
+        data=str(datasets("detect")),
+        class_balance=True,
+        balance_agg="max",
+        **{**TRAIN, "batch": 4},
+        project=str(tmp_path),
+        name="run",
+    )
+    dataset = model.trainer.train_loader.dataset
+    assert isinstance(dataset, RTDETRDataset) and isinstance(dataset, BalancedDatasetMixin)
+    assert type(model.trainer.test_loader.dataset) is RTDETRDataset  # validation stays stock
+
+
+def test_only_the_train_loader_is_balanced(balanced):
+    from ultralytics.data.dataset import YOLODataset
+
+    trainer = balanced.trainer
+    train, val = trainer.train_loader, trainer.test_loader
+    assert isinstance(train.dataset, YOLODataset) and isinstance(train.dataset, BalancedDatasetMixin)
+    assert isinstance(train.sampler, BalancedSampler) and len(train.sampler) == len(train.dataset)
+    assert type(val.dataset) is YOLODataset and not isinstance(val.sampler, BalancedSampler)
+
+
+def test_train_loader_with_worker_processes_yields_the_systematic_draw(balanced):
+    trainer = balanced.trainer
+    trainer.args.workers = 2  # Ultralytics sets 0 for CPU training; loaders themselves run workers on CPU too
+    loader = trainer.get_dataloader(trainer.data["train"], batch_size=4, rank=-1, mode="train")
+    try:
+        assert loader.num_workers == 2 and isinstance(loader.sampler, BalancedSampler)
+        dataset = loader.dataset
+        index = {f: i for i, f in enumerate(dataset.im_files)}
+        expected = len(dataset) * dataset.image_probabilities
+        exposure = np.zeros(len(dataset))
+        for epoch in range(3):
+            counts = np.zeros(len(dataset))
+            for batch in loader:
+                np.add.at(counts, [index[f] for f in batch["im_file"]], 1)
+            assert ((counts == np.floor(expected)) | (counts == np.ceil(expected))).all(), f"epoch {epoch}"
+            assert counts.sum() == len(dataset)  # epoch length as stock
+            exposure += counts
+        rare = [i for i, label in enumerate(dataset.labels) if 2 in label["cls"]]
+        assert exposure[rare].sum() > 3 * len(rare)  # rare images drawn more than once per epoch on average
+    finally:
+        loader.close()
+
+
+def test_val_loader_yields_every_image_once_in_order(balanced):
+    trainer = balanced.trainer
+    loader = trainer.get_dataloader(trainer.data["val"], batch_size=4, rank=-1, mode="val")
+    files = [f for batch in loader for f in batch["im_file"]]
+    assert files == list(loader.dataset.im_files)
+    assert len(set(files)) == len(files) == 8
+
+
+def test_validation_metrics_are_identical_with_the_flag_on_and_off(balanced, datasets):
+    from ultralytics import YOLO as Model
+
+    model = Model(balanced.trainer.best)
+    kwargs = dict(data=str(datasets("detect")), imgsz=64, batch=4, device="cpu", plots=False, verbose=False)
+    on, off = model.val(class_balance=True, balance_agg="sum", **kwargs), model.val(class_balance=False, **kwargs)
+    assert on.results_dict == off.results_dict
+    np.testing.assert_array_equal(on.box.maps, off.box.maps)
+
+
+def test_partners_follow_the_weights_with_cache_ram(balanced):
+    from ultralytics.data.augment import BaseMixTransform, Compose, Mosaic
+
+    trainer = balanced.trainer
+    trainer.args.cache, trainer.args.mixup, trainer.args.cutmix = "ram", 1.0, 1.0
+    dataset = trainer.build_dataset(trainer.data["train"], mode="train", batch=8)
+    mix, stack = [], [dataset.transforms]
+    while stack:
+        t = stack.pop()
+        stack.extend(
+            t.transforms if isinstance(t, Compose) else [t.pre_transform] if isinstance(t, BaseMixTransform) else []
+        )
+        if isinstance(t, BaseMixTransform):
+            mix.append(t)
+    assert {type(t).__name__ for t in mix} >= {"Mosaic", "MixUp", "CutMix"}
+    assert all(isinstance(t.get_indexes, _WeightedPartners) for t in mix)
+    mosaic = next(t for t in mix if isinstance(t, Mosaic))
+    np.random.seed(0)
+    drawn = np.concatenate([mosaic.get_indexes() for _ in range(20000)])  # 3 partners each
+    frequency = np.bincount(drawn, minlength=len(dataset)) / drawn.size
+    assert 0.5 * np.abs(frequency - dataset.image_probabilities).sum() < 0.02  # total variation distance
+
+
+def test_stock_dataset_and_partners_when_balancing_is_off(balanced):
+    from ultralytics.data.augment import Mosaic
+    from ultralytics.data.dataset import YOLODataset
+
+    trainer = balanced.trainer
+    trainer.args.class_balance, trainer.args.cache = False, "ram"
+    dataset = trainer.build_dataset(trainer.data["train"], mode="train", batch=8)
+    assert type(dataset) is YOLODataset
+    mosaic = dataset.transforms.transforms[0].transforms[0]
+    assert isinstance(mosaic, Mosaic) and "get_indexes" not in vars(mosaic)
+    trainer.args.class_balance = True
+
+
+def test_feature_off_trains_exactly_like_stock(datasets, yolo, tmp_path):
+    def losses(env):
+        project = tmp_path / env["ULTRALYTICS_WEIGHTED_HOOK"]
+        out = yolo(datasets("detect"), project, "seed=3", env=env)
+        assert out.returncode == 0, out.stdout[-3000:]
+        assert not balance_table(out.stdout)
+        rows = list(csv.DictReader((project / "run" / "results.csv").open()))
+        return [{k: v for k, v in row.items() if k.strip() != "time"} for row in rows]
+
+    assert losses({"ULTRALYTICS_WEIGHTED_HOOK": "1"}) == losses({"ULTRALYTICS_WEIGHTED_HOOK": "0"})
+
+
+def test_rect_is_refused_before_training(datasets, tmp_path):
+    from ultralytics import YOLO as Model
+
+    with pytest.raises(ValueError, match="'rect=True' cannot be combined with class_balance"):
+        Model("yolo11n.yaml").train(
+            data=str(datasets("detect")), class_balance=True, rect=True, **TRAIN, project=str(tmp_path), name="run"
+        )
+    assert not (tmp_path / "run" / "weights" / "last.pt").exists()
+
+
+def test_single_cls_and_cls_pw_warn(datasets, tmp_path):
+    from ultralytics.data.dataset import YOLODataset
+    from ultralytics.models.yolo.detect import DetectionTrainer
+
+    args = dict(model="yolo11n.yaml", data=str(datasets("detect")), class_balance=True, **TRAIN, project=str(tmp_path))
+    with captured_log() as log:
+        trainer = DetectionTrainer(overrides={**args, "single_cls": True, "name": "single"})
+    assert any("'single_cls=True' merges all classes into one, so class_balance has no effect" in m for m in log)
+    trainer.model = trainer.get_model(cfg="yolo11n.yaml", verbose=False)
+    assert type(trainer.build_dataset(trainer.data["train"], mode="train", batch=8)) is YOLODataset
+    with captured_log() as log:
+        DetectionTrainer(overrides={**args, "cls_pw": 1.0, "name": "cls_pw"})
+    assert any("cls_pw=1.0 (loss weighting) both favour rare classes" in m for m in log)
+
+
+def test_unsupported_task_fails_before_training(tmp_path):
+    import cv2
+    from ultralytics import YOLO as Model
+
+    for split in ("train", "val"):
+        for name in ("cat", "dog"):
+            (tmp_path / "cls" / split / name).mkdir(parents=True)
+            cv2.imwrite(str(tmp_path / "cls" / split / name / "0.jpg"), np.zeros((32, 32, 3), np.uint8))
+    with pytest.raises(NotImplementedError, match="class_balance is not supported for task=classify"):
+        Model("yolo11n-cls.yaml").train(
+            data=str(tmp_path / "cls"), class_balance=True, **TRAIN, project=str(tmp_path / "runs"), name="run"
+        )
+
+
+def test_resume_keeps_balancing(datasets, tmp_path):
+    from ultralytics import YOLO as Model
+
+    class Stop(Exception):
+        pass
+
+    def stop_after_first_epoch(trainer):
+        raise Stop
+
+    model = Model("yolo11n.yaml")
+    model.add_callback("on_fit_epoch_end", stop_after_first_epoch)
+    with pytest.raises(Stop):
+        model.train(
+            data=str(datasets("detect")),
+            class_balance=True,
+            balance_agg="sum",
+            **{**TRAIN, "epochs": 2},
+            project=str(tmp_path),
+            name="run",
+        )
+    resumed = Model(tmp_path / "run" / "weights" / "last.pt")
+    resumed.train(resume=True)
+    trainer = resumed.trainer
+    assert trainer.start_epoch == 1 and trainer.args.class_balance is True and trainer.args.balance_agg == "sum"
+    assert isinstance(trainer.train_loader.dataset, BalancedDatasetMixin)
+    assert trainer.train_loader.sampler.epoch == 2  # epoch 1 was drawn: the sampler followed the resumed trainer

@@ -1,0 +1,120 @@
+# ultralytics-weighted, AGPL-3.0 license
+"""Per-image probabilities: hand-computed cases, backgrounds, absent classes, edge cases, scale."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from ultralytics_weighted import image_weights
+from ultralytics_weighted.weights import AGGREGATIONS, balance_stats, coverage, effective_sample_size
+
+A = np.array
+
+
+def labels(*images):
+    return [A(c, dtype=np.int64) for c in images]
+
+
+# counts: class 0 = 4, class 1 = 3, class 2 = 2 (total 9) -> weights 9/4, 9/3, 9/2 = 2.25, 3, 4.5 at strength 1
+MIXED = labels([0, 1, 2], [0, 0, 0, 2], [1, 1])
+
+
+@pytest.mark.parametrize(
+    "agg, image_values",
+    [
+        ("mean", [(2.25 + 3 + 4.5) / 3, (3 * 2.25 + 4.5) / 4, 3]),
+        ("max", [4.5, 4.5, 3]),
+        ("median", [3, 2.25, 3]),
+        ("sum", [2.25 + 3 + 4.5, 3 * 2.25 + 4.5, 6]),
+    ],
+)
+def test_each_aggregation_matches_hand_computation(agg, image_values):
+    expected = A(image_values) / sum(image_values)
+    np.testing.assert_allclose(image_weights(MIXED, nc=3, agg=agg), expected)
+
+
+@pytest.mark.parametrize("power", [0.0, 0.5, 1.0])
+def test_strength_is_the_power_of_inverse_frequency(power):
+    data = labels([0], [0], [0], [1])  # counts 3 and 1: weights (4/3)**s and 4**s
+    w0, w1 = (4 / 3) ** power, 4**power
+    expected = A([w0, w0, w0, w1]) / (3 * w0 + w1)
+    np.testing.assert_allclose(image_weights(data, nc=2, agg="mean", power=power), expected)
+
+
+def test_strength_zero_is_uniform_for_single_object_images():
+    np.testing.assert_allclose(image_weights(labels([0], [0], [1]), nc=2, power=0.0), np.full(3, 1 / 3))
+
+
+def test_single_object_images_are_exactly_balanced():
+    data = labels([0], [0], [0], [0], [1])
+    stats = balance_stats(data, 2, image_weights(data, 2))
+    np.testing.assert_allclose(stats["share_after"], [0.5, 0.5])
+    assert stats["imbalance_before"] == pytest.approx(4.0)
+    assert stats["imbalance_after"] == pytest.approx(1.0)
+
+
+def test_backgrounds_keep_their_uniform_share():
+    data = labels([0], [0], [0], [1], [], [])  # 4 labelled + 2 backgrounds of N = 6
+    p = image_weights(data, nc=2, agg="max")
+    np.testing.assert_allclose(p[4:], [1 / 6, 1 / 6])
+    assert p[:4].sum() == pytest.approx(4 / 6)
+    np.testing.assert_allclose(p[3] / p[0], 3.0)  # inverse frequency among labelled images
+
+
+def test_absent_classes_change_nothing():
+    data = labels([0], [0], [2])
+    np.testing.assert_allclose(image_weights(data, nc=3), image_weights(labels([0], [0], [1]), nc=2))
+    stats = balance_stats(data, 3, image_weights(data, nc=3))
+    assert stats["instances"][1] == 0 and stats["share_after"][1] == 0
+    assert stats["imbalance_after"] == pytest.approx(1.0)  # over present classes only
+
+
+@pytest.mark.parametrize("agg", AGGREGATIONS)
+def test_every_labelled_image_keeps_a_positive_probability(agg):
+    rng = np.random.default_rng(0)
+    data = [rng.integers(0, 5, rng.integers(1, 6)) for _ in range(200)] + [np.zeros(0, dtype=int)] * 10
+    p = image_weights(data, nc=5, agg=agg, power=1.0)
+    assert (p > 0).all() and p.sum() == pytest.approx(1.0) and p.dtype == np.float64
+
+
+def test_edge_cases_empty_and_all_background():
+    assert image_weights([], nc=3).shape == (0,)
+    np.testing.assert_allclose(image_weights(labels([], []), nc=3), [0.5, 0.5])
+
+
+def test_ultralytics_label_shape_n_by_1_float_is_accepted():
+    data = [A([[0.0], [1.0]], dtype=np.float32), np.zeros((0, 1), dtype=np.float32), A([[1.0]], dtype=np.float32)]
+    np.testing.assert_allclose(image_weights(data, nc=2), image_weights(labels([0, 1], [], [1]), nc=2))
+
+
+def test_bad_arguments_are_refused():
+    with pytest.raises(ValueError, match="balance_agg"):
+        image_weights(MIXED, 3, agg="foo")
+    with pytest.raises(ValueError, match="class_balance"):
+        image_weights(MIXED, 3, power=2.0)
+    with pytest.raises(ValueError, match=r"\[0, 2\)"):
+        image_weights(MIXED, 2)
+
+
+def test_figures_ess_and_coverage():
+    assert effective_sample_size(np.full(10, 0.1)) == pytest.approx(1.0)
+    assert effective_sample_size(A([1.0, 0, 0, 0])) == pytest.approx(0.25)
+    assert coverage(np.full(10, 0.1)) == pytest.approx(1.0)  # systematic: every image exactly once
+    assert coverage(np.full(1000, 0.001), "multinomial") == pytest.approx(1 - (1 - 0.001) ** 1000)  # ~63%
+    assert coverage(A([0.5, 0.25, 0.25, 0.0])) == pytest.approx((1 + 1 + 1 + 0) / 4)
+
+
+def test_a_million_images_take_well_under_a_second_per_aggregation():
+    rng = np.random.default_rng(0)
+    n = 1_000_000
+    lengths = rng.integers(0, 14, n)
+    flat = rng.integers(0, 20, lengths.sum())
+    data = [c.reshape(-1, 1) for c in np.split(flat.astype(np.float32), np.cumsum(lengths)[:-1])]
+    for agg in AGGREGATIONS:
+        start = time.perf_counter()
+        p = image_weights(data, nc=20, agg=agg)
+        assert time.perf_counter() - start < 5.0  # order of magnitude only; real timings belong in a benchmark
+        assert p.shape == (n,)

@@ -1,0 +1,22 @@
+# ultralytics-weighted, AGPL-3.0 license
+"""Class-balanced training for Ultralytics YOLO: `class_balance` and `balance_agg` as ordinary train keys.
+
+Importing this package activates the plugin in the current process (the installed startup hook does the same as soon
+as `ultralytics` is imported, unless `ULTRALYTICS_WEIGHTED_HOOK=0`).
+
+Examples:
+    >>> import ultralytics_weighted  # noqa: F401
+    >>> from ultralytics import YOLO
+    >>> YOLO("yolo11n.yaml").train(data="data.yaml", class_balance=True, balance_agg="sum")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from ultralytics_weighted.integration import activate
+from ultralytics_weighted.sampler import BalancedSampler
+from ultralytics_weighted.weights import AGGREGATIONS, balance_stats, image_weights
+
+__version__ = "0.1.0"
+__all__ = ("AGGREGATIONS", "BalancedSampler", "__version__", "activate", "balance_stats", "image_weights")
+
+activate()

@@ -1,0 +1,59 @@
+# ultralytics-weighted, AGPL-3.0 license
+"""The two configuration keys, their defaults and their checks (no Ultralytics import)."""
+
+from __future__ import annotations
+
+from ultralytics_weighted.weights import AGGREGATIONS, check_aggregation
+
+# The keys as they read in Ultralytics' cfg/default.yaml (train settings), with comments in its style
+DEFAULT_CFG_YAML = """\
+class_balance: False # (bool | float) class-balanced train sampling; True=1.0 inverse frequency, 0.5 square root, 0 off
+balance_agg: mean # (str) how an image's objects combine their class weights, i.e. mean, max, median, sum
+"""
+DEFAULTS = {"class_balance": False, "balance_agg": "mean"}
+AFTER_KEY = "fraction"  # the keys are listed right after this train setting
+
+
+def balance_strength(value: bool | float | None) -> float:
+    """Return the balancing strength in [0, 1] for a checked `class_balance` value (True = 1.0, False/None = 0.0)."""
+    return float(value or 0.0)
+
+
+def check_balance_args(cfg: dict) -> None:
+    """Check `class_balance` and `balance_agg` in a configuration dict, in Ultralytics' `check_cfg` error style.
+
+    Args:
+        cfg (dict): Configuration dictionary; only the two balancing keys are looked at.
+
+    Raises:
+        TypeError: If a key is None or has a type it cannot take (e.g. `class_balance=yes`).
+        ValueError: If a value is out of range or not one of the choices (e.g. `class_balance=2`, `balance_agg=foo`).
+
+    Examples:
+        >>> check_balance_args({"class_balance": 0.5, "balance_agg": "median"})
+        >>> check_balance_args({"balance_agg": "foo"})
+        Traceback (most recent call last):
+        ...
+        ValueError: 'balance_agg=foo' is an invalid value. Valid 'balance_agg' values are mean, max, median, sum.
+    """
+    for key in DEFAULTS:
+        if key in cfg and cfg[key] is None:
+            raise TypeError(f"'{key}=None' is invalid. '{key}' must not be None.")
+    strength = cfg.get("class_balance", False)
+    if not isinstance(strength, (bool, int, float)):
+        raise TypeError(
+            f"'class_balance={strength}' is of invalid type {type(strength).__name__}. Valid 'class_balance' types are "
+            "bool (i.e. 'class_balance=True') or float (i.e. 'class_balance=0.5')."
+        )
+    if not isinstance(strength, bool) and not 0.0 <= strength <= 1.0:
+        raise ValueError(
+            f"'class_balance={strength}' is an invalid value. Valid 'class_balance' values are True, False or a "
+            "strength between 0.0 and 1.0 (1.0 = inverse class frequency, 0.5 = square root)."
+        )
+    agg = cfg.get("balance_agg", DEFAULTS["balance_agg"])
+    if not isinstance(agg, str):
+        raise TypeError(
+            f"'balance_agg={agg}' is of invalid type {type(agg).__name__}. "
+            f"Valid 'balance_agg' values are {', '.join(AGGREGATIONS)}."
+        )
+    check_aggregation(agg)

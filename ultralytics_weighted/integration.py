@@ -1,0 +1,389 @@
+# ultralytics-weighted, AGPL-3.0 license
+"""The one place that touches Ultralytics internals: config keys, checks, the balanced train dataset and its loader.
+
+`activate()` is called by the startup hook right after `import ultralytics`, or by `import ultralytics_weighted`. It
+adds `class_balance` and `balance_agg` to the default configuration at once, and patches the trainer modules when they
+are first imported (they load lazily, so a plain `import ultralytics` stays as fast as stock):
+
+- `ultralytics.cfg.check_cfg` also checks the two keys, so bad values fail before any data is loaded;
+- `BaseTrainer.__init__` refuses tasks that cannot be balanced and settings that conflict, before training;
+- `DetectionTrainer.build_dataset` (detect, segment, pose, obb) and `RTDETRTrainer.build_dataset` return a balanced
+  subclass of the stock dataset in train mode with balancing on, and exactly the stock dataset otherwise;
+- the detection trainers' `build_dataloader` gives such a dataset its `BalancedSampler`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ultralytics_weighted.config import AFTER_KEY, DEFAULTS, balance_strength, check_balance_args
+from ultralytics_weighted.report import format_balance_table
+from ultralytics_weighted.sampler import BalancedSampler
+from ultralytics_weighted.weights import balance_stats, image_weights
+from ultralytics_weighted_hook import when_imported
+
+BALANCED_TASKS = frozenset({"detect", "segment", "pose", "obb"})
+_PATCHED = "_ultralytics_weighted"  # attribute marking functions this module installed
+
+
+def _mark(function):
+    """Mark a replacement function so that activation stays idempotent and capability checks can see it."""
+    setattr(function, _PATCHED, True)
+    return function
+
+
+def _is_patched(function) -> bool:
+    return getattr(function, _PATCHED, False)
+
+
+def _logger():
+    from ultralytics.utils import LOGGER, RANK, colorstr
+
+    return LOGGER, RANK, colorstr("balance: ")
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Configuration keys
+
+
+def _insert_default_keys(cfg: dict) -> None:
+    """Insert the balancing keys and defaults into a config dict in place, right after `fraction`."""
+    if all(k in cfg for k in DEFAULTS):
+        return
+    items = [(k, v) for k, v in cfg.items() if k not in DEFAULTS]
+    at = next((i + 1 for i, (k, _) in enumerate(items) if k == AFTER_KEY), len(items))
+    items[at:at] = [(k, cfg.get(k, v)) for k, v in DEFAULTS.items()]
+    cfg.clear()
+    cfg.update(items)
+
+
+def _add_default_keys(utils) -> None:
+    """Add the keys to DEFAULT_CFG_DICT (the same dict object every module imported) and the DEFAULT_CFG namespace."""
+    if all(k in utils.DEFAULT_CFG_DICT for k in DEFAULTS):
+        return
+    _insert_default_keys(utils.DEFAULT_CFG_DICT)
+    for k, v in DEFAULTS.items():
+        setattr(utils.DEFAULT_CFG, k, v)
+
+    load = utils.YAML.load.__func__
+    default_cfg_path = Path(utils.DEFAULT_CFG_PATH).resolve()
+
+    @_mark
+    def load_with_balance_keys(cls, file="data.yaml", append_filename=False):
+        """YAML.load that lists the balancing keys in the default config too, so `yolo cfg` shows them."""
+        data = load(cls, file, append_filename)
+        if isinstance(file, (str, Path)) and isinstance(data, dict) and Path(file).resolve() == default_cfg_path:
+            _insert_default_keys(data)
+        return data
+
+    utils.YAML.load = classmethod(load_with_balance_keys)
+
+
+def _patch_cfg(cfg_module) -> None:
+    """Make `check_cfg` (called by `get_cfg`) check the balancing keys as well."""
+    check_cfg = cfg_module.check_cfg
+    if _is_patched(check_cfg):
+        return
+
+    @_mark
+    def check_cfg_with_balance(cfg: dict, hard: bool = True) -> None:
+        check_balance_args(cfg)
+        check_cfg(cfg, hard)
+
+    check_cfg_with_balance.__doc__ = check_cfg.__doc__
+    cfg_module.check_cfg = check_cfg_with_balance
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Trainer checks
+
+
+def check_trainer(trainer) -> None:
+    """Refuse or warn about settings that balancing cannot honour, before any training starts.
+
+    Args:
+        trainer (BaseTrainer): A trainer whose `args` passed `get_cfg`.
+
+    Raises:
+        NotImplementedError: If the trainer's task or dataset cannot be balanced yet.
+        ValueError: If `rect=True` is combined with balancing.
+    """
+    args = trainer.args
+    if not balance_strength(getattr(args, "class_balance", False)):
+        return
+    LOGGER, RANK, prefix = _logger()
+    if args.task not in BALANCED_TASKS or not _is_patched(type(trainer).build_dataset):
+        raise NotImplementedError(
+            f"class_balance is not supported for task={args.task} with {type(trainer).__name__} yet. "
+            f"Balanced training works for {', '.join(sorted(BALANCED_TASKS))} (YOLO and RT-DETR); "
+            "set class_balance=False to train this model."
+        )
+    if args.rect:
+        raise ValueError(
+            "'rect=True' cannot be combined with class_balance: rectangular training fixes each image's batch (and "
+            "shape) by aspect ratio, while balanced sampling draws images in a new order every epoch. "
+            "Use rect=False to balance, or class_balance=False to keep rectangular batches."
+        )
+    if RANK in {-1, 0}:
+        if args.single_cls:
+            LOGGER.warning(f"{prefix}'single_cls=True' merges all classes into one, so class_balance has no effect.")
+        if args.cls_pw:
+            LOGGER.warning(
+                f"{prefix}class_balance (sampling) and cls_pw={args.cls_pw} (loss weighting) both favour rare "
+                "classes; together they compensate twice. Consider cls_pw=0.0."
+            )
+    if _sync_sampler_epoch not in trainer.callbacks["on_train_epoch_start"]:
+        trainer.add_callback("on_train_epoch_start", _sync_sampler_epoch)
+
+
+def _sync_sampler_epoch(trainer) -> None:
+    """Tell the balanced sampler the trainer's epoch (stock calls set_epoch only under DDP; resume starts mid-way)."""
+    sampler = getattr(getattr(trainer, "train_loader", None), "sampler", None)
+    if isinstance(sampler, BalancedSampler):
+        sampler.set_epoch(trainer.epoch)
+
+
+def _patch_trainer(trainer_module) -> None:
+    """Run `check_trainer` at the end of every trainer's construction."""
+    base = trainer_module.BaseTrainer
+    init = base.__init__
+    if _is_patched(init):
+        return
+
+    @_mark
+    def __init__(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        check_trainer(self)
+
+    __init__.__doc__ = init.__doc__
+    base.__init__ = __init__
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Balanced dataset
+
+
+class BalancedDatasetMixin:
+    """Mixin for a YOLO dataset class whose train images are drawn by class-balanced probabilities.
+
+    The dataset holds `image_probabilities` (one per image, computed from the labels in use: after `classes=`
+    filtering, `fraction` and any re-sorting) and hands the train loader a `BalancedSampler` over them. Mosaic, MixUp,
+    CutMix and CopyPaste partners are drawn from the same probabilities wherever stock Ultralytics picks them uniformly
+    from the whole dataset (MixUp, CutMix, CopyPaste; Mosaic with `cache=ram`). Mosaic's default buffer of recently
+    loaded images already consists of balanced draws and is kept as it is.
+    """
+
+    __slots__ = ()  # no layout of its own, so that a built stock dataset can switch to the balanced subclass
+    stock_class: type  # the stock dataset class this balanced class extends (set by `balanced_class`)
+
+    def set_balance(self, strength: float, agg: str, seed: int = 0) -> None:
+        """Compute the per-image probabilities and re-point the augmentation partners at them.
+
+        Args:
+            strength (float): Balancing strength in (0, 1].
+            agg (str): How an image's objects combine their class weights.
+            seed (int): Seed of the per-epoch draws.
+        """
+        self.balance_strength, self.balance_agg, self.balance_seed = strength, agg, seed
+        self.image_probabilities = image_weights(self.label_classes(), len(self.data["names"]), agg, strength)
+        self._cumulative_probabilities = np.cumsum(self.image_probabilities)
+        _weight_mix_partners(self, self.transforms)
+
+    def label_classes(self) -> list[np.ndarray]:
+        """Return the class ids of each image's objects, in dataset order."""
+        return [label["cls"].reshape(-1) for label in self.labels]
+
+    def sampler(self, num_replicas: int | None = None, rank: int | None = None) -> BalancedSampler:
+        """Return the train sampler over this dataset's probabilities (DDP layout from torch.distributed if None)."""
+        return BalancedSampler(self.image_probabilities, self.balance_seed, num_replicas, rank)
+
+    def partner_indexes(self, k: int) -> np.ndarray:
+        """Draw `k` augmentation partner indexes from the image probabilities (O(k log N), per-worker numpy RNG)."""
+        u = np.random.random(k) * self._cumulative_probabilities[-1]
+        return np.searchsorted(self._cumulative_probabilities, u, side="right").clip(max=len(self.labels) - 1)
+
+    def build_transforms(self, hyp=None):
+        """Build the stock transforms, with partners drawn by the image probabilities (also after close_mosaic)."""
+        transforms = self.stock_class.build_transforms(self, hyp)
+        if hasattr(self, "image_probabilities"):
+            _weight_mix_partners(self, transforms)
+        return transforms
+
+
+class _WeightedPartners:
+    """Picklable replacement for a mix transform's `get_indexes` (workers may pickle the dataset)."""
+
+    def __init__(self, dataset: BalancedDatasetMixin, count: int | None):
+        self.dataset, self.count = dataset, count
+
+    def __call__(self):
+        indexes = self.dataset.partner_indexes(self.count or 1)
+        return indexes.tolist() if self.count else int(indexes[0])
+
+
+def _weight_mix_partners(dataset, transforms) -> None:
+    """Point every mix transform in a (nested) Compose that picks partners uniformly at the dataset's weights."""
+    from ultralytics.data.augment import BaseMixTransform, Compose, Mosaic
+
+    stack = [transforms]
+    while stack:
+        t = stack.pop()
+        if isinstance(t, Compose):
+            stack.extend(t.transforms)
+        elif isinstance(t, BaseMixTransform):
+            stack.append(t.pre_transform)
+            if isinstance(t, Mosaic):
+                if not t.buffer_enabled:  # cache=ram: stock picks uniformly from the whole dataset
+                    t.get_indexes = _WeightedPartners(dataset, t.n - 1)
+            else:
+                t.get_indexes = _WeightedPartners(dataset, None)
+
+
+_BALANCED_CLASSES: dict[type, type] = {}
+
+
+def balanced_class(dataset_class: type) -> type:
+    """Return the balanced subclass of a dataset class, registered in this module so that it pickles by name."""
+    if dataset_class not in _BALANCED_CLASSES:
+        name = f"Balanced{dataset_class.__name__}"
+        # The mixin goes last so that the instance layout stays the stock one (required to switch `__class__`); the
+        # methods it overrides are put on the class itself.
+        namespace = {"__module__": __name__, "__qualname__": name, "__slots__": (), "stock_class": dataset_class}
+        namespace["build_transforms"] = BalancedDatasetMixin.build_transforms
+        cls = type(name, (dataset_class, BalancedDatasetMixin), namespace)
+        cls.__doc__ = f"{dataset_class.__name__} whose train images are drawn by class-balanced probabilities."
+        globals()[name] = _BALANCED_CLASSES[dataset_class] = cls
+    return _BALANCED_CLASSES[dataset_class]
+
+
+def make_balanced(dataset, strength: float, agg: str, seed: int = 0):
+    """Turn a built stock train dataset into its balanced subclass, in place, and return it.
+
+    The stock constructor has already loaded, filtered and ordered the labels exactly as training uses them, so the
+    weights are computed from those; switching the instance's class keeps everything else the stock dataset did.
+
+    Args:
+        dataset (YOLODataset): A stock train dataset (YOLODataset or RTDETRDataset).
+        strength (float): Balancing strength in (0, 1].
+        agg (str): Aggregation of an image's class weights.
+        seed (int): Seed of the per-epoch draws.
+
+    Returns:
+        (BalancedDatasetMixin): The same object, now of the balanced subclass.
+    """
+    dataset.__class__ = balanced_class(type(dataset))
+    dataset.set_balance(strength, agg, seed)
+    return dataset
+
+
+def log_balance(dataset: BalancedDatasetMixin) -> None:
+    """Log the per-class table and summary line of a balanced dataset."""
+    LOGGER, _, prefix = _logger()
+    classes = dataset.label_classes()
+    stats = balance_stats(classes, len(dataset.data["names"]), dataset.image_probabilities)
+    backgrounds = sum(len(c) == 0 for c in classes)
+    lines = [
+        f"class_balance={dataset.balance_strength:g} balance_agg={dataset.balance_agg}: {len(classes)} train images "
+        f"({backgrounds} backgrounds keep their share), expected share of each class per epoch:"
+    ]
+    LOGGER.info("\n".join(prefix + line for line in lines + format_balance_table(stats, dataset.data["names"])))
+
+
+def _balanced_build_dataset(build_dataset):
+    """Wrap a trainer's build_dataset so that train mode with balancing on returns the balanced dataset."""
+
+    @_mark
+    def wrapper(self, img_path, mode="train", batch=None):
+        dataset = build_dataset(self, img_path, mode, batch)
+        strength = balance_strength(getattr(self.args, "class_balance", False))
+        if mode != "train" or not strength or self.args.single_cls:
+            return dataset
+        from ultralytics.data.dataset import YOLODataset
+        from ultralytics.models.rtdetr.val import RTDETRDataset
+
+        if type(dataset) not in {YOLODataset, RTDETRDataset}:
+            raise NotImplementedError(f"class_balance is not supported for {type(dataset).__name__} datasets yet.")
+        make_balanced(dataset, strength, self.args.balance_agg, self.args.seed)
+        _, RANK, _ = _logger()
+        if RANK in {-1, 0}:
+            log_balance(dataset)
+        return dataset
+
+    wrapper.__doc__ = build_dataset.__doc__
+    return wrapper
+
+
+def _patch_build_dataset(trainer_class) -> None:
+    if not _is_patched(trainer_class.__dict__["build_dataset"]):
+        trainer_class.build_dataset = _balanced_build_dataset(trainer_class.__dict__["build_dataset"])
+
+
+def _balanced_build_dataloader(build_dataloader):
+    """Wrap Ultralytics' build_dataloader so that a balanced train dataset is loaded through its sampler."""
+
+    @_mark
+    def wrapper(dataset, batch, workers, shuffle=True, rank=-1, drop_last=False, pin_memory=True, device="cuda"):
+        if not (shuffle and isinstance(dataset, BalancedDatasetMixin)):
+            return build_dataloader(dataset, batch, workers, shuffle, rank, drop_last, pin_memory, device)
+        from ultralytics.data.build import InfiniteDataLoader
+
+        # Let the stock function choose workers, seeding, pinning and collate as it would, then rebuild the loader with
+        # the sampler (a DataLoader's sampler cannot be replaced once built; the template has started no workers).
+        template = build_dataloader(dataset, batch, workers, False, -1, drop_last, pin_memory, device)
+        sampler = dataset.sampler(*((1, 0) if rank == -1 else (None, None)))
+        samples, batch = len(sampler), template.batch_size
+        return InfiniteDataLoader(
+            dataset=dataset,
+            batch_size=batch,
+            shuffle=False,
+            num_workers=template.num_workers,
+            sampler=sampler,
+            prefetch_factor=4 if template.num_workers > 0 else None,  # as stock for train loaders
+            pin_memory=template.pin_memory,
+            collate_fn=template.collate_fn,
+            worker_init_fn=template.worker_init_fn,
+            generator=template.generator,
+            drop_last=drop_last and samples > batch > 0 and samples % batch != 0,
+        )
+
+    wrapper.__doc__ = build_dataloader.__doc__
+    return wrapper
+
+
+def _patch_detection(module) -> None:
+    """Balance DetectionTrainer (and its segment, pose and obb subclasses) in train mode."""
+    _patch_build_dataset(module.DetectionTrainer)
+    if not _is_patched(module.build_dataloader):
+        module.build_dataloader = _balanced_build_dataloader(module.build_dataloader)
+
+
+def _patch_rtdetr(module) -> None:
+    """Balance RTDETRTrainer, which builds its own dataset and inherits the detection dataloader."""
+    _patch_build_dataset(module.RTDETRTrainer)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def activate() -> None:
+    """Activate class-balanced training in this process (idempotent).
+
+    Imports `ultralytics` (and so torch) if it has not been imported yet; the trainer modules are patched when they are
+    first imported.
+
+    Examples:
+        >>> from ultralytics_weighted.integration import activate
+        >>> activate()
+        >>> from ultralytics.cfg import get_cfg
+        >>> get_cfg(overrides={"class_balance": 0.5, "balance_agg": "sum"}).class_balance
+        0.5
+    """
+    import ultralytics.utils
+
+    _add_default_keys(ultralytics.utils)
+    when_imported("ultralytics.cfg", _patch_cfg)
+    when_imported("ultralytics.engine.trainer", _patch_trainer)
+    when_imported("ultralytics.models.yolo.detect.train", _patch_detection)
+    when_imported("ultralytics.models.rtdetr.train", _patch_rtdetr)

@@ -1,0 +1,111 @@
+# ultralytics-weighted, AGPL-3.0 license
+"""Class-balanced train sampler: each epoch one vectorized systematic draw from per-image probabilities."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+
+import numpy as np
+import torch.distributed as dist
+from torch.utils.data import Sampler
+
+
+def systematic_draw(p: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    """Draw `n` indices from probabilities `p` by systematic (low-variance) resampling, in random order.
+
+    One uniform offset u ~ U[0, 1) places n evenly spaced points (u + k) / n, k = 0..n-1, on the cumulative sum of p,
+    so image i is drawn floor(n * p_i) or ceil(n * p_i) times: the same expected exposure as n independent multinomial
+    draws, without their chance misses (those skip ~37% of the images whose expected count is 1). The images are
+    permuted before the cumulative sum so that which image rounds up is random rather than fixed by dataset order, and
+    the result is shuffled so batches mix classes.
+
+    Args:
+        p (np.ndarray): Probabilities per image, summing to 1.
+        n (int): Number of indices to draw.
+        rng (np.random.Generator): Source of randomness.
+
+    Returns:
+        (np.ndarray): int64 array of n image indices.
+    """
+    order = rng.permutation(len(p))
+    cumulative = np.cumsum(p[order])
+    cumulative /= cumulative[-1]  # guard against float round-off: the last point must land inside
+    points = (rng.random() + np.arange(n)) / n
+    drawn = order[np.searchsorted(cumulative, points, side="right").clip(max=len(p) - 1)]
+    rng.shuffle(drawn)
+    return drawn
+
+
+class BalancedSampler(Sampler[int]):
+    """Sample dataset indices by per-image probabilities, a fresh systematic draw every epoch.
+
+    The contract:
+    - Each epoch draws `total_size = num_samples * num_replicas` indices (len(dataset) rounded up to a multiple of the
+      replicas) in one vectorized pass, so an epoch has as many iterations as with stock shuffling.
+    - The draw is a pure function of (seed, epoch): `np.random.default_rng([seed, epoch])`. Every rank draws the same
+      global sequence and keeps positions rank, rank + num_replicas, ...: slices are disjoint, of equal length
+      `num_samples`, and together they are the whole draw.
+    - Epochs count themselves: every `__iter__` draws the epoch `self.epoch` and advances it, because Ultralytics calls
+      `set_epoch` only under DDP, and its InfiniteDataLoader may start the next epoch's iterator early (prefetch).
+      `set_epoch(e)` then moves the counter to e, unless epoch e was already drawn by such an early start.
+
+    Args:
+        weights (np.ndarray): Sampling probability per dataset index (normalized here).
+        seed (int): Base seed, e.g. the trainer's `seed` argument.
+        num_replicas (int, optional): Number of DDP processes; defaults to the world size, or 1 without DDP.
+        rank (int, optional): This process' rank; defaults to the DDP rank, or 0.
+
+    Examples:
+        >>> import numpy as np
+        >>> sampler = BalancedSampler(np.array([0.1, 0.1, 0.8]), seed=0)
+        >>> counts = np.bincount(list(sampler), minlength=3)  # expected counts 0.3, 0.3, 2.4
+        >>> int(counts[2]) in {2, 3}, int(counts.sum())
+        (True, 3)
+        >>> len(sampler)
+        3
+    """
+
+    def __init__(self, weights: np.ndarray, seed: int = 0, num_replicas: int | None = None, rank: int | None = None):
+        """Initialize the sampler with per-image probabilities, a seed and the DDP layout."""
+        weights = np.asarray(weights, dtype=np.float64)
+        if weights.ndim != 1 or not len(weights) or (weights < 0).any() or not weights.sum() > 0:
+            raise ValueError("weights must be a non-empty 1-D array of non-negative numbers with a positive sum")
+        if num_replicas is None:
+            num_replicas = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+        if rank is None:
+            rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+        if not 0 <= rank < num_replicas:
+            raise ValueError(f"rank {rank} is outside [0, {num_replicas})")
+        self.probabilities = weights / weights.sum()
+        self.seed = int(seed)
+        self.num_replicas = num_replicas
+        self.rank = rank
+        self.num_samples = math.ceil(len(weights) / num_replicas)
+        self.total_size = self.num_samples * num_replicas
+        self.epoch = 0  # epoch of the next draw
+        self._last_drawn = None  # epoch of the most recent draw
+
+    def global_draw(self, epoch: int) -> np.ndarray:
+        """Return the whole draw of `epoch`, identical on every rank."""
+        rng = np.random.default_rng([self.seed, epoch])
+        return systematic_draw(self.probabilities, self.total_size, rng)
+
+    def __iter__(self) -> Iterator[int]:
+        """Yield this rank's share of the current epoch's draw and advance the epoch counter."""
+        epoch, self._last_drawn = self.epoch, self.epoch
+        self.epoch += 1
+        return iter(self.global_draw(epoch)[self.rank : self.total_size : self.num_replicas].tolist())
+
+    def __len__(self) -> int:
+        """Return the number of indices this rank yields per epoch."""
+        return self.num_samples
+
+    def set_epoch(self, epoch: int) -> None:
+        """Set the epoch of the next draw, unless that epoch was already drawn by an early (prefetching) iterator.
+
+        Args:
+            epoch (int): Epoch number, as the trainer counts it.
+        """
+        if epoch != self._last_drawn:
+            self.epoch = epoch

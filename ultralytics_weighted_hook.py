@@ -1,0 +1,87 @@
+# ultralytics-weighted, AGPL-3.0 license
+"""Startup hook: activate ultralytics-weighted once Ultralytics is imported, never before.
+
+`ultralytics_weighted.pth` in site-packages runs `import ultralytics_weighted_hook` at every interpreter start. This
+module only installs a tiny `sys.meta_path` finder (standard library only, no import of ultralytics, torch or numpy);
+when a watched module finishes executing, the finder runs the callbacks registered for it. The first watched module
+is `ultralytics`: its callback imports `ultralytics_weighted.integration` and patches the freshly loaded package.
+
+That is how `yolo train class_balance=True`, `cfg=file.yaml` and Ultralytics' DDP worker scripts (fresh processes run
+by `torch.distributed.run`) see the new keys without any user code. Set `ULTRALYTICS_WEIGHTED_HOOK=0` to switch the
+startup hook off; `import ultralytics_weighted` still activates the plugin explicitly.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+ENV_VAR = "ULTRALYTICS_WEIGHTED_HOOK"
+_callbacks: dict[str, list] = {}  # module name -> callables run with the module once it has been executed
+
+
+def when_imported(name, callback):
+    """Run `callback(module)` once module `name` has been imported, or now if it already has been.
+
+    Args:
+        name (str): Fully qualified module name, e.g. 'ultralytics.cfg'.
+        callback (Callable[[ModuleType], None]): Function to call with the executed module.
+    """
+    module = sys.modules.get(name)
+    if module is not None and not getattr(getattr(module, "__spec__", None), "_initializing", False):
+        callback(module)
+        return
+    _callbacks.setdefault(name, []).append(callback)
+    if _FINDER not in sys.meta_path:
+        sys.meta_path.insert(0, _FINDER)
+
+
+class _LoaderWithCallbacks:
+    """Wrap a module loader so that the callbacks for that module run right after it executes."""
+
+    def __init__(self, loader):
+        self.loader = loader
+
+    def __getattr__(self, name):
+        return getattr(self.loader, name)  # get_source, get_data, is_package, ... as the real loader
+
+    def create_module(self, spec):
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module):
+        self.loader.exec_module(module)
+        for callback in _callbacks.pop(module.__name__, ()):
+            callback(module)
+
+
+class _PostImportFinder:
+    """Meta path finder that defers to the other finders and only wraps the loader of watched modules."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name not in _callbacks:
+            return None
+        for finder in sys.meta_path:
+            if finder is self or not hasattr(finder, "find_spec"):
+                continue
+            spec = finder.find_spec(name, path, target)
+            if spec is not None:
+                if spec.loader is not None and hasattr(spec.loader, "exec_module"):
+                    spec.loader = _LoaderWithCallbacks(spec.loader)
+                return spec
+        return None
+
+
+_FINDER = _PostImportFinder()
+
+
+def _activate(module):
+    """Activate the plugin for the Ultralytics package that has just been imported."""
+    from ultralytics_weighted.integration import activate
+
+    activate()
+
+
+def install():
+    """Install the startup hook unless it is switched off with `ULTRALYTICS_WEIGHTED_HOOK=0`."""
+    if os.environ.get(ENV_VAR, "1").strip().lower() not in {"0", "false", "off", "no"}:
+        when_imported("ultralytics", _activate)
