@@ -11,8 +11,8 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from ultralytics_weighted import BalancedSampler, image_weights
+from ultralytics_weighted.balance import balance_stats
 from ultralytics_weighted.sampler import systematic_draw
-from ultralytics_weighted.weights import balance_stats
 
 RNG = np.random.default_rng(0)
 P = RNG.random(500) ** 4  # skewed: many images with expected count < 1

@@ -12,9 +12,9 @@ Examples:
 
 from __future__ import annotations
 
+from ultralytics_weighted.balance import AGGREGATIONS, balance_stats, image_weights
 from ultralytics_weighted.integration import activate
 from ultralytics_weighted.sampler import BalancedSampler
-from ultralytics_weighted.weights import AGGREGATIONS, balance_stats, image_weights
 
 __version__ = "0.1.0"
 __all__ = ("AGGREGATIONS", "BalancedSampler", "__version__", "activate", "balance_stats", "image_weights")

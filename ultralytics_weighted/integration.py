@@ -18,10 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ultralytics_weighted.balance import balance_stats, image_weights
 from ultralytics_weighted.config import AFTER_KEY, DEFAULTS, balance_strength, check_balance_args
 from ultralytics_weighted.report import format_balance_table
 from ultralytics_weighted.sampler import BalancedSampler
-from ultralytics_weighted.weights import balance_stats, image_weights
 from ultralytics_weighted_hook import when_imported
 
 BALANCED_TASKS = frozenset({"detect", "segment", "pose", "obb"})

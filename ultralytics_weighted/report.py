@@ -10,7 +10,7 @@ def format_balance_table(stats: dict, names: Sequence[str] | dict) -> list[str]:
     """Format `weights.balance_stats` output as table lines: one row per class, then a summary line.
 
     Args:
-        stats (dict): Output of `ultralytics_weighted.weights.balance_stats`.
+        stats (dict): Output of `ultralytics_weighted.balance.balance_stats`.
         names (Sequence[str] | dict): Class names by class id.
 
     Returns:
@@ -18,7 +18,7 @@ def format_balance_table(stats: dict, names: Sequence[str] | dict) -> list[str]:
 
     Examples:
         >>> import numpy as np
-        >>> from ultralytics_weighted.weights import balance_stats, image_weights
+        >>> from ultralytics_weighted.balance import balance_stats, image_weights
         >>> labels = [np.array([0, 0]), np.array([0]), np.array([1])]
         >>> lines = format_balance_table(balance_stats(labels, 2, image_weights(labels, 2)), ["car", "bus"])
         >>> print(lines[-1])

@@ -1,4 +1,4 @@
-# ultralytics-weighted, AGPL-3.0 license
+# Ultralytics 🚀 AGPL-3.0 License - https://ultralytics.com/license
 """Class-balanced train sampler: each epoch one vectorized systematic draw from per-image probabilities."""
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from ultralytics_weighted import image_weights
-from ultralytics_weighted.weights import AGGREGATIONS, balance_stats, coverage, effective_sample_size
+from ultralytics_weighted.balance import AGGREGATIONS, balance_stats, coverage, effective_sample_size
 
 A = np.array
 

@@ -1,4 +1,4 @@
-# ultralytics-weighted, AGPL-3.0 license
+# Ultralytics 🚀 AGPL-3.0 License - https://ultralytics.com/license
 """Per-image sampling probabilities for class-balanced training, and the figures that describe them.
 
 Pure numpy, no Ultralytics import, no Python loop over images or instances: the labels of N images are handled as one
@@ -109,7 +109,6 @@ def image_weights(classes: Sequence[np.ndarray], nc: int, agg: str = "mean", pow
 
     Examples:
         >>> import numpy as np
-        >>> from ultralytics_weighted import image_weights
         >>> p = image_weights([np.array([0, 0]), np.array([1]), np.array([], dtype=int)], nc=2, agg="mean")
         >>> p.round(3).tolist()
         [0.222, 0.444, 0.333]
@@ -149,7 +148,6 @@ def balance_stats(classes: Sequence[np.ndarray], nc: int, p: np.ndarray | None =
 
     Examples:
         >>> import numpy as np
-        >>> from ultralytics_weighted.weights import balance_stats, image_weights
         >>> labels = [np.array([0, 0]), np.array([0]), np.array([1])]
         >>> s = balance_stats(labels, 2, image_weights(labels, 2))
         >>> round(s["imbalance_before"], 2), round(s["imbalance_after"], 2)
