@@ -3,9 +3,12 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 import subprocess
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -72,3 +75,23 @@ def yolo_train(data: Path, project: Path, *args: str, env: dict | None = None, t
 def yolo():
     """The `yolo_train` helper, for tests that train through the stock CLI."""
     return yolo_train
+
+
+def plain(text: str) -> str:
+    """Remove terminal color codes (Ultralytics colors its log prefixes)."""
+    return re.sub(r"\x1b\[[0-9;]*m", "", text)
+
+
+@contextmanager
+def captured_log():
+    """Collect the messages Ultralytics' LOGGER emits inside the block (color codes removed)."""
+    from ultralytics.utils import LOGGER
+
+    records = []
+    handler = logging.Handler()
+    handler.emit = lambda record: records.append(plain(record.getMessage()))
+    LOGGER.addHandler(handler)
+    try:
+        yield records
+    finally:
+        LOGGER.removeHandler(handler)

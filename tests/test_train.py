@@ -4,13 +4,10 @@
 from __future__ import annotations
 
 import csv
-import logging
-import re
-from contextlib import contextmanager
 
 import numpy as np
 import pytest
-from conftest import YOLO, run
+from conftest import YOLO, captured_log, plain, run
 
 import ultralytics_weighted  # noqa: F401  (explicit activation; the startup hook does the same)
 from ultralytics_weighted import BalancedSampler
@@ -21,22 +18,7 @@ TRAIN = dict(epochs=1, imgsz=64, batch=8, device="cpu", plots=False, workers=0, 
 
 def balance_table(stdout: str) -> list[str]:
     """Return the logged balance lines without their colored 'balance: ' prefix."""
-    plain = re.sub(r"\x1b\[[0-9;]*m", "", stdout)
-    return [line.split("balance: ", 1)[1] for line in plain.splitlines() if line.startswith("balance: ")]
-
-
-@contextmanager
-def captured_log():
-    from ultralytics.utils import LOGGER
-
-    records = []
-    handler = logging.Handler()
-    handler.emit = lambda record: records.append(record.getMessage())
-    LOGGER.addHandler(handler)
-    try:
-        yield records
-    finally:
-        LOGGER.removeHandler(handler)
+    return [line.split("balance: ", 1)[1] for line in plain(stdout).splitlines() if line.startswith("balance: ")]
 
 
 @pytest.fixture(scope="module")
@@ -255,18 +237,25 @@ def test_single_cls_and_cls_pw_warn(datasets, tmp_path):
     assert any("cls_pw=1.0 (loss weighting) both favour rare classes" in m for m in log)
 
 
-def test_unsupported_task_fails_before_training(tmp_path):
-    import cv2
-    from ultralytics import YOLO as Model
+@pytest.mark.parametrize(
+    "trainer, model, task",
+    [
+        ("ultralytics.models.yolo.world.WorldTrainer", "yolov8s-worldv2.yaml", "detect"),
+        ("ultralytics.models.yolo.semantic.SemanticSegmentationTrainer", "yolo26n-sem.yaml", "semantic"),
+        ("ultralytics.models.yolo.depth.DepthTrainer", "yolo26n-depth.yaml", "depth"),
+    ],
+)
+def test_unsupported_tasks_fail_before_training(trainer, model, task, datasets, tmp_path):
+    import importlib
 
-    for split in ("train", "val"):
-        for name in ("cat", "dog"):
-            (tmp_path / "cls" / split / name).mkdir(parents=True)
-            cv2.imwrite(str(tmp_path / "cls" / split / name / "0.jpg"), np.zeros((32, 32, 3), np.uint8))
-    with pytest.raises(NotImplementedError, match="class_balance is not supported for task=classify"):
-        Model("yolo11n-cls.yaml").train(
-            data=str(tmp_path / "cls"), class_balance=True, **TRAIN, project=str(tmp_path / "runs"), name="run"
-        )
+    module, name = trainer.rsplit(".", 1)
+    trainer_class = getattr(importlib.import_module(module), name)
+    args = dict(
+        model=model, task=task, data=str(datasets("segment")), class_balance=True, **TRAIN, project=str(tmp_path)
+    )
+    with pytest.raises(NotImplementedError, match=f"class_balance is not supported for task={task} with {name}"):
+        trainer_class(overrides=args)
+    assert not list(tmp_path.rglob("*.pt"))
 
 
 def test_resume_keeps_balancing(datasets, tmp_path):

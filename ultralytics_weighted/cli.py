@@ -2,6 +2,7 @@
 """Command line `ultralytics-weighted COMMAND [key=value ...]`, in Ultralytics' key=value style.
 
 Commands:
+    stats     compare the aggregations on a dataset's labels, without training
     demo      generate a small imbalanced dataset and run a short balanced `yolo train` on CPU
     version   print the package version
     help      print this help
@@ -9,6 +10,7 @@ Commands:
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -19,6 +21,12 @@ from pathlib import Path
 HELP = """\
 Usage: ultralytics-weighted COMMAND [key=value ...]
 
+  stats data=PATH [class_balance=1.0] [split=train] [format=table|json] [plot=FILE.png] [balance_agg=mean]
+        [task=...] [classes=...] [fraction=...]
+      Read the split's labels the way training does (data.yaml for detect/segment/pose/obb, or a classification
+      folder) and print one row per aggregation (none, mean, max, median, sum, ...): max/min class share, effective
+      sample size, coverage, largest expected repeats of one image per epoch, and each class's expected share.
+      format=json prints the same as JSON; plot=FILE.png saves the class balance plot for balance_agg.
   demo [dir=PATH] [epochs=3] [imgsz=96] [class_balance=True] [balance_agg=mean] [any yolo train key=value]
       Generate a small synthetic imbalanced detection dataset (3 classes, 'rare' about 8x rarer than 'common') and run
       `yolo train ... class_balance=True` on CPU; the balance table is logged at train start. Without dir= everything
@@ -55,6 +63,62 @@ def parse_key_values(args: list[str]) -> dict[str, str]:
             raise SystemExit(f"ultralytics-weighted: '{arg}' is not a key=value argument.\n\n{HELP}")
         parsed[key.strip()] = value.strip()
     return parsed
+
+
+def stats(options: dict[str, str]) -> int:
+    """Print the balance figures of every aggregation for a dataset, as a table or JSON.
+
+    Args:
+        options (dict[str, str]): `data` (required), `class_balance`, `split`, `format`, `plot`, `balance_agg` and other
+            Ultralytics train keys that change which labels are used (`task`, `classes`, `fraction`, `single_cls`).
+
+    Returns:
+        (int): Exit code.
+    """
+    from ultralytics.cfg import smart_value
+
+    from ultralytics_weighted.config import balance_strength, check_balance_args
+    from ultralytics_weighted.integration import load_label_classes
+    from ultralytics_weighted.report import compare_aggregations, format_aggregation_table, plot_balance
+
+    values = {k: smart_value(v) for k, v in options.items()}
+    split, fmt, plot = values.pop("split", "train"), str(values.pop("format", "table")), values.pop("plot", None)
+    values.setdefault("class_balance", 1.0)
+    if "data" not in values:
+        raise SystemExit(f"ultralytics-weighted stats: data=... is required.\n\n{HELP}")
+    if fmt not in {"table", "json"}:
+        raise SystemExit(f"ultralytics-weighted stats: format={fmt} is not valid, use format=table or format=json.")
+    check_balance_args(values)
+    strength = balance_strength(values["class_balance"])
+    classes, names, task = load_label_classes(values, split)
+    rows = compare_aggregations(classes, len(names), strength)
+    if fmt == "json":
+        summary = {"data": str(values["data"]), "split": split, "task": task, "class_balance": strength}
+        print(json.dumps({**summary, "images": len(classes), "names": names, "aggregations": rows}, indent=2))
+    else:
+        backgrounds = sum(len(c) == 0 for c in classes)
+        print(
+            f"{values['data']} ({split}, {task}): {len(classes)} images, {backgrounds} backgrounds, "
+            f"class_balance={strength:g}; expected share of each class per epoch by aggregation:"
+        )
+        print("\n".join(format_aggregation_table(rows, names)))
+    if plot:
+        agg = values.get("balance_agg", "mean")
+        row = next((r for r in rows if r["agg"] == agg), None)
+        if row is None:
+            raise SystemExit(f"ultralytics-weighted stats: balance_agg={agg} is not one of the aggregations.")
+        from ultralytics_weighted.balance import balance_stats, image_weights
+
+        p = image_weights(classes, len(names), agg, strength)
+        path = plot_balance(
+            balance_stats(classes, len(names), p),
+            names,
+            plot,
+            strength,
+            f"{values['data']} ({split}), class_balance={strength:g} balance_agg={agg}",
+        )
+        print(f"saved {path}", file=sys.stderr if fmt == "json" else sys.stdout)
+    return 0
 
 
 def yolo_command() -> list[str]:
@@ -123,6 +187,8 @@ def main(argv: list[str] | None = None) -> int:
 
         print(__version__)
         return 0
+    if command == "stats":
+        return stats(parse_key_values(args))
     if command == "demo":
         return demo(parse_key_values(args))
     print(f"ultralytics-weighted: unknown command '{command}'.\n\n{HELP}", file=sys.stderr)

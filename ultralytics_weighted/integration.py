@@ -7,9 +7,10 @@ are first imported (they load lazily, so a plain `import ultralytics` stays as f
 
 - `ultralytics.cfg.check_cfg` also checks the two keys, so bad values fail before any data is loaded;
 - `BaseTrainer.__init__` refuses tasks that cannot be balanced and settings that conflict, before training;
-- `DetectionTrainer.build_dataset` (detect, segment, pose, obb) and `RTDETRTrainer.build_dataset` return a balanced
-  subclass of the stock dataset in train mode with balancing on, and exactly the stock dataset otherwise;
-- the detection trainers' `build_dataloader` gives such a dataset its `BalancedSampler`.
+- `DetectionTrainer.build_dataset` (detect, segment, pose, obb), `RTDETRTrainer.build_dataset` and
+  `ClassificationTrainer.build_dataset` return a balanced subclass of the stock dataset in train mode with balancing
+  on, and exactly the stock dataset otherwise;
+- the detection and classification trainers' `build_dataloader` gives such a dataset its `BalancedSampler`.
 """
 
 from __future__ import annotations
@@ -20,11 +21,11 @@ import numpy as np
 
 from ultralytics_weighted.balance import balance_stats, image_weights
 from ultralytics_weighted.config import AFTER_KEY, DEFAULTS, balance_strength, check_balance_args
-from ultralytics_weighted.report import format_balance_table
+from ultralytics_weighted.report import format_balance_table, plot_balance
 from ultralytics_weighted.sampler import BalancedSampler
 from ultralytics_weighted_hook import when_imported
 
-BALANCED_TASKS = frozenset({"detect", "segment", "pose", "obb"})
+BALANCED_TASKS = frozenset({"detect", "segment", "pose", "obb", "classify"})
 _PATCHED = "_ultralytics_weighted"  # attribute marking functions this module installed
 
 
@@ -117,7 +118,7 @@ def check_trainer(trainer) -> None:
     if args.task not in BALANCED_TASKS or not _is_patched(type(trainer).build_dataset):
         raise NotImplementedError(
             f"class_balance is not supported for task={args.task} with {type(trainer).__name__} yet. "
-            f"Balanced training works for {', '.join(sorted(BALANCED_TASKS))} (YOLO and RT-DETR); "
+            f"Balanced training works for {', '.join(sorted(BALANCED_TASKS))} (YOLO and RT-DETR models); "
             "set class_balance=False to train this model."
         )
     if args.rect:
@@ -165,35 +166,51 @@ def _patch_trainer(trainer_module) -> None:
 # Balanced dataset
 
 
+def dataset_label_classes(dataset) -> list[np.ndarray]:
+    """Return the class ids of each image's objects in dataset order, from the labels the dataset really uses.
+
+    Args:
+        dataset (YOLODataset | ClassificationDataset): A built Ultralytics dataset (after `classes=`, `fraction`, ...).
+
+    Returns:
+        (list[np.ndarray]): One 1-D array of class ids per image (one id per image for classification).
+    """
+    if hasattr(dataset, "labels"):  # YOLODataset and subclasses: one (n, 1) 'cls' array per image
+        return [label["cls"].reshape(-1) for label in dataset.labels]
+    return [np.array([sample[1]]) for sample in dataset.samples]  # ClassificationDataset: (file, class index, ...)
+
+
 class BalancedDatasetMixin:
-    """Mixin for a YOLO dataset class whose train images are drawn by class-balanced probabilities.
+    """Mixin for a dataset class whose train images are drawn by class-balanced probabilities.
 
     The dataset holds `image_probabilities` (one per image, computed from the labels in use: after `classes=`
-    filtering, `fraction` and any re-sorting) and hands the train loader a `BalancedSampler` over them. Mosaic, MixUp,
-    CutMix and CopyPaste partners are drawn from the same probabilities wherever stock Ultralytics picks them uniformly
-    from the whole dataset (MixUp, CutMix, CopyPaste; Mosaic with `cache=ram`). Mosaic's default buffer of recently
-    loaded images already consists of balanced draws and is kept as it is.
+    filtering, `fraction` and any re-sorting) and hands the train loader a `BalancedSampler` over them. For YOLO
+    datasets, Mosaic, MixUp, CutMix and CopyPaste partners are drawn from the same probabilities wherever stock
+    Ultralytics picks them uniformly from the whole dataset (MixUp, CutMix, CopyPaste; Mosaic with `cache=ram`).
+    Mosaic's default buffer of recently loaded images already consists of balanced draws and is kept as it is.
     """
 
     __slots__ = ()  # no layout of its own, so that a built stock dataset can switch to the balanced subclass
     stock_class: type  # the stock dataset class this balanced class extends (set by `balanced_class`)
 
-    def set_balance(self, strength: float, agg: str, seed: int = 0) -> None:
+    def set_balance(self, strength: float, agg: str, names: dict, seed: int = 0) -> None:
         """Compute the per-image probabilities and re-point the augmentation partners at them.
 
         Args:
             strength (float): Balancing strength in (0, 1].
             agg (str): How an image's objects combine their class weights.
+            names (dict): Class names by class id (the trainer's `data["names"]`).
             seed (int): Seed of the per-epoch draws.
         """
-        self.balance_strength, self.balance_agg, self.balance_seed = strength, agg, seed
-        self.image_probabilities = image_weights(self.label_classes(), len(self.data["names"]), agg, strength)
+        self.balance_strength, self.balance_agg, self.balance_names, self.balance_seed = strength, agg, names, seed
+        self.image_probabilities = image_weights(dataset_label_classes(self), len(names), agg, strength)
         self._cumulative_probabilities = np.cumsum(self.image_probabilities)
-        _weight_mix_partners(self, self.transforms)
+        if hasattr(self, "transforms"):
+            _weight_mix_partners(self, self.transforms)
 
-    def label_classes(self) -> list[np.ndarray]:
-        """Return the class ids of each image's objects, in dataset order."""
-        return [label["cls"].reshape(-1) for label in self.labels]
+    def balance_stats(self) -> dict:
+        """Return `balance_stats` (shares before/after, imbalance, ESS, coverage) for this dataset's probabilities."""
+        return balance_stats(dataset_label_classes(self), len(self.balance_names), self.image_probabilities)
 
     def sampler(self, num_replicas: int | None = None, rank: int | None = None) -> BalancedSampler:
         """Return the train sampler over this dataset's probabilities (DDP layout from torch.distributed if None)."""
@@ -202,7 +219,9 @@ class BalancedDatasetMixin:
     def partner_indexes(self, k: int) -> np.ndarray:
         """Draw `k` augmentation partner indexes from the image probabilities (O(k log N), per-worker numpy RNG)."""
         u = np.random.random(k) * self._cumulative_probabilities[-1]
-        return np.searchsorted(self._cumulative_probabilities, u, side="right").clip(max=len(self.labels) - 1)
+        return np.searchsorted(self._cumulative_probabilities, u, side="right").clip(
+            max=len(self._cumulative_probabilities) - 1
+        )
 
     def build_transforms(self, hyp=None):
         """Build the stock transforms, with partners drawn by the image probabilities (also after close_mosaic)."""
@@ -249,46 +268,56 @@ def balanced_class(dataset_class: type) -> type:
     if dataset_class not in _BALANCED_CLASSES:
         name = f"Balanced{dataset_class.__name__}"
         # The mixin goes last so that the instance layout stays the stock one (required to switch `__class__`); the
-        # methods it overrides are put on the class itself.
+        # method it overrides is put on the class itself.
         namespace = {"__module__": __name__, "__qualname__": name, "__slots__": (), "stock_class": dataset_class}
-        namespace["build_transforms"] = BalancedDatasetMixin.build_transforms
+        if hasattr(dataset_class, "build_transforms"):
+            namespace["build_transforms"] = BalancedDatasetMixin.build_transforms
         cls = type(name, (dataset_class, BalancedDatasetMixin), namespace)
         cls.__doc__ = f"{dataset_class.__name__} whose train images are drawn by class-balanced probabilities."
         globals()[name] = _BALANCED_CLASSES[dataset_class] = cls
     return _BALANCED_CLASSES[dataset_class]
 
 
-def make_balanced(dataset, strength: float, agg: str, seed: int = 0):
+def make_balanced(dataset, strength: float, agg: str, names: dict, seed: int = 0):
     """Turn a built stock train dataset into its balanced subclass, in place, and return it.
 
     The stock constructor has already loaded, filtered and ordered the labels exactly as training uses them, so the
     weights are computed from those; switching the instance's class keeps everything else the stock dataset did.
 
     Args:
-        dataset (YOLODataset): A stock train dataset (YOLODataset or RTDETRDataset).
+        dataset (YOLODataset | ClassificationDataset): A stock train dataset.
         strength (float): Balancing strength in (0, 1].
         agg (str): Aggregation of an image's class weights.
+        names (dict): Class names by class id.
         seed (int): Seed of the per-epoch draws.
 
     Returns:
         (BalancedDatasetMixin): The same object, now of the balanced subclass.
     """
     dataset.__class__ = balanced_class(type(dataset))
-    dataset.set_balance(strength, agg, seed)
+    dataset.set_balance(strength, agg, names, seed)
     return dataset
 
 
-def log_balance(dataset: BalancedDatasetMixin) -> None:
-    """Log the per-class table and summary line of a balanced dataset."""
+def log_balance(dataset: BalancedDatasetMixin, task: str) -> None:
+    """Log the per-class table and summary line of a balanced dataset, and what does not apply or is never drawn."""
     LOGGER, _, prefix = _logger()
-    classes = dataset.label_classes()
-    stats = balance_stats(classes, len(dataset.data["names"]), dataset.image_probabilities)
+    classes, names = dataset_label_classes(dataset), dataset.balance_names
+    stats = dataset.balance_stats()
     backgrounds = sum(len(c) == 0 for c in classes)
+    kept = f" ({backgrounds} backgrounds keep their share)" if backgrounds else ""
     lines = [
-        f"class_balance={dataset.balance_strength:g} balance_agg={dataset.balance_agg}: {len(classes)} train images "
-        f"({backgrounds} backgrounds keep their share), expected share of each class per epoch:"
+        f"class_balance={dataset.balance_strength:g} balance_agg={dataset.balance_agg}: {len(classes)} train images"
+        f"{kept}, expected share of each class per epoch:"
     ]
-    LOGGER.info("\n".join(prefix + line for line in lines + format_balance_table(stats, dataset.data["names"])))
+    lines += format_balance_table(stats, names)
+    if task == "classify":
+        lines.append("balance_agg does not apply to classification (one label per image): every value gives the same.")
+    if absent := [str(names[c]) for c in range(len(names)) if not stats["instances"][c]]:
+        lines.append(f"no training images for {', '.join(absent)}: never drawn, shares are over the other classes.")
+    if (stats["instances"] > 0).sum() < 2:
+        lines.append("only one class has labels, so there is nothing to balance: sampling stays uniform.")
+    LOGGER.info("\n".join(prefix + line for line in lines))
 
 
 def _balanced_build_dataset(build_dataset):
@@ -300,15 +329,19 @@ def _balanced_build_dataset(build_dataset):
         strength = balance_strength(getattr(self.args, "class_balance", False))
         if mode != "train" or not strength or self.args.single_cls:
             return dataset
-        from ultralytics.data.dataset import YOLODataset
+        from ultralytics.data.dataset import ClassificationDataset, YOLODataset
         from ultralytics.models.rtdetr.val import RTDETRDataset
 
-        if type(dataset) not in {YOLODataset, RTDETRDataset}:
+        if type(dataset) not in {YOLODataset, RTDETRDataset, ClassificationDataset}:
             raise NotImplementedError(f"class_balance is not supported for {type(dataset).__name__} datasets yet.")
-        make_balanced(dataset, strength, self.args.balance_agg, self.args.seed)
+        make_balanced(dataset, strength, self.args.balance_agg, self.data["names"], self.args.seed)
         _, RANK, _ = _logger()
         if RANK in {-1, 0}:
-            log_balance(dataset)
+            log_balance(dataset, self.args.task)
+            if self.args.plots:
+                settings = f"class_balance={strength:g} balance_agg={self.args.balance_agg}"
+                path = self.save_dir / "class_balance.png"
+                plot_balance(dataset.balance_stats(), self.data["names"], path, strength, settings)
         return dataset
 
     wrapper.__doc__ = build_dataset.__doc__
@@ -359,9 +392,55 @@ def _patch_detection(module) -> None:
         module.build_dataloader = _balanced_build_dataloader(module.build_dataloader)
 
 
+def _patch_classification(module) -> None:
+    """Balance ClassificationTrainer in train mode (its val loader keeps stock shuffling and is never balanced)."""
+    _patch_build_dataset(module.ClassificationTrainer)
+    if not _is_patched(module.build_dataloader):
+        module.build_dataloader = _balanced_build_dataloader(module.build_dataloader)
+
+
 def _patch_rtdetr(module) -> None:
     """Balance RTDETRTrainer, which builds its own dataset and inherits the detection dataloader."""
     _patch_build_dataset(module.RTDETRTrainer)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Labels for `ultralytics-weighted stats`
+
+
+def load_label_classes(overrides: dict, split: str = "train") -> tuple[list[np.ndarray], dict, str]:
+    """Build a split's dataset the way training does and return its label classes, without loading any image.
+
+    Args:
+        overrides (dict): Ultralytics train keys, at least `data`; `task`, `classes`, `fraction`, `single_cls` count.
+        split (str): 'train', 'val' or 'test'.
+
+    Returns:
+        classes (list[np.ndarray]): Class ids of each image's objects (one id per image for classification).
+        names (dict): Class names by class id.
+        task (str): The task the data was read for ('classify' for a folder dataset without a `task` key).
+    """
+    from ultralytics.cfg import get_cfg
+    from ultralytics.data.build import build_yolo_dataset
+    from ultralytics.data.dataset import ClassificationDataset
+    from ultralytics.data.utils import check_cls_dataset, check_det_dataset, get_split_fraction
+
+    overrides = dict(overrides)
+    data = str(overrides.get("data") or "")
+    if "task" not in overrides and not data.endswith((".yaml", ".yml")):
+        overrides["task"] = "classify"  # as Ultralytics: a folder (or a name without .yaml) is a classification set
+    cfg = get_cfg(overrides={**overrides, "mode": "train"})
+    if cfg.task == "classify":
+        info = check_cls_dataset(cfg.data, split=split)
+        cfg.fraction = get_split_fraction(cfg.fraction, split)
+        dataset = ClassificationDataset(str(info[split]), cfg, augment=False, prefix=split, names=info["names"])
+    else:
+        info = check_det_dataset(cfg.data)
+        if not info.get(split):
+            raise FileNotFoundError(f"data={cfg.data} has no '{split}' split.")
+        dataset = build_yolo_dataset(cfg, info[split], cfg.batch, info, mode="train" if split == "train" else "val")
+    names = {0: "item"} if cfg.single_cls else info["names"]  # the datasets map every label to 0 with single_cls
+    return dataset_label_classes(dataset), names, cfg.task
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -387,3 +466,4 @@ def activate() -> None:
     when_imported("ultralytics.engine.trainer", _patch_trainer)
     when_imported("ultralytics.models.yolo.detect.train", _patch_detection)
     when_imported("ultralytics.models.rtdetr.train", _patch_rtdetr)
+    when_imported("ultralytics.models.yolo.classify.train", _patch_classification)

@@ -256,3 +256,43 @@ def class_counts(root: str | Path, split: str = "train") -> dict[int, int]:
                 cls = int(float(line.split()[0]))
                 counts[cls] = counts.get(cls, 0) + 1
     return dict(sorted(counts.items()))
+
+
+def make_classification_dataset(
+    root: str | Path, counts: dict[str, int] | None = None, n_val: int = 4, imgsz: int = 32, seed: int = 0
+) -> Path:
+    """Write a tiny, imbalanced ImageFolder-style classification dataset and return its root.
+
+    Layout: ``root/train/<class>/*.jpg`` and ``root/val/<class>/*.jpg``. Each class is one coloured shape (the
+    detection classes' shapes and colours, cycling for more than 3 classes) on a noisy background. A class with count 0
+    gets an empty train folder (``val`` always holds ``n_val`` images of every class).
+
+    Args:
+        root (str | Path): Output directory.
+        counts (dict[str, int], optional): Training images per class name; default {'common': 30, 'medium': 8,
+            'rare': 3}.
+        n_val (int): Validation images per class.
+        imgsz (int): Image side in pixels.
+        seed (int): Random seed.
+
+    Returns:
+        (Path): The dataset root, to pass as ``data=`` to ``yolo classify train``.
+
+    Examples:
+        >>> import tempfile
+        >>> root = make_classification_dataset(tempfile.mkdtemp(), {"cat": 5, "dog": 1})
+        >>> sorted(p.name for p in (root / "train").iterdir()), len(list((root / "train" / "cat").iterdir()))
+        (['cat', 'dog'], 5)
+    """
+    counts = {"common": 30, "medium": 8, "rare": 3} if counts is None else counts
+    root, rng = Path(root), np.random.default_rng(seed)
+    for split in ("train", "val"):
+        for k, (name, n) in enumerate(counts.items()):
+            folder = root / split / name
+            folder.mkdir(parents=True, exist_ok=True)
+            for i in range(n if split == "train" else n_val):
+                side = imgsz * rng.uniform(0.5, 0.8)
+                x1, y1 = rng.uniform(0, imgsz - side, size=2)
+                image = _render([(k % len(CLASS_COLORS), _shape_polygon(k % 3, x1, y1, side, side))], imgsz, rng)
+                cv2.imwrite(str(folder / f"{split}_{i:04d}.jpg"), image[..., ::-1])  # RGB to BGR
+    return root
