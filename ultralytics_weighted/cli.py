@@ -3,6 +3,7 @@
 
 Commands:
     stats     compare the aggregations on a dataset's labels, without training
+    compare   train variants x seeds with otherwise identical settings and report per-class AP
     demo      generate a small imbalanced dataset and run a short balanced `yolo train` on CPU
     version   print the package version
     help      print this help
@@ -27,6 +28,11 @@ Usage: ultralytics-weighted COMMAND [key=value ...]
       folder) and print one row per aggregation (none, mean, max, median, sum, ...): max/min class share, effective
       sample size, coverage, largest expected repeats of one image per epoch, and each class's expected share.
       format=json prints the same as JSON; plot=FILE.png saves the class balance plot for balance_agg.
+  compare data=PATH [variants=none,mean,sum,auto] [seeds=3] [project=runs/compare] [name=NAME] [model=yolo11n.yaml]
+        [epochs=...] [imgsz=...] [any yolo train key=value]
+      Train every variant x seed (sequentially; finished runs are skipped when re-run), validate each run's best
+      weights on the val split and write compare.md, compare.csv and compare.png. A variant is none (stock), an
+      aggregation (mean, max, median, sum, auto), an aggregation@strength (mean@0.5) or a train key=value (cls_pw=1.0).
   demo [dir=PATH] [epochs=3] [imgsz=96] [class_balance=True] [balance_agg=mean] [any yolo train key=value]
       Generate a small synthetic imbalanced detection dataset (3 classes, 'rare' about 8x rarer than 'common') and run
       `yolo train ... class_balance=True` on CPU; the balance table is logged at train start. Without dir= everything
@@ -189,6 +195,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if command == "stats":
         return stats(parse_key_values(args))
+    if command == "compare":
+        from ultralytics_weighted.compare import main as compare
+
+        return compare(parse_key_values(args))
     if command == "demo":
         return demo(parse_key_values(args))
     print(f"ultralytics-weighted: unknown command '{command}'.\n\n{HELP}", file=sys.stderr)
