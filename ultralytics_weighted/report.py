@@ -152,7 +152,8 @@ def plot_balance(
         f"ESS {stats['ess']:.2f}, coverage {stats['coverage']:.0%}".strip(),
         fontsize=10,
     )
-    ax.legend(fontsize=8, frameon=False)
+    ax.set_ylim(0, 1.35 * max(before.max(), after.max(), 1e-9))  # headroom keeps the legend off the bars
+    ax.legend(fontsize=8, frameon=False, loc="upper right")
     ax.spines[["top", "right"]].set_visible(False)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
