@@ -64,7 +64,7 @@ def test_default_keys_and_namespace_explicit_import():
 @pytest.mark.parametrize(
     "arg, error, valid",
     [
-        ("balance_agg=foo", "'balance_agg=foo' is an invalid value", "mean, max, median, sum"),
+        ("balance_agg=foo", "'balance_agg=foo' is an invalid value", "mean, max, median, sum, auto"),
         ("class_balance=2", "'class_balance=2' is an invalid value", "between 0.0 and 1.0"),
         ("class_balance=-0.1", "'class_balance=-0.1' is an invalid value", "between 0.0 and 1.0"),
         ("class_balance=yes", "'class_balance=yes' is of invalid type str", "bool (i.e. 'class_balance=True')"),

@@ -9,15 +9,25 @@ Definitions used everywhere (log, stats, docs), for sampling probabilities p ove
     imbalance                      max / min share over the classes present
     effective sample size (ESS)    1 / (N * sum(p_i**2))        1.0 = uniform sampling
     coverage                       expected share of distinct images drawn in one epoch of N draws
+    target share at strength s     t_c ∝ n_c ** (1 - s), n_c = instances of c: s = 1 equal shares, s = 0 as in the data
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import numpy as np
 
-AGGREGATIONS = ("mean", "max", "median", "sum")  # how an image's instance class weights combine into its weight
+AGGREGATIONS = ("mean", "max", "median", "sum", "auto")  # how an image's instance class weights combine into its weight
+
+# balance_agg=auto: solved probabilities (see `_auto_probabilities`)
+AUTO_TOLERANCE = 1.02  # stop once max/min over classes of (expected share / target share) is at most this
+AUTO_MIN_DRAWS = 0.02  # floor of expected draws per epoch N * p_i of every labelled image: nothing drops out
+AUTO_MAX_DRAWS = 10.0  # cap of expected draws per epoch N * p_i: more repeats of one image mostly feed memorization
+AUTO_MAX_ITER = 30  # Newton iterations at most, both phases together (reachable targets take fewer than 10)
+AUTO_MAX_STEP = 2.0  # largest change of one class' log weight per Newton iteration (trust region)
+AUTO_MIN_PROGRESS, AUTO_PATIENCE = 0.01, 2  # stop after 2 iterations that do not cut the imbalance by 1% more
 
 
 def flatten_labels(classes: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -81,6 +91,275 @@ def _aggregate(values: np.ndarray, img: np.ndarray, n_images: int, agg: str, sor
     return out
 
 
+def target_shares(counts: np.ndarray, power: float = 1.0) -> np.ndarray:
+    """Return the class shares that balancing at strength `power` aims for: t_c ∝ n_c ** (1 - power).
+
+    Args:
+        counts (np.ndarray): Instances per class.
+        power (float): Balancing strength in [0, 1]; 1 = equal shares of the classes present, 0 = shares as in the data.
+
+    Returns:
+        (np.ndarray): float64 target share per class, summing to 1 over the classes present (0 for absent classes).
+
+    Examples:
+        >>> target_shares(np.array([90, 10, 0])).tolist()
+        [0.5, 0.5, 0.0]
+        >>> target_shares(np.array([90, 10, 0]), power=0.5).round(2).tolist()
+        [0.75, 0.25, 0.0]
+    """
+    counts = np.asarray(counts, dtype=np.float64)
+    t = np.zeros_like(counts)
+    present = counts > 0
+    t[present] = counts[present] ** (1.0 - power)
+    return t / t.sum() if present.any() else t
+
+
+def _clipped_softmax(z: np.ndarray, lo: float, hi: float, a: float) -> tuple[np.ndarray, float, np.ndarray]:
+    """Return q_i = clip(exp(z_i - a), lo, hi) with the log normalizer `a` solved so that sum(q) = 1, and the free mask.
+
+    sum(q) is continuous, piecewise exponential and decreasing in `a`: Newton steps (scale the free images so that they
+    fill the mass the clipped ones leave, exact once the clipped set is right), kept inside a bisection bracket; `a`
+    is the starting guess. exp(z - a) = exp(z - a0) * exp(a0 - a) costs one product per step while |a - a0| <= 30,
+    the margin by which the exponents are clipped outside [log lo, log hi] (clipping q makes them moot beyond).
+    """
+    log_lo, log_hi = np.log(lo), np.log(hi)
+    a_low, a_high = z.min() - log_hi, z.max() - log_lo  # sum(q) = n*hi > 1 at a_low, n*lo < 1 at a_high
+    a = a0 = min(max(a, a_low), a_high)
+    x = np.exp(np.clip(z - a0, log_lo - 31.0, log_hi + 31.0))
+    for _ in range(100):
+        if abs(a - a0) > 30.0:
+            a0 = a
+            x = np.exp(np.clip(z - a0, log_lo - 31.0, log_hi + 31.0))
+        y = x * np.exp(a0 - a)
+        total = np.clip(y, lo, hi).sum()
+        if abs(total - 1.0) <= 1e-12:
+            break
+        a_low, a_high = (a, a_high) if total > 1.0 else (a_low, a)
+        clipped = lo * np.count_nonzero(y <= lo) + hi * np.count_nonzero(y >= hi)
+        free_mass, rest = total - clipped, 1.0 - clipped  # the free images' mass, and the mass they should hold
+        a_new = a + np.log(free_mass / rest) if free_mass > 0 and rest > 0 else 0.5 * (a_low + a_high)
+        a = a_new if a_low < a_new < a_high else 0.5 * (a_low + a_high)
+    q = np.clip(y, lo, hi)
+    return q / q.sum(), a, (y > lo) & (y < hi)
+
+
+def _damped_step(h: np.ndarray, g: np.ndarray, t: np.ndarray, radius: float) -> np.ndarray | None:
+    """Return the Levenberg-Marquardt step d = -(H + mu I)^+ g, or None when even the full step predicts no gain.
+
+    The pseudo-inverse works on the range of H: the dual Hessian has null vector 1 (adding a constant to phi changes
+    nothing), and a direction that only moves images already at a bound has no curvature left. mu >= 0 is the smallest
+    (bisection on log mu) that keeps every class' log weight change |d_c - t . d| within `radius` (trust region), so a
+    class with little curvature (a rare class near the cap) takes a bounded step without holding back the others, as
+    scaling the whole step would.
+    """
+    lam, vec = np.linalg.eigh(h)
+    keep = lam > 1e-9 * max(lam.max(), 1e-300)
+    lam, vec = lam[keep], vec[:, keep]
+    g_eig = vec.T @ g
+
+    def step(mu):
+        d = -vec @ (g_eig / (lam + mu))
+        return d, np.abs(d - t @ d).max()
+
+    d, size = step(0.0)
+    if -g @ d <= 1e-12:  # the decrease of the objective that a full step predicts (Newton decrement)
+        return None
+    if size > radius:
+        mu_low, mu_high = 0.0, 2.0 * np.abs(g_eig).sum() / radius  # |d_c - t . d| <= 2 sum|g_eig| / mu
+        for _ in range(50):
+            mu = np.sqrt(mu_low * mu_high) if mu_low else 1e-12 * mu_high
+            mu_low, mu_high = (mu, mu_high) if step(mu)[1] > radius else (mu_low, mu)
+        d, size = step(mu_high)
+        d *= min(1.0, radius / size)  # in case the bound is not monotone in mu
+    return d
+
+
+def _fixed_weights(cls: np.ndarray, img: np.ndarray, amount: np.ndarray, n: int, weights: np.ndarray) -> list:
+    """Return the mean, max, median and sum image weights (as `_aggregate`) from (image, class, count) triples.
+
+    The triples are sorted by image, then by class weight `weights[cls]`, and every image in [0, n) has one.
+    """
+    starts = np.flatnonzero(np.concatenate(([True], img[1:] != img[:-1])))  # first triple of each image
+    values = weights[cls]
+    total, count = np.bincount(img, values * amount, n), np.bincount(img, amount, n)
+    running = np.cumsum(amount)  # instances up to and including each triple
+    before = running[starts] - amount[starts]  # instances of the previous images
+    middle = [np.searchsorted(running, before + k, side="right") for k in ((count - 1) // 2, count // 2)]
+    median = 0.5 * (values[middle[0]] + values[middle[1]])  # of the middle instance(s) in weight order
+    return [total / count, np.maximum.reduceat(values, starts), median, total]
+
+
+def _auto_probabilities(cls: np.ndarray, img: np.ndarray, n: int, power: float) -> np.ndarray:
+    """Solve for the maximum-entropy probabilities of `n` labelled images whose expected class shares hit the targets.
+
+    1. Problem: the q closest to uniform u = 1/n in KL divergence with sum_i q_i (A_ic - t_c n_i) = 0 for every class c
+    (A_ic = instances of c in image i, n_i = sum_c A_ic, t = `target_shares`) and lo <= q_i <= hi, where lo = floor/n
+    and hi = cap/n keep n q_i (= N p_i) within [AUTO_MIN_DRAWS, AUTO_MAX_DRAWS]. Its solution has one weight per class:
+    q_i = clip(exp(z_i - a), lo, hi) with z_i = sum_c A_ic psi_c, psi = phi - (t . phi), and `a` normalizing. The
+    multipliers phi minimize the convex dual f(phi) = max_q [q . z - KL(q || u)], a C-dimensional problem: damped
+    Newton steps with a line search, each a few passes over the (image, class, count) triples; the first iterate whose
+    shares are within AUTO_TOLERANCE of the targets is returned.
+
+    2. Targets out of reach inside the bounds leave the dual without a minimum. That is certified by f < -log(cap), as
+    every q within the bounds has KL(q || u) <= log(cap), or shows as Newton stalling (AUTO_PATIENCE iterations without
+    AUTO_MIN_PROGRESS). The solver then minimizes the spread of the log share ratios, sum_c (rho_c - mean(rho))^2 with
+    rho_c = log(share_c / t_c), by Gauss-Newton steps in psi from the most balanced point so far.
+
+    3. If the targets are still out of reach, the most balanced of that point and the four fixed aggregations (clipped
+    to the same bounds) is returned.
+
+    Args:
+        cls (np.ndarray): Class id of every instance, in [0, C) with every class present.
+        img (np.ndarray): Image index of every instance, non-decreasing, every image in [0, n) present.
+        n (int): Number of (labelled) images.
+        power (float): Balancing strength in [0, 1].
+
+    Returns:
+        (np.ndarray): float64 probabilities of the n images, summing to 1.
+    """
+    n_classes = int(cls.max()) + 1
+    counts = np.bincount(cls, minlength=n_classes)
+    order = np.argsort(class_weights(counts, power), kind="stable")  # renumber the classes in weight order (median)
+    renumber, counts = np.argsort(order), counts[order]
+    single_objects = len(cls) == n
+    t = target_shares(counts, power)
+    lo, hi = min(AUTO_MIN_DRAWS, 1.0) / n, max(AUTO_MAX_DRAWS, 1.0) / n
+    chunk = max(1, (1 << 18) // n_classes)  # images per dense (images x classes) block: 2 MB, stays in cache
+
+    def blocks(img):
+        """Yield (first image, images, instance slice) of each block of `chunk` images."""
+        bounds = np.searchsorted(img, np.arange(0, n + chunk, chunk).clip(max=n))
+        for k, s in enumerate(range(0, n, chunk)):
+            yield s, min(chunk, n - s), slice(bounds[k], bounds[k + 1])
+
+    # the sparse matrix A as (image, class, count) triples sorted by image and class, one per class present in an
+    # image (a crowd is one entry)
+    parts = []
+    for s, size, i in blocks(img):
+        block = np.bincount((img[i] - s) * n_classes + renumber[cls[i]], minlength=size * n_classes)
+        local = np.flatnonzero(block)  # position in the dense (images x classes) block
+        parts.append((local // n_classes + s, local % n_classes, block[local], local))
+    img, cls, amount, local = (np.concatenate(x) for x in zip(*parts))
+    amount = amount.astype(np.float64)
+    layout = list(blocks(img))
+    scratch = np.empty(len(img))  # per-triple values, reused: fresh large arrays cost page faults on every pass
+
+    def evaluate(psi, a):
+        """Return (z, q, a, free) for class log weights psi, `a` the guess of the log normalizer."""
+        np.multiply(np.take(psi, cls, out=scratch, mode="clip"), amount, out=scratch)
+        z = np.bincount(img, weights=scratch, minlength=n)  # z_i = sum_c A_ic psi_c
+        return z, *_clipped_softmax(z, lo, hi, a)
+
+    def expected(q):
+        """Return e_c = sum_i q_i A_ic (share_c = e_c / sum(e)) and the imbalance max/min of share_c / t_c."""
+        np.multiply(np.take(q, img, out=scratch, mode="clip"), amount, out=scratch)
+        e = np.bincount(cls, weights=scratch, minlength=n_classes)
+        return e, (e / t).max() / (e / t).min()
+
+    def covariance(q, free):
+        """Return d e / d psi = Cov_free(A) weighted by q: clipped images do not move with psi."""
+        root = np.sqrt(np.where(free, q, 0.0))
+        np.multiply(np.take(root, img, out=scratch, mode="clip"), amount, out=scratch)
+        m, v = np.zeros((n_classes, n_classes)), np.zeros(n_classes)
+        for s, size, i in layout:  # x_ic = sqrt(q_i) A_ic for one block of images at a time
+            x = np.bincount(local[i], scratch[i], size * n_classes).reshape(size, n_classes)
+            m += x.T @ x  # sum_i q_i A_i A_i^T
+            v += x.T @ root[s : s + size]  # sum_i q_i A_i
+        mass = root @ root  # of the free images
+        return m - np.outer(v, v) / mass if mass > 0 else m
+
+    def search(x, step, slope, value, at, center, radius):
+        """Backtracking (Armijo) line search from x along step; `at(x)` returns (objective, point). None: no descent.
+
+        Also returns the next trust region: at least twice the step if it was taken whole, else the step taken.
+        """
+        for halvings in range(30):
+            trial, point = at(x + step)
+            if trial <= value + 1e-4 * slope * 0.5**halvings:
+                size = np.abs(step - center @ step).max()
+                return x + step, trial, point, min(AUTO_MAX_STEP, size if halvings else max(radius, 2.0 * size))
+            step = step * 0.5
+        return None
+
+    def dual(phi, a):
+        """Return (f, state) at phi: f = q . z - KL(q || u) at the maximizing q, state = (z, q, a, free)."""
+        state = evaluate(phi - t @ phi, a)
+        return state[1] @ state[0] - state[1] @ np.log(state[1] * n), state
+
+    def start(phi, a):
+        """Return (phi, f, q, a, free, e, imbalance) at phi."""
+        f, (_, q, a, free) = dual(phi, a)
+        return phi, f, q, a, free, *expected(q)
+
+    # 1. the dual, from uniform sampling (phi = 0). With one object per image the inverse-frequency weights
+    # phi_c = log(t_c / n_c) hit the targets exactly (zero gradient): they are the answer unless a bound cuts them
+    phi, f, q, a, free, e, imbalance = min(
+        [start(np.zeros(n_classes), np.log(n))] + ([start(np.log(t / counts), np.log(n))] if single_objects else []),
+        key=lambda point: point[-1],
+    )
+    best, best_point, stalled, radius, iterations = imbalance, (phi - t @ phi, q, a, free, e), 0, AUTO_MAX_STEP, 0
+    projection = np.eye(n_classes) - t[:, None]  # B_i = P A_i: the constraint rows
+    while iterations < AUTO_MAX_ITER and imbalance > AUTO_TOLERANCE and stalled < AUTO_PATIENCE:
+        if f < -np.log(hi * n):  # out of reach: every q within the bounds has -KL(q || u) >= -log(cap) > f
+            break
+        # Newton on the dual: phi <- phi - (H + mu I)^+ g, g_c = sum_i q_i (A_ic - t_c n_i) = e_c - t_c sum(e),
+        # H = Cov_q(P A) over the free images (P = I - t 1^T), mu from the trust region, then a line search on f
+        g = e - t * e.sum()
+        step = _damped_step(projection @ covariance(q, free) @ projection.T, g, t, radius)
+        found = step is not None and search(phi, step, g @ step, f, functools.partial(dual, a=a), t, radius)
+        if not found:
+            break
+        (phi, f, (_, q, a, free), radius), iterations = found, iterations + 1
+        e, imbalance = expected(q)
+        stalled = 0 if imbalance < best * (1.0 - AUTO_MIN_PROGRESS) else stalled + 1
+        if imbalance < best:
+            best, best_point = imbalance, (phi - t @ phi, q, a, free, e)
+    if best <= AUTO_TOLERANCE:
+        return best_point[1]
+
+    # 2. out of reach: Gauss-Newton on |r|^2 / 2, r_c = rho_c - mean(rho), rho_c = log(share_c / t_c), from the most
+    # balanced point so far: psi <- psi - (J^T J + mu I)^+ J^T r, J = d r / d psi from d e_c / d psi_d = Cov_q(A)_cd
+    def spread(psi, a):
+        """Return (|r|^2 / 2, (q, a, free, e, r)) at psi, r_c = rho_c - mean(rho)."""
+        _, q, a, free = evaluate(psi, a)
+        e = expected(q)[0]
+        rho = np.log(e / (t * e.sum()))
+        r = rho - rho.mean()
+        return r @ r / 2, (q, a, free, e, r)
+
+    psi, q, a, free, e = best_point
+    r = np.log(e / (t * e.sum()))
+    r -= r.mean()
+    value, stalled, radius = r @ r / 2, 0, AUTO_MAX_STEP
+    while iterations < AUTO_MAX_ITER and stalled < AUTO_PATIENCE:
+        jac = covariance(q, free) / e[:, None]  # d log e_c / d psi_d
+        jac -= e @ jac / e.sum()  # d log share_c / d psi_d
+        jac -= jac.mean(0)  # d r_c / d psi_d
+        g = jac.T @ r  # gradient of |r|^2 / 2
+        step = _damped_step(jac.T @ jac, g, np.zeros(n_classes), radius)
+        found = step is not None and search(psi, step, g @ step, value, functools.partial(spread, a=a), 0 * t, radius)
+        if not found:
+            break
+        (psi, value, (q, a, free, e, r), radius), iterations = found, iterations + 1
+        imbalance = (e / t).max() / (e / t).min()
+        stalled = 0 if imbalance < best * (1.0 - AUTO_MIN_PROGRESS) else stalled + 1
+        if imbalance < best:
+            best, best_point = imbalance, (psi, q, a, free, e)
+        if best <= AUTO_TOLERANCE:
+            break
+
+    # 3. still out of reach: the fixed aggregations, clipped to the same bounds, are candidates too (auto is never less
+    # balanced than they are; with crowds of tied classes, the log-linear family can be hard to search)
+    q = best_point[1]
+    for w in _fixed_weights(cls, img, amount, n, class_weights(counts, power)):
+        log_w = np.log(w)
+        q_fixed = _clipped_softmax(log_w, lo, hi, np.log(np.exp(log_w - log_w.max()).sum()) + log_w.max())[0]
+        imbalance = expected(q_fixed)[1]
+        if imbalance < best:
+            best, q = imbalance, q_fixed
+    return q
+
+
 def check_aggregation(agg: str) -> None:
     """Raise ValueError, in Ultralytics' style, unless `agg` names one of `AGGREGATIONS`."""
     if agg not in AGGREGATIONS:
@@ -98,10 +377,15 @@ def image_weights(classes: Sequence[np.ndarray], nc: int, agg: str = "mean", pow
     redistributes draws among labelled images. Classes without instances affect nothing, and every labelled image keeps
     a probability above 0.
 
+    agg='auto' solves for the probabilities instead: the ones closest to uniform (maximum entropy) whose expected class
+    shares hit `target_shares(counts, power)` within AUTO_TOLERANCE, with every labelled image drawn between
+    AUTO_MIN_DRAWS and AUTO_MAX_DRAWS times per epoch in expectation; targets out of reach get the most balanced shares
+    found within those bounds (see `_auto_probabilities`).
+
     Args:
         classes (Sequence[np.ndarray]): Class ids of each image's objects, one 1-D int array per image.
         nc (int): Number of classes; ids must lie in [0, nc).
-        agg (str): How an image's objects combine: 'mean', 'max', 'median' or 'sum'.
+        agg (str): How an image's objects combine: 'mean', 'max', 'median', 'sum', or 'auto' (solved).
         power (float): Balancing strength in [0, 1]: 1 = inverse class frequency, 0.5 = square root, 0 = uniform.
 
     Returns:
@@ -112,6 +396,12 @@ def image_weights(classes: Sequence[np.ndarray], nc: int, agg: str = "mean", pow
         >>> p = image_weights([np.array([0, 0]), np.array([1]), np.array([], dtype=int)], nc=2, agg="mean")
         >>> p.round(3).tolist()
         [0.222, 0.444, 0.333]
+        >>> labels = [np.array([0, 0, 1]), np.array([0]), np.array([1]), np.array([], dtype=int)]
+        >>> image_weights(labels, nc=2, agg="auto").round(3).tolist()  # the background keeps 1/N
+        [0.188, 0.188, 0.375, 0.25]
+        >>> stats = {agg: balance_stats(labels, 2, image_weights(labels, 2, agg)) for agg in AGGREGATIONS}
+        >>> {agg: round(s["imbalance_after"], 2) for agg, s in stats.items()}  # max/min class share per epoch
+        {'mean': 1.25, 'max': 1.33, 'median': 1.2, 'sum': 1.6, 'auto': 1.0}
     """
     check_aggregation(agg)
     if not 0.0 <= power <= 1.0:
@@ -123,11 +413,20 @@ def image_weights(classes: Sequence[np.ndarray], nc: int, agg: str = "mean", pow
     if cls.size and (cls.min() < 0 or cls.max() >= nc):
         raise ValueError(f"class ids must lie in [0, {nc}), found {cls.min()}..{cls.max()}.")
     counts = np.bincount(cls, minlength=nc)
+    labelled = np.bincount(img, minlength=n_images) > 0
+    p = np.full(n_images, 1.0 / n_images)
+    if agg == "auto":
+        present = counts > 0
+        if present.sum() > 1:  # one class (or none) is balanced already
+            if not present.all():  # renumber the classes present 0..C-1
+                cls = (np.cumsum(present) - 1)[cls]
+            if not labelled.all():  # renumber the labelled images 0..L-1: backgrounds keep 1/N and take no part
+                img = (np.cumsum(labelled) - 1)[img]
+            p[labelled] = _auto_probabilities(cls, img, int(labelled.sum()), power) * (labelled.sum() / n_images)
+        return p
     cw = class_weights(counts, power)
     rank = np.argsort(np.argsort(cw, kind="stable"), kind="stable")  # class id -> rank of its weight (median sort)
     w = _aggregate(cw[cls], img, n_images, agg, rank[cls])
-    labelled = np.bincount(img, minlength=n_images) > 0
-    p = np.full(n_images, 1.0 / n_images)
     if labelled.any():
         p[labelled] = w[labelled] / w[labelled].sum() * (labelled.sum() / n_images)
     return p

@@ -4,6 +4,7 @@
 Commands:
     stats     compare the aggregations on a dataset's labels, without training
     compare   train variants x seeds with otherwise identical settings and report per-class AP
+    patch     check, apply or revert the upstream patch series on an Ultralytics source tree
     demo      generate a small imbalanced dataset and run a short balanced `yolo train` on CPU
     version   print the package version
     help      print this help
@@ -33,6 +34,9 @@ Usage: ultralytics-weighted COMMAND [key=value ...]
       Train every variant x seed (sequentially; finished runs are skipped when re-run), validate each run's best
       weights on the val split and write compare.md, compare.csv and compare.png. A variant is none (stock), an
       aggregation (mean, max, median, sum, auto), an aggregation@strength (mean@0.5) or a train key=value (cls_pw=1.0).
+  patch --check PATH | --apply PATH | --revert PATH
+      Add class balancing natively to an Ultralytics checkout or installed package with the patch series in
+      patches/ (refused when the tree's version differs from the release the series was made for).
   demo [dir=PATH] [epochs=3] [imgsz=96] [class_balance=True] [balance_agg=mean] [any yolo train key=value]
       Generate a small synthetic imbalanced detection dataset (3 classes, 'rare' about 8x rarer than 'common') and run
       `yolo train ... class_balance=True` on CPU; the balance table is logged at train start. Without dir= everything
@@ -199,6 +203,10 @@ def main(argv: list[str] | None = None) -> int:
         from ultralytics_weighted.compare import main as compare
 
         return compare(parse_key_values(args))
+    if command == "patch":
+        from ultralytics_weighted.patching import main as patch
+
+        return patch(args)
     if command == "demo":
         return demo(parse_key_values(args))
     print(f"ultralytics-weighted: unknown command '{command}'.\n\n{HELP}", file=sys.stderr)

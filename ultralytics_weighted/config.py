@@ -8,7 +8,7 @@ from ultralytics_weighted.balance import AGGREGATIONS, check_aggregation
 # The keys as they read in Ultralytics' cfg/default.yaml (train settings), with comments in its style
 DEFAULT_CFG_YAML = """\
 class_balance: False # (bool | float) class-balanced train sampling; True=1.0 inverse frequency, 0.5 square root, 0 off
-balance_agg: mean # (str) how an image's objects combine their class weights, i.e. mean, max, median, sum
+balance_agg: mean # (str) how an image's objects combine class weights, i.e. mean, max, median, sum, auto (solved)
 """
 DEFAULTS = {"class_balance": False, "balance_agg": "mean"}
 AFTER_KEY = "fraction"  # the keys are listed right after this train setting
@@ -34,7 +34,7 @@ def check_balance_args(cfg: dict) -> None:
         >>> check_balance_args({"balance_agg": "foo"})
         Traceback (most recent call last):
         ...
-        ValueError: 'balance_agg=foo' is an invalid value. Valid 'balance_agg' values are mean, max, median, sum.
+        ValueError: 'balance_agg=foo' is an invalid value. Valid 'balance_agg' values are mean, max, median, sum, auto.
     """
     for key in DEFAULTS:
         if key in cfg and cfg[key] is None:

@@ -461,6 +461,8 @@ def activate() -> None:
     """
     import ultralytics.utils
 
+    if (Path(ultralytics.utils.__file__).parent.parent / "data" / "balance.py").exists():
+        return  # Ultralytics already balances natively (the patch series is applied): nothing to add
     _add_default_keys(ultralytics.utils)
     when_imported("ultralytics.cfg", _patch_cfg)
     when_imported("ultralytics.engine.trainer", _patch_trainer)

@@ -1,0 +1,118 @@
+# ultralytics-weighted, AGPL-3.0 license
+"""`ultralytics-weighted patch`: check, apply and revert the upstream series on copies of the installed Ultralytics."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import run
+
+from ultralytics_weighted import patching
+
+ROOT = Path(__file__).resolve().parents[1]
+PATCHES = ROOT / "patches"
+SERIES = json.loads((PATCHES / "series.json").read_text())
+
+
+def installed_ultralytics() -> Path:
+    """Return the folder of the installed ultralytics package (found, not imported)."""
+    return Path(importlib.util.find_spec("ultralytics").submodule_search_locations[0])
+
+
+def copy_package(dest: Path) -> Path:
+    """Copy the installed ultralytics package to dest/ultralytics (without caches) and return that folder."""
+    return Path(
+        shutil.copytree(installed_ultralytics(), dest / "ultralytics", ignore=shutil.ignore_patterns("__pycache__"))
+    )
+
+
+def main(*args) -> int:
+    return patching.main([str(a) for a in args])
+
+
+def test_series_is_complete_and_made_for_the_pinned_release():
+    pinned = re.search(r'"ultralytics[^"]*<=\s*([0-9][0-9A-Za-z.]*)', (ROOT / "pyproject.toml").read_text()).group(1)
+    assert SERIES["ultralytics"] == pinned, "run `python tools/make_patches.py` after changing the ultralytics pin"
+    for name in SERIES["patches"] + SERIES["docs"]:
+        text = (PATCHES / name).read_text()
+        assert text.startswith("From 0000000000000000000000000000000000000000 ") and "\nSubject: [PATCH] " in text
+    diffs = dict(d for name in SERIES["patches"] for d in patching.file_diffs((PATCHES / name).read_text()))
+    assert {"ultralytics/data/balance.py", "ultralytics/data/sampler.py", "ultralytics/cfg/default.yaml"} <= set(diffs)
+
+
+def test_check_apply_revert_an_installed_package(tmp_path, capsys):
+    package = copy_package(tmp_path / "site")
+    assert main("--check", package) == 0
+    assert "applies cleanly to package" in capsys.readouterr().out
+    assert main("--apply", package) == 0
+    assert "Applied the class-balance series" in capsys.readouterr().out
+    assert not (tmp_path / "site" / "tests").exists()  # the tests patch is for checkouts only
+    assert main("--check", package) == 0 and "already applied" in capsys.readouterr().out
+    assert main("--apply", package) == 0 and "Nothing to do" in capsys.readouterr().out
+
+    # the patched copy has the keys natively: no plugin in this process
+    code = (
+        "import sys, ultralytics\nfrom ultralytics.cfg import get_cfg\n"
+        "print('OK', get_cfg(overrides={'class_balance': 0.5}).class_balance, ultralytics.__file__)\n"
+        "get_cfg(overrides={'balance_agg': 'foo'})"
+    )
+    env = {"PYTHONPATH": str(tmp_path / "site"), "ULTRALYTICS_WEIGHTED_HOOK": "0"}
+    out = run([sys.executable, "-c", code], cwd=tmp_path, env=env)
+    assert f"OK 0.5 {package}" in out.stdout
+    assert "ValueError: 'balance_agg=foo' is an invalid value. Valid 'balance_agg' values are" in out.stdout
+
+    assert main("--revert", package) == 0 and "Reverted" in capsys.readouterr().out
+    assert not (package / "data" / "balance.py").exists()
+    original = installed_ultralytics() / "cfg" / "__init__.py"
+    assert (package / "cfg" / "__init__.py").read_bytes() == original.read_bytes()
+
+
+def test_apply_to_a_checkout_adds_the_tests_but_not_the_docs(tmp_path, capsys):
+    copy_package(tmp_path / "checkout")
+    assert main("--apply", tmp_path / "checkout") == 0
+    assert "checkout" in capsys.readouterr().out
+    assert (tmp_path / "checkout" / "tests" / "test_class_balance.py").exists()
+    assert not (tmp_path / "checkout" / "docs").exists()
+    balance = tmp_path / "checkout" / "ultralytics" / "data" / "balance.py"
+    assert b"def image_weights(" in balance.read_bytes()
+
+
+def test_other_release_is_refused(tmp_path, capsys):
+    (tmp_path / "ultralytics").mkdir()
+    (tmp_path / "ultralytics" / "__init__.py").write_text('__version__ = "8.4.189"\n')
+    assert main("--apply", tmp_path) == 1
+    err = capsys.readouterr().err
+    assert "is ultralytics 8.4.189, but the patch series is for ultralytics " + SERIES["ultralytics"] in err
+    assert "refusing" in err and not (tmp_path / "ultralytics" / "data").exists()
+
+
+def test_not_an_ultralytics_tree_and_local_changes_are_reported(tmp_path, capsys):
+    assert main("--check", tmp_path) == 1
+    assert "is not an Ultralytics tree" in capsys.readouterr().err
+    package = copy_package(tmp_path / "site")
+    default = package / "cfg" / "default.yaml"
+    default.write_text(default.read_text().replace("fraction: 1.0", "fraction: 0.5"))  # a conflicting local change
+    assert main("--check", package) == 1
+    assert "does not apply" in capsys.readouterr().err
+
+
+def test_patch_without_git(tmp_path, capsys, monkeypatch):
+    if not shutil.which("patch"):
+        pytest.skip("GNU patch is not installed")
+    which = shutil.which
+    monkeypatch.setattr(patching.shutil, "which", lambda name: None if name == "git" else which(name))
+    package = copy_package(tmp_path / "site")
+    assert main("--apply", package) == 0
+    assert "class BalancedSampler(" in (package / "data" / "sampler.py").read_text()
+    assert main("--check", package) == 0 and "already applied" in capsys.readouterr().out
+
+
+def test_usage_errors_exit_2(capsys):
+    assert main() == 2
+    assert main("--check", "a", "--apply", "b") == 2

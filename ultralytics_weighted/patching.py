@@ -1,0 +1,184 @@
+# ultralytics-weighted, AGPL-3.0 license
+"""Add class balancing to an Ultralytics tree natively, with the patch series in `patches/` (no plugin needed after).
+
+Usage:
+    ultralytics-weighted patch --check PATH    # report whether the series applies, is applied, or cannot be applied
+    ultralytics-weighted patch --apply PATH    # apply it (no-op if it is already applied)
+    ultralytics-weighted patch --revert PATH   # take it out again
+    python -m ultralytics_weighted.patching --check PATH   # the same, without the `ultralytics-weighted` command
+
+PATH is an Ultralytics source checkout (the folder that holds `ultralytics/__init__.py`) or an installed `ultralytics`
+package folder (e.g. `.venv/lib/python3.11/site-packages/ultralytics`). The series was made for one Ultralytics release
+(`patches/series.json`); a tree of any other version is refused. The code patches are applied with `git apply` (it
+works outside git repositories too) or, where git is missing, with `patch -p1`; all of them are checked before any is
+applied. The tests patch is applied to checkouts only and the docs patch never (releases have no docs folder; apply it
+to a clone of the Ultralytics repository with `git am`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+PROG = "ultralytics-weighted patch"
+
+
+class PatchError(Exception):
+    """A problem to report to the user in one message (exit code 1)."""
+
+
+def patches_dir() -> Path:
+    """Return the folder holding the patch series: inside the installed package, or `patches/` of a source checkout."""
+    here = Path(__file__).resolve().parent
+    for folder in (here / "patches", here.parent / "patches"):
+        if (folder / "series.json").is_file():
+            return folder
+    raise PatchError("the patch series is missing (no patches/series.json next to ultralytics_weighted).")
+
+
+def load_series(folder: Path) -> dict:
+    """Return `series.json`: the release the series is for and its patch files in order."""
+    series = json.loads((folder / "series.json").read_text(encoding="utf-8"))
+    missing = [name for name in series["patches"] if not (folder / name).is_file()]
+    if missing:
+        raise PatchError(f"patch files missing from {folder}: {', '.join(missing)}")
+    return series
+
+
+def locate(path: Path) -> tuple[Path, Path, str]:
+    """Return (root the patch paths are relative to, ultralytics package folder, 'checkout' or 'package') for PATH."""
+    path = path.expanduser().resolve()
+    if (path / "ultralytics" / "__init__.py").is_file():
+        return path, path / "ultralytics", "checkout"
+    if path.name == "ultralytics" and (path / "__init__.py").is_file():
+        return path.parent, path, "package"
+    raise PatchError(
+        f"{path} is not an Ultralytics tree: expected a checkout holding ultralytics/__init__.py, or an installed "
+        "ultralytics package folder (python -c 'import ultralytics, os; print(os.path.dirname(ultralytics.__file__))')."
+    )
+
+
+def tree_version(package: Path) -> str:
+    """Return `__version__` of an ultralytics package folder, read from its `__init__.py` without importing it."""
+    match = re.search(r"""^__version__\s*=\s*["']([^"']+)["']""", (package / "__init__.py").read_text("utf-8"), re.M)
+    if not match:
+        raise PatchError(f"{package / '__init__.py'} defines no __version__.")
+    return match.group(1)
+
+
+def file_diffs(text: str) -> list[tuple[str, str]]:
+    """Split `git format-patch` output into (path, diff) pairs, one per file, without the mail header and stat."""
+    chunks = re.split(r"^(?=diff --git )", text, flags=re.M)[1:]
+    diffs = []
+    for chunk in chunks:
+        path = re.match(r"diff --git a/(\S+) b/(\S+)", chunk).group(2)
+        diffs.append((path, chunk.split("\n-- \n", 1)[0]))  # drop a trailing signature, if any
+    return diffs
+
+
+def series_diff(folder: Path, series: dict, kind: str) -> str:
+    """Return the code patches as one diff, limited to what exists in a tree of this kind."""
+    keep = ("ultralytics/",) if kind == "package" else ("ultralytics/", "tests/")
+    diffs = [d for name in series["patches"] for d in file_diffs((folder / name).read_text(encoding="utf-8"))]
+    paths = [p for p, _ in diffs]
+    if len(paths) != len(set(paths)):
+        raise PatchError("the series changes a file in two patches; apply it with `git am` instead.")
+    return "".join(diff for path, diff in diffs if path.startswith(keep))
+
+
+def apply_tool(root: Path, diff: str, check: bool, reverse: bool = False) -> subprocess.CompletedProcess:
+    """Run `git apply` (or `patch -p1` without git) on `diff` in `root`; `check` only tests whether it would apply."""
+    if shutil.which("git"):
+        cmd = ["git", "apply", "--whitespace=nowarn"] + ["--check"] * check + ["-R"] * reverse
+        # search no repository above root: git would otherwise apply the paths relative to an enclosing repository
+        env = {**os.environ, "GIT_CEILING_DIRECTORIES": str(root.parent)}
+    elif shutil.which("patch"):
+        cmd = ["patch", "-p1", "--forward", "--batch", "--silent"] + ["--dry-run"] * check + ["-R"] * reverse
+        env = dict(os.environ)
+    else:
+        raise PatchError("neither git nor patch is installed; install one of them to apply the series.")
+    return subprocess.run(cmd, cwd=root, env=env, input=diff, text=True, capture_output=True)
+
+
+def state(root: Path, diff: str) -> str:
+    """Return 'applicable', 'applied' or 'conflict' for the series in the tree at `root`."""
+    if apply_tool(root, diff, check=True).returncode == 0:
+        return "applicable"
+    if apply_tool(root, diff, check=True, reverse=True).returncode == 0:
+        return "applied"
+    return "conflict"
+
+
+def run(action: str, path: Path, folder: Path | None = None) -> str:
+    """Check, apply or revert the series on the tree at `path` and return the message to print."""
+    folder = folder or patches_dir()
+    series = load_series(folder)
+    root, package, kind = locate(path)
+    version, wanted = tree_version(package), series["ultralytics"]
+    if version != wanted:
+        raise PatchError(
+            f"{package} is ultralytics {version}, but the patch series is for ultralytics {wanted}; refusing to patch "
+            f"another release. Use an ultralytics {wanted} tree (pip install ultralytics=={wanted}, or git checkout "
+            f"v{wanted}), or regenerate the series with `python tools/make_patches.py --version {version}`."
+        )
+    diff = series_diff(folder, series, kind)
+    current = state(root, diff)
+    what = f"{kind} {root if kind == 'checkout' else package} (ultralytics {version})"
+    if current == "conflict":
+        raise PatchError(f"the class-balance series does not apply to {what}: the tree has local changes.")
+    if action == "check":
+        return {
+            "applicable": f"The class-balance series ({len(series['patches'])} patches) applies cleanly to {what}.",
+            "applied": f"The class-balance series is already applied to {what}.",
+        }[current]
+    if (action, current) in {("apply", "applied"), ("revert", "applicable")}:
+        return f"Nothing to do: the class-balance series is {'already' if current == 'applied' else 'not'} in {what}."
+    out = apply_tool(root, diff, check=False, reverse=action == "revert")
+    if out.returncode:
+        raise PatchError(f"applying the series failed:\n{out.stdout}{out.stderr}")
+    if action == "revert":
+        return f"Reverted the class-balance series in {what}."
+    return (
+        f"Applied the class-balance series to {what}: `class_balance` and `balance_agg` are now Ultralytics train "
+        "arguments. In an environment that also has ultralytics-weighted installed, set ULTRALYTICS_WEIGHTED_HOOK=0 "
+        "(or uninstall it) so that the plugin stays out of the way."
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the `patch` command with command line arguments `argv`; return the exit code.
+
+    Args:
+        argv (list[str], optional): Arguments after `patch`, e.g. ['--check', '/path/to/ultralytics']; default
+            sys.argv[1:].
+
+    Returns:
+        (int): 0 on success, 1 if the series cannot be checked or applied (the reason is printed), 2 on usage errors.
+    """
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
+    group = parser.add_mutually_exclusive_group(required=True)
+    group.add_argument("--check", metavar="PATH", type=Path, help="report whether the series applies to PATH")
+    group.add_argument("--apply", metavar="PATH", type=Path, help="apply the series to PATH")
+    group.add_argument("--revert", metavar="PATH", type=Path, help="take the series out of PATH again")
+    parser.add_argument("--patches", metavar="DIR", type=Path, help=argparse.SUPPRESS)  # another series (tests)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:
+        return int(e.code or 0)
+    action = "check" if args.check else "apply" if args.apply else "revert"
+    try:
+        print(run(action, args.check or args.apply or args.revert, args.patches))
+    except PatchError as e:
+        print(f"{PROG}: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
