@@ -233,8 +233,9 @@ Settings it cannot honor are reported before training: `rect=True` is an
 error (rectangular batches fix the image order), tasks and trainers whose
 datasets are not balanced yet (semantic, depth, YOLO-World, YOLOE) raise
 NotImplementedError, `single_cls=True` warns and trains without balancing,
-and `cls_pw > 0` warns that loss weighting and sampling compensate twice. With `class_balance=False` (the default) every code path
-is the one before this change.
+and `cls_pw > 0` warns that loss weighting and sampling compensate twice.
+With `class_balance=False` (the default) every code path is the one before
+this change.
 """,
             edits=wiring_edits(quoted_or(aggregations)),
         ),
