@@ -82,6 +82,11 @@ def plain(text: str) -> str:
     return re.sub(r"\x1b\[[0-9;]*m", "", text)
 
 
+def balance_table(stdout: str) -> list[str]:
+    """Return the logged balance lines without their colored 'balance: ' prefix."""
+    return [line.split("balance: ", 1)[1] for line in plain(stdout).splitlines() if line.startswith("balance: ")]
+
+
 @contextmanager
 def captured_log():
     """Collect the messages Ultralytics' LOGGER emits inside the block (color codes removed)."""

@@ -7,8 +7,9 @@ Skipped unless ULTRALYTICS_WEIGHTED_PATCHED names a patched Ultralytics source t
 
 This process and every `yolo` / `python` subprocess then import `ultralytics` from TREE with the plugin's startup hook
 off. Nothing here imports `ultralytics_weighted` (that would activate the plugin on top of the patch): the synthetic
-data generator is loaded from its file. The project's CLI-level tests of test_config.py run here too, unchanged; the
-plugin itself runs only in subprocesses that compare its training and messages with the patched tree's.
+data generator is loaded from its file. The project's CLI-level tests of test_config.py and test_cli_train.py run here
+too, unchanged; the plugin itself runs only in subprocesses that compare its training and messages with the patched
+tree's.
 """
 
 from __future__ import annotations
@@ -17,13 +18,12 @@ import csv
 import importlib.util
 import json
 import os
-import re
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import MODELS, YOLO, captured_log, run
+from conftest import MODELS, YOLO, balance_table, captured_log, run
 
 ROOT = Path(__file__).resolve().parents[1]
 TREE = os.environ.get("ULTRALYTICS_WEIGHTED_PATCHED")
@@ -40,6 +40,7 @@ if os.environ.get("ULTRALYTICS_WEIGHTED_HOOK") != "0" or not _first or Path(_fir
     )
 
 # The project's own CLI-level tests, collected again in this module and so run against the patched tree
+from test_cli_train import test_cfg_file_carries_the_keys, test_yolo_train_cli_balances_every_task  # noqa: E402, F401
 from test_config import (  # noqa: E402
     test_bad_values_fail_before_any_data_is_loaded,  # noqa: F401
     test_bad_values_in_python_and_cfg_files,  # noqa: F401
@@ -76,16 +77,6 @@ def datasets(tmp_path_factory):
 def folder(tmp_path_factory):
     """A tiny imbalanced classification folder (30 / 8 / 3 train images)."""
     return synthetic().make_classification_dataset(tmp_path_factory.mktemp("cls"))
-
-
-def plain(text: str) -> str:
-    """Remove terminal color codes."""
-    return re.sub(r"\x1b\[[0-9;]*m", "", text)
-
-
-def balance_table(stdout: str) -> list[str]:
-    """Return the logged balance lines without their 'balance: ' prefix."""
-    return [line.split("balance: ", 1)[1] for line in plain(stdout).splitlines() if line.startswith("balance: ")]
 
 
 def results(run_dir: Path) -> list[dict]:
@@ -146,26 +137,6 @@ def test_patched_training_matches_the_plugin(task, extra, datasets, folder, tmp_
     table = balance_table(patched.stdout)
     assert table and table == balance_table(plugin.stdout)
     assert results(tmp_path / "patched" / "run") == results(tmp_path / "plugin" / "run")
-
-
-@pytest.mark.parametrize("task", ["segment", "pose", "obb"])
-def test_yolo_train_cli_balances_every_task(task, datasets, tmp_path):
-    out = yolo_train(task, datasets(task), tmp_path / "runs", "class_balance=True", "balance_agg=sum")
-    assert out.returncode == 0, out.stdout[-3000:]
-    table = balance_table(out.stdout)
-    assert "class_balance=1 balance_agg=sum: 24 train images (2 backgrounds keep their share)" in table[0]
-    assert any(line.split()[:2] == ["rare", "4"] for line in table)  # 4 rare instances
-    assert "max/min class share 6.50 ->" in table[-1] and "effective sample size" in table[-1]
-    assert (tmp_path / "runs" / "run" / "weights" / "best.pt").exists()
-
-
-def test_cfg_file_carries_the_keys(datasets, tmp_path):
-    cfg = tmp_path / "balanced.yaml"
-    cfg.write_text("class_balance: 0.5\nbalance_agg: median\nepochs: 1\nimgsz: 64\nbatch: 8\nplots: False\n")
-    cmd = [*YOLO, "train", f"cfg={cfg}", "model=yolo11n.yaml", f"data={datasets('detect')}", "device=cpu"]
-    out = run([*cmd, f"project={tmp_path / 'runs'}", "name=run"], cwd=tmp_path)
-    assert out.returncode == 0, out.stdout[-3000:]
-    assert "class_balance=0.5 balance_agg=median" in balance_table(out.stdout)[0]
 
 
 def test_feature_off_trains_exactly_like_stock(datasets, tmp_path):

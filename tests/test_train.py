@@ -7,18 +7,13 @@ import csv
 
 import numpy as np
 import pytest
-from conftest import YOLO, captured_log, plain, run
+from conftest import balance_table, captured_log
 
 import ultralytics_weighted  # noqa: F401  (explicit activation; the startup hook does the same)
 from ultralytics_weighted import BalancedSampler
 from ultralytics_weighted.integration import BalancedDatasetMixin, _WeightedPartners
 
 TRAIN = dict(epochs=1, imgsz=64, batch=8, device="cpu", plots=False, workers=0, seed=0, verbose=False)
-
-
-def balance_table(stdout: str) -> list[str]:
-    """Return the logged balance lines without their colored 'balance: ' prefix."""
-    return [line.split("balance: ", 1)[1] for line in plain(stdout).splitlines() if line.startswith("balance: ")]
 
 
 @pytest.fixture(scope="module")
@@ -36,45 +31,6 @@ def balanced(datasets, tmp_path_factory):
         name="balanced",
     )
     return model
-
-
-@pytest.mark.parametrize(
-    "task, extra",
-    [
-        ("detect", ["cache=ram", "mixup=0.5"]),  # stock picks mosaic/mixup partners uniformly with cache=ram
-        ("segment", ["workers=2"]),  # Ultralytics forces workers=0 for CPU training; worker loaders are tested below
-        ("pose", []),
-        ("obb", []),
-    ],
-)
-def test_yolo_train_cli_balances_every_task(task, extra, datasets, yolo, tmp_path):
-    out = yolo(datasets(task), tmp_path / "runs", "class_balance=True", "balance_agg=sum", *extra, task=task)
-    assert out.returncode == 0, out.stdout[-3000:]
-    table = balance_table(out.stdout)
-    assert "class_balance=1 balance_agg=sum: 24 train images (2 backgrounds keep their share)" in table[0]
-    assert any(line.split()[:2] == ["rare", "4"] for line in table)  # 4 rare instances
-    assert "max/min class share 6.50 ->" in table[-1] and "effective sample size" in table[-1]
-    assert (tmp_path / "runs" / "run" / "weights" / "best.pt").exists()
-
-
-def test_cfg_file_carries_the_keys(datasets, tmp_path):
-    cfg = tmp_path / "balanced.yaml"
-    cfg.write_text("class_balance: 0.5\nbalance_agg: median\nepochs: 1\nimgsz: 64\nbatch: 8\nplots: False\n")
-    out = run(
-        [
-            *YOLO,
-            "train",
-            f"cfg={cfg}",
-            "model=yolo11n.yaml",
-            f"data={datasets('detect')}",
-            "device=cpu",
-            f"project={tmp_path / 'runs'}",
-            "name=run",
-        ],
-        cwd=tmp_path,
-    )
-    assert out.returncode == 0, out.stdout[-3000:]
-    assert "class_balance=0.5 balance_agg=median" in balance_table(out.stdout)[0]
 
 
 def test_model_train_kwargs(datasets, tmp_path):

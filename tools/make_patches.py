@@ -351,33 +351,7 @@ def log_class_balance(
         agg (str): Aggregation of the image weights (`balance_agg`).
         task (str): Training task; classification has one label per image.
     """
-    names = names if isinstance(names, dict) else dict(enumerate(names))
-    stats = balance_stats(classes, len(names), probabilities)
-    w = max([len("class")] + [len(str(names.get(c, c))) for c in range(len(stats["instances"]))])
-    backgrounds = sum(len(c) == 0 for c in classes)
-    kept = f" ({backgrounds} backgrounds keep their share)" if backgrounds else ""
-    lines = [
-        (
-            f"class_balance={strength:g} balance_agg={agg}: {len(classes)} train images{kept}, expected share of each "
-            "class per epoch:"
-        ),
-        f"{'class':>{w}} {'instances':>10} {'images':>8} {'share before':>13} {'share per epoch':>16}",
-    ]
-    for c, (n, m, before, after) in enumerate(
-        zip(stats["instances"], stats["images"], stats["share_before"], stats["share_after"])
-    ):
-        if n:  # classes without instances are never drawn
-            lines.append(f"{names.get(c, c)!s:>{w}} {n:>10d} {m:>8d} {before:>13.1%} {after:>16.1%}")
-    lines.append(
-        f"max/min class share {stats['imbalance_before']:.2f} -> {stats['imbalance_after']:.2f}, "
-        f"effective sample size {stats['ess']:.2f}, coverage {stats['coverage']:.1%} of images per epoch"
-    )
-    if task == "classify":
-        lines.append("balance_agg does not apply to classification (one label per image): every value gives the same.")
-    if absent := [str(names[c]) for c in range(len(names)) if not stats["instances"][c]]:
-        lines.append(f"no training images for {', '.join(absent)}: never drawn, shares are over the other classes.")
-    if (stats["instances"] > 0).sum() < 2:
-        lines.append("only one class has labels, so there is nothing to balance: sampling stays uniform.")
+    lines = balance_report(classes, names, probabilities, strength, agg, task)
     prefix = colorstr("balance: ")
     LOGGER.info("\n".join(prefix + line for line in lines))
 '''
@@ -504,7 +478,7 @@ def wiring_edits(agg_choices: str) -> tuple[Edit, ...]:
         before(
             "ultralytics/data/dataset.py",
             "from .base import BaseDataset\n",
-            "from .balance import balance_stats, image_weights\n",
+            "from .balance import balance_report, image_weights\n",
         ),
         Edit(
             "ultralytics/data/dataset.py",

@@ -481,6 +481,62 @@ def balance_stats(classes: Sequence[np.ndarray], nc: int, p: np.ndarray | None =
     }
 
 
+def balance_report(
+    classes: Sequence[np.ndarray],
+    names: dict | Sequence[str],
+    p: np.ndarray,
+    strength: float,
+    agg: str,
+    task: str = "detect",
+) -> list[str]:
+    """Return the lines logged at train start: settings, one row per class, the summary, and what does not apply.
+
+    Args:
+        classes (Sequence[np.ndarray]): Class ids of each image's objects, in dataset order.
+        names (dict | Sequence[str]): Class names by class id.
+        p (np.ndarray): Sampling probability of each image.
+        strength (float): Balancing strength (`class_balance`).
+        agg (str): Aggregation of the image weights (`balance_agg`).
+        task (str): Training task; 'classify' has one label per image, so `agg` does not apply there.
+
+    Returns:
+        (list[str]): Lines without a prefix: per class instances, images, share of instances before and expected
+            share per epoch after; then max/min class share before -> after, ESS and coverage.
+
+    Examples:
+        >>> labels = [np.array([0, 0]), np.array([0]), np.array([1])]
+        >>> lines = balance_report(labels, ["car", "bus"], image_weights(labels, 2), 1.0, "mean")
+        >>> print(lines[-1])
+        max/min class share 3.00 -> 1.00, effective sample size 0.76, coverage 73.3% of images per epoch
+    """
+    names = names if isinstance(names, dict) else dict(enumerate(names))
+    stats = balance_stats(classes, len(names), p)
+    w = max([len("class")] + [len(str(names.get(c, c))) for c in range(len(stats["instances"]))])
+    backgrounds = sum(len(c) == 0 for c in classes)
+    kept = f" ({backgrounds} backgrounds keep their share)" if backgrounds else ""
+    lines = [
+        f"class_balance={strength:g} balance_agg={agg}: {len(classes)} train images{kept}, expected share of each "
+        "class per epoch:",
+        f"{'class':>{w}} {'instances':>10} {'images':>8} {'share before':>13} {'share per epoch':>16}",
+    ]
+    for c, (n, m, before, after) in enumerate(
+        zip(stats["instances"], stats["images"], stats["share_before"], stats["share_after"])
+    ):
+        if n:  # classes without instances are never drawn and do not count
+            lines.append(f"{names.get(c, c)!s:>{w}} {n:>10d} {m:>8d} {before:>13.1%} {after:>16.1%}")
+    lines.append(
+        f"max/min class share {stats['imbalance_before']:.2f} -> {stats['imbalance_after']:.2f}, "
+        f"effective sample size {stats['ess']:.2f}, coverage {stats['coverage']:.1%} of images per epoch"
+    )
+    if task == "classify":
+        lines.append("balance_agg does not apply to classification (one label per image): every value gives the same.")
+    if absent := [str(names[c]) for c in range(len(names)) if not stats["instances"][c]]:
+        lines.append(f"no training images for {', '.join(absent)}: never drawn, shares are over the other classes.")
+    if (stats["instances"] > 0).sum() < 2:
+        lines.append("only one class has labels, so there is nothing to balance: sampling stays uniform.")
+    return lines
+
+
 def effective_sample_size(p: np.ndarray) -> float:
     """Return 1 / (N * sum(p**2)): 1.0 for uniform sampling, 1/N when one image takes every draw."""
     p = np.asarray(p, dtype=np.float64)

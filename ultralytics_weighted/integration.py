@@ -19,9 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ultralytics_weighted.balance import balance_stats, image_weights
+from ultralytics_weighted.balance import balance_report, balance_stats, image_weights
 from ultralytics_weighted.config import AFTER_KEY, DEFAULTS, balance_strength, check_balance_args
-from ultralytics_weighted.report import format_balance_table, plot_balance
+from ultralytics_weighted.report import plot_balance
 from ultralytics_weighted.sampler import BalancedSampler
 from ultralytics_weighted_hook import when_imported
 
@@ -302,21 +302,14 @@ def make_balanced(dataset, strength: float, agg: str, names: dict, seed: int = 0
 def log_balance(dataset: BalancedDatasetMixin, task: str) -> None:
     """Log the per-class table and summary line of a balanced dataset, and what does not apply or is never drawn."""
     LOGGER, _, prefix = _logger()
-    classes, names = dataset_label_classes(dataset), dataset.balance_names
-    stats = dataset.balance_stats()
-    backgrounds = sum(len(c) == 0 for c in classes)
-    kept = f" ({backgrounds} backgrounds keep their share)" if backgrounds else ""
-    lines = [
-        f"class_balance={dataset.balance_strength:g} balance_agg={dataset.balance_agg}: {len(classes)} train images"
-        f"{kept}, expected share of each class per epoch:"
-    ]
-    lines += format_balance_table(stats, names)
-    if task == "classify":
-        lines.append("balance_agg does not apply to classification (one label per image): every value gives the same.")
-    if absent := [str(names[c]) for c in range(len(names)) if not stats["instances"][c]]:
-        lines.append(f"no training images for {', '.join(absent)}: never drawn, shares are over the other classes.")
-    if (stats["instances"] > 0).sum() < 2:
-        lines.append("only one class has labels, so there is nothing to balance: sampling stays uniform.")
+    lines = balance_report(
+        dataset_label_classes(dataset),
+        dataset.balance_names,
+        dataset.image_probabilities,
+        dataset.balance_strength,
+        dataset.balance_agg,
+        task,
+    )
     LOGGER.info("\n".join(prefix + line for line in lines))
 
 
