@@ -139,6 +139,15 @@ def test_patched_training_matches_the_plugin(task, extra, datasets, folder, tmp_
     assert results(tmp_path / "patched" / "run") == results(tmp_path / "plugin" / "run")
 
 
+def test_the_plugin_stays_inactive_on_a_patched_tree(datasets, tmp_path):
+    # Plugin installed and its hook on, Ultralytics patched: the native feature runs alone (one table, no crash).
+    out = yolo_train(
+        "detect", datasets("detect"), tmp_path, "class_balance=True", env={"ULTRALYTICS_WEIGHTED_HOOK": "1"}
+    )
+    assert out.returncode == 0, out.stdout[-3000:]
+    assert sum("max/min class share" in line for line in balance_table(out.stdout)) == 1
+
+
 def test_feature_off_trains_exactly_like_stock(datasets, tmp_path):
     patched = yolo_train("detect", datasets("detect"), tmp_path / "patched")
     stock = yolo_train("detect", datasets("detect"), tmp_path / "stock", env={"PYTHONPATH": ""})

@@ -146,8 +146,7 @@ def run(action: str, path: Path, folder: Path | None = None) -> str:
         return f"Reverted the class-balance series in {what}."
     return (
         f"Applied the class-balance series to {what}: `class_balance` and `balance_agg` are now Ultralytics train "
-        "arguments. In an environment that also has ultralytics-weighted installed, set ULTRALYTICS_WEIGHTED_HOOK=0 "
-        "(or uninstall it) so that the plugin stays out of the way."
+        "arguments. An ultralytics-weighted plugin installed beside it sees the native feature and stays inactive."
     )
 
 
