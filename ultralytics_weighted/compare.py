@@ -265,8 +265,8 @@ def _plot(path: Path, variants: list[Variant], results: list[dict], names: dict,
         )
     ax.set_xticks(x, [str(names[c]) if c != "all" else "all classes" for c in groups])
     ax.set_ylabel("AP50 on val (mean ± std over seeds)")
-    ax.set_ylim(0, 1)
-    ax.legend(fontsize=8, frameon=False, ncols=min(len(variants), 5))
+    ax.set_ylim(0, 1.05)
+    ax.legend(fontsize=8, frameon=False, ncols=min(len(variants), 6), loc="lower center", bbox_to_anchor=(0.5, 1.0))
     ax.spines[["top", "right"]].set_visible(False)
     fig.savefig(path, dpi=150)
 
