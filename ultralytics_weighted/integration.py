@@ -378,23 +378,20 @@ def _balanced_build_dataloader(build_dataloader):
     return wrapper
 
 
-def _patch_detection(module) -> None:
-    """Balance DetectionTrainer (and its segment, pose and obb subclasses) in train mode."""
-    _patch_build_dataset(module.DetectionTrainer)
-    if not _is_patched(module.build_dataloader):
+# Trainer module -> the trainer class whose build_dataset is balanced. Subclasses inherit it (segment, pose and obb
+# from DetectionTrainer); RT-DETR builds its own dataset but uses the detection module's dataloader.
+BALANCED_TRAINERS = {
+    "ultralytics.models.yolo.detect.train": "DetectionTrainer",
+    "ultralytics.models.rtdetr.train": "RTDETRTrainer",
+    "ultralytics.models.yolo.classify.train": "ClassificationTrainer",
+}
+
+
+def _patch_trainer_module(module) -> None:
+    """Balance the module's trainer in train mode and, where the module builds loaders, give them the sampler."""
+    _patch_build_dataset(getattr(module, BALANCED_TRAINERS[module.__name__]))
+    if hasattr(module, "build_dataloader") and not _is_patched(module.build_dataloader):
         module.build_dataloader = _balanced_build_dataloader(module.build_dataloader)
-
-
-def _patch_classification(module) -> None:
-    """Balance ClassificationTrainer in train mode (its val loader keeps stock shuffling and is never balanced)."""
-    _patch_build_dataset(module.ClassificationTrainer)
-    if not _is_patched(module.build_dataloader):
-        module.build_dataloader = _balanced_build_dataloader(module.build_dataloader)
-
-
-def _patch_rtdetr(module) -> None:
-    """Balance RTDETRTrainer, which builds its own dataset and inherits the detection dataloader."""
-    _patch_build_dataset(module.RTDETRTrainer)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -459,6 +456,5 @@ def activate() -> None:
     _add_default_keys(ultralytics.utils)
     when_imported("ultralytics.cfg", _patch_cfg)
     when_imported("ultralytics.engine.trainer", _patch_trainer)
-    when_imported("ultralytics.models.yolo.detect.train", _patch_detection)
-    when_imported("ultralytics.models.rtdetr.train", _patch_rtdetr)
-    when_imported("ultralytics.models.yolo.classify.train", _patch_classification)
+    for module in BALANCED_TRAINERS:
+        when_imported(module, _patch_trainer_module)
