@@ -113,10 +113,7 @@ def stats(options: dict[str, str]) -> int:
         )
         print("\n".join(format_aggregation_table(rows, names)))
     if plot:
-        agg = values.get("balance_agg", "mean")
-        row = next((r for r in rows if r["agg"] == agg), None)
-        if row is None:
-            raise SystemExit(f"ultralytics-weighted stats: balance_agg={agg} is not one of the aggregations.")
+        agg = values.get("balance_agg", "mean")  # checked above by check_balance_args
         from ultralytics_weighted.balance import balance_stats, image_weights
 
         p = image_weights(classes, len(names), agg, strength)
