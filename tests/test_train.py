@@ -7,13 +7,16 @@ import csv
 
 import numpy as np
 import pytest
+import ultralytics
 from conftest import balance_table, captured_log
 
 import ultralytics_weighted  # noqa: F401  (explicit activation; the startup hook does the same)
 from ultralytics_weighted import BalancedSampler
-from ultralytics_weighted.integration import BalancedDatasetMixin, _WeightedPartners
+from ultralytics_weighted.integration import BalancedDatasetMixin, _WeightedPartners, is_supported
 
 TRAIN = dict(epochs=1, imgsz=64, batch=8, device="cpu", plots=False, workers=0, seed=0, verbose=False)
+# RT-DETR selects 300 queries among its anchors: below 8.4.150 Ultralytics fails if there are fewer (imgsz < 128)
+RTDETR_IMGSZ = 64 if is_supported(ultralytics.__version__, ">=8.4.150") else 128
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +63,7 @@ def test_rtdetr_trains_balanced_through_python(datasets, tmp_path):
         data=str(datasets("detect")),
         class_balance=True,
         balance_agg="max",
-        **{**TRAIN, "batch": 4},
+        **{**TRAIN, "batch": 4, "imgsz": RTDETR_IMGSZ},
         project=str(tmp_path),
         name="run",
     )
@@ -175,7 +178,7 @@ def test_rect_is_refused_before_training(datasets, tmp_path):
         Model("yolo11n.yaml").train(
             data=str(datasets("detect")), class_balance=True, rect=True, **TRAIN, project=str(tmp_path), name="run"
         )
-    assert not (tmp_path / "run" / "weights" / "last.pt").exists()
+    assert not list(tmp_path.iterdir())  # refused before the trainer made its run folder
 
 
 def test_single_cls_and_cls_pw_warn(datasets, tmp_path):
@@ -211,7 +214,7 @@ def test_unsupported_tasks_fail_before_training(trainer, model, task, datasets, 
     )
     with pytest.raises(NotImplementedError, match=f"class_balance is not supported for task={task} with {name}"):
         trainer_class(overrides=args)
-    assert not list(tmp_path.rglob("*.pt"))
+    assert not list(tmp_path.iterdir())  # refused before the trainer made its run folder
 
 
 def test_resume_keeps_balancing(datasets, tmp_path):

@@ -194,6 +194,14 @@ def main(argv: list[str] | None = None) -> int:
 
         print(__version__)
         return 0
+    if command in {"stats", "compare", "demo"}:
+        from ultralytics_weighted.integration import UnsupportedUltralyticsError, check_host
+
+        try:
+            check_host()  # these commands balance: say so at once on an unsupported Ultralytics release
+        except UnsupportedUltralyticsError as e:
+            print(f"ultralytics-weighted {command}: {e}", file=sys.stderr)
+            return 1
     if command == "stats":
         return stats(parse_key_values(args))
     if command == "compare":

@@ -1,21 +1,27 @@
 # ultralytics-weighted, AGPL-3.0 license
-"""The one place that touches Ultralytics internals: config keys, checks, the balanced train dataset and its loader.
+"""The one place that touches Ultralytics internals, through one declared table of what it replaces (PATCH_SURFACE).
 
-`activate()` is called by the startup hook right after `import ultralytics`, or by `import ultralytics_weighted`. It
-adds `class_balance` and `balance_agg` to the default configuration at once, and patches the trainer modules when they
-are first imported (they load lazily, so a plain `import ultralytics` stays as fast as stock):
+`activate()` is called by the startup hook right after `import ultralytics`, or by `import ultralytics_weighted`.
 
-- `ultralytics.cfg.check_cfg` also checks the two keys, so bad values fail before any data is loaded;
-- `BaseTrainer.__init__` refuses tasks that cannot be balanced and settings that conflict, before training;
-- `DetectionTrainer.build_dataset` (detect, segment, pose, obb), `RTDETRTrainer.build_dataset` and
-  `ClassificationTrainer.build_dataset` return a balanced subclass of the stock dataset in train mode with balancing
-  on, and exactly the stock dataset otherwise;
-- the detection and classification trainers' `build_dataloader` gives such a dataset its `BalancedSampler`.
+- On a supported release (`SUPPORTED_ULTRALYTICS`) it adds the balancing keys to the default configuration at once
+  and applies every row of `PATCH_SURFACE` when its module is first imported (the trainer modules load lazily, so a
+  plain `import ultralytics` stays as fast as stock). A row whose Ultralytics function lacks what the wrapper needs (a
+  parameter, a method) is not applied, and `class_balance` is then refused before training with the reason.
+- On any other release it adds nothing but `REFUSAL_SURFACE`: stock commands work as without the plugin, and a
+  balancing key fails before training with one message naming the installed and the supported releases.
+
+Besides the table, balanced training changes two things on objects it builds itself, never on Ultralytics' classes or
+modules: the train dataset instance switches to a balanced subclass (`make_balanced`), and its mix transforms get a
+weighted `get_indexes` instance attribute. `deactivate()` undoes the table and the keys (tests).
 """
 
 from __future__ import annotations
 
+import inspect
+import re
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
 
@@ -25,24 +31,86 @@ from ultralytics_weighted.report import plot_balance
 from ultralytics_weighted.sampler import BalancedSampler
 from ultralytics_weighted_hook import when_imported
 
+SUPPORTED_ULTRALYTICS = ">=8.4.130,<8.5"  # as in pyproject.toml; the floor is the first release with everything used
 BALANCED_TASKS = frozenset({"detect", "segment", "pose", "obb", "classify"})
 _PATCHED = "_ultralytics_weighted"  # attribute marking functions this module installed
 
 
 def _mark(function):
-    """Mark a replacement function so that activation stays idempotent and capability checks can see it."""
+    """Mark a replacement function so that activation stays idempotent and the surface test can find it."""
     setattr(function, _PATCHED, True)
     return function
 
 
 def _is_patched(function) -> bool:
-    return getattr(function, _PATCHED, False)
+    return getattr(getattr(function, "__func__", function), _PATCHED, False)
 
 
 def _logger():
     from ultralytics.utils import LOGGER, RANK, colorstr
 
     return LOGGER, RANK, colorstr("balance: ")
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Supported releases
+
+
+def _release(version: str) -> tuple[int, ...]:
+    """Return the numeric release of a version string, e.g. (8, 4, 190) for '8.4.190' or '8.4.190.dev0'."""
+    match = re.match(r"\d+(\.\d+)*", version.strip())
+    return tuple(int(part) for part in match.group(0).split(".")) if match else ()
+
+
+def is_supported(version: str, supported: str = SUPPORTED_ULTRALYTICS) -> bool:
+    """Return whether an Ultralytics version lies in a range of comma-separated `>=`, `>`, `<=`, `<` bounds.
+
+    Examples:
+        >>> is_supported("8.4.190"), is_supported("8.4.129"), is_supported("8.5.0"), is_supported("8.4.200.dev1")
+        (True, False, False, True)
+    """
+    release = _release(version)
+    compare = {">=": tuple.__ge__, ">": tuple.__gt__, "<=": tuple.__le__, "<": tuple.__lt__}
+    for bound in supported.split(","):
+        op, number = re.match(r"\s*(>=|<=|>|<)\s*(\S+)", bound).groups()
+        if not compare[op](_padded(release), _padded(_release(number))):
+            return False
+    return bool(release)
+
+
+def _padded(release: tuple[int, ...], width: int = 4) -> tuple[int, ...]:
+    """Pad a release with zeros, so that 8.5 compares as 8.5.0."""
+    return release + (0,) * (width - len(release))
+
+
+class UnsupportedUltralyticsError(RuntimeError):
+    """Class-balanced training was asked for with an Ultralytics release or feature set the plugin cannot serve."""
+
+
+def unsupported_message(version: str, reason: str | None = None) -> str:
+    """Return the one message refusing the balancing keys, naming the installed and the supported releases."""
+    from ultralytics_weighted import __version__
+
+    why = reason or f"ultralytics {version} is installed, but ultralytics-weighted {__version__} supports " + (
+        f"ultralytics{SUPPORTED_ULTRALYTICS}"
+    )
+    return (
+        f"class_balance is not available: {why}. Install a supported release (pip install "
+        f"'ultralytics{SUPPORTED_ULTRALYTICS}'), or drop {', '.join(DEFAULTS)} to train without balancing; "
+        "everything else in Ultralytics works as without ultralytics-weighted."
+    )
+
+
+def check_host() -> None:
+    """Raise UnsupportedUltralyticsError unless the installed Ultralytics can be balanced (used by the commands).
+
+    Raises:
+        UnsupportedUltralyticsError: If the release is outside `SUPPORTED_ULTRALYTICS`.
+    """
+    import ultralytics
+
+    if not is_supported(ultralytics.__version__):
+        raise UnsupportedUltralyticsError(unsupported_message(ultralytics.__version__))
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -62,39 +130,58 @@ def _insert_default_keys(cfg: dict) -> None:
 
 def _add_default_keys(utils) -> None:
     """Add the keys to DEFAULT_CFG_DICT (the same dict object every module imported) and the DEFAULT_CFG namespace."""
-    if all(k in utils.DEFAULT_CFG_DICT for k in DEFAULTS):
-        return
     _insert_default_keys(utils.DEFAULT_CFG_DICT)
     for k, v in DEFAULTS.items():
         setattr(utils.DEFAULT_CFG, k, v)
 
-    load = utils.YAML.load.__func__
-    default_cfg_path = Path(utils.DEFAULT_CFG_PATH).resolve()
+
+def _remove_default_keys(utils) -> None:
+    for k in DEFAULTS:
+        utils.DEFAULT_CFG_DICT.pop(k, None)
+        vars(utils.DEFAULT_CFG).pop(k, None)
+
+
+def _yaml_load_listing_keys(load):
+    """Wrap `YAML.load` (a classmethod) so that loading the default config lists the balancing keys too."""
+    from ultralytics.utils import DEFAULT_CFG_PATH
+
+    load, default_cfg_path = load.__func__, Path(DEFAULT_CFG_PATH).resolve()
 
     @_mark
-    def load_with_balance_keys(cls, file="data.yaml", append_filename=False):
-        """YAML.load that lists the balancing keys in the default config too, so `yolo cfg` shows them."""
-        data = load(cls, file, append_filename)
+    def load_listing_balance_keys(cls, file="data.yaml", *args, **kwargs):
+        data = load(cls, file, *args, **kwargs)
         if isinstance(file, (str, Path)) and isinstance(data, dict) and Path(file).resolve() == default_cfg_path:
             _insert_default_keys(data)
         return data
 
-    utils.YAML.load = classmethod(load_with_balance_keys)
+    load_listing_balance_keys.__doc__ = load.__doc__
+    return classmethod(load_listing_balance_keys)
 
 
-def _patch_cfg(cfg_module) -> None:
-    """Make `check_cfg` (called by `get_cfg`) check the balancing keys as well."""
-    check_cfg = cfg_module.check_cfg
-    if _is_patched(check_cfg):
-        return
+def _check_cfg_with_balance(check_cfg):
+    """Wrap `check_cfg` (called by `get_cfg`) so that it checks the balancing keys as well."""
 
     @_mark
-    def check_cfg_with_balance(cfg: dict, hard: bool = True) -> None:
+    def check_cfg_with_balance(cfg, *args, **kwargs):
         check_balance_args(cfg)
-        check_cfg(cfg, hard)
+        return check_cfg(cfg, *args, **kwargs)
 
     check_cfg_with_balance.__doc__ = check_cfg.__doc__
-    cfg_module.check_cfg = check_cfg_with_balance
+    return check_cfg_with_balance
+
+
+def _refuse_balance_keys(check_dict_alignment):
+    """Wrap `check_dict_alignment` (unsupported releases) so that a balancing key fails with the supported range."""
+    import ultralytics
+
+    @_mark
+    def refuse_balance_keys(base, custom, *args, **kwargs):
+        if hasattr(custom, "keys") and any(k in DEFAULTS and k not in base for k in custom.keys()):
+            raise UnsupportedUltralyticsError(unsupported_message(ultralytics.__version__))
+        return check_dict_alignment(base, custom, *args, **kwargs)
+
+    refuse_balance_keys.__doc__ = check_dict_alignment.__doc__
+    return refuse_balance_keys
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -102,12 +189,13 @@ def _patch_cfg(cfg_module) -> None:
 
 
 def check_trainer(trainer) -> None:
-    """Refuse or warn about settings that balancing cannot honour, before any training starts.
+    """Refuse or warn about settings that balancing cannot honour, before any training starts (and before save_dir).
 
     Args:
-        trainer (BaseTrainer): A trainer whose `args` passed `get_cfg`.
+        trainer (BaseTrainer): A trainer whose `args` passed `get_cfg` and `check_resume`.
 
     Raises:
+        UnsupportedUltralyticsError: If this Ultralytics lacks something balancing needs.
         NotImplementedError: If the trainer's task or dataset cannot be balanced yet.
         ValueError: If `rect=True` is combined with balancing.
     """
@@ -115,6 +203,11 @@ def check_trainer(trainer) -> None:
     if not balance_strength(getattr(args, "class_balance", False)):
         return
     LOGGER, RANK, prefix = _logger()
+    if _UNAVAILABLE:
+        import ultralytics
+
+        reason = "; ".join(_UNAVAILABLE.values())
+        raise UnsupportedUltralyticsError(unsupported_message(ultralytics.__version__, reason))
     if args.task not in BALANCED_TASKS or not _is_patched(type(trainer).build_dataset):
         raise NotImplementedError(
             f"class_balance is not supported for task={args.task} with {type(trainer).__name__} yet. "
@@ -130,13 +223,42 @@ def check_trainer(trainer) -> None:
     if RANK in {-1, 0}:
         if args.single_cls:
             LOGGER.warning(f"{prefix}'single_cls=True' merges all classes into one, so class_balance has no effect.")
-        if args.cls_pw:
+        cls_pw = getattr(args, "cls_pw", 0.0)  # loss class weighting, a train key since 8.4.37
+        if cls_pw:
             LOGGER.warning(
-                f"{prefix}class_balance (sampling) and cls_pw={args.cls_pw} (loss weighting) both favour rare "
+                f"{prefix}class_balance (sampling) and cls_pw={cls_pw} (loss weighting) both favour rare "
                 "classes; together they compensate twice. Consider cls_pw=0.0."
             )
-    if _sync_sampler_epoch not in trainer.callbacks["on_train_epoch_start"]:
-        trainer.add_callback("on_train_epoch_start", _sync_sampler_epoch)
+
+
+def _check_after_resume(check_resume):
+    """Wrap `BaseTrainer.check_resume` so that `check_trainer` sees the final (possibly resumed) arguments."""
+
+    @_mark
+    def check_resume_and_balance(self, *args, **kwargs):
+        result = check_resume(self, *args, **kwargs)
+        check_trainer(self)
+        return result
+
+    check_resume_and_balance.__doc__ = check_resume.__doc__
+    return check_resume_and_balance
+
+
+def _mark_train_pipeline(build_train_pipeline):
+    """Wrap `BaseTrainer._build_train_pipeline` to record that the trainer has started building its train loader."""
+
+    @_mark
+    def build_train_pipeline_marked(self, *args, **kwargs):
+        self._balance_train_pipeline = True  # QAT calibration loaders are built before this, in _setup_train
+        return build_train_pipeline(self, *args, **kwargs)
+
+    build_train_pipeline_marked.__doc__ = build_train_pipeline.__doc__
+    return build_train_pipeline_marked
+
+
+def _is_qat_calibration(trainer) -> bool:
+    """Return whether a train-mode dataset is being built for QAT calibration (quantize=8), which must stay stock."""
+    return getattr(trainer.args, "quantize", None) == 8 and not getattr(trainer, "_balance_train_pipeline", False)
 
 
 def _sync_sampler_epoch(trainer) -> None:
@@ -144,22 +266,6 @@ def _sync_sampler_epoch(trainer) -> None:
     sampler = getattr(getattr(trainer, "train_loader", None), "sampler", None)
     if isinstance(sampler, BalancedSampler):
         sampler.set_epoch(trainer.epoch)
-
-
-def _patch_trainer(trainer_module) -> None:
-    """Run `check_trainer` at the end of every trainer's construction."""
-    base = trainer_module.BaseTrainer
-    init = base.__init__
-    if _is_patched(init):
-        return
-
-    @_mark
-    def __init__(self, *args, **kwargs):
-        init(self, *args, **kwargs)
-        check_trainer(self)
-
-    __init__.__doc__ = init.__doc__
-    base.__init__ = __init__
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -315,12 +421,15 @@ def log_balance(dataset: BalancedDatasetMixin, task: str) -> None:
 
 def _balanced_build_dataset(build_dataset):
     """Wrap a trainer's build_dataset so that train mode with balancing on returns the balanced dataset."""
+    signature = inspect.signature(build_dataset)
 
     @_mark
-    def wrapper(self, img_path, mode="train", batch=None):
-        dataset = build_dataset(self, img_path, mode, batch)
+    def build_balanced_dataset(self, *args, **kwargs):
+        dataset = build_dataset(self, *args, **kwargs)
+        bound = signature.bind(self, *args, **kwargs)
+        bound.apply_defaults()
         strength = balance_strength(getattr(self.args, "class_balance", False))
-        if mode != "train" or not strength or self.args.single_cls:
+        if bound.arguments["mode"] != "train" or not strength or self.args.single_cls or _is_qat_calibration(self):
             return dataset
         from ultralytics.data.dataset import ClassificationDataset, YOLODataset
         from ultralytics.models.rtdetr.val import RTDETRDataset
@@ -328,6 +437,8 @@ def _balanced_build_dataset(build_dataset):
         if type(dataset) not in {YOLODataset, RTDETRDataset, ClassificationDataset}:
             raise NotImplementedError(f"class_balance is not supported for {type(dataset).__name__} datasets yet.")
         make_balanced(dataset, strength, self.args.balance_agg, self.data["names"], self.args.seed)
+        if _sync_sampler_epoch not in self.callbacks["on_train_epoch_start"]:
+            self.add_callback("on_train_epoch_start", _sync_sampler_epoch)
         _, RANK, _ = _logger()
         if RANK in {-1, 0}:
             log_balance(dataset, self.args.task)
@@ -337,61 +448,49 @@ def _balanced_build_dataset(build_dataset):
                 plot_balance(dataset.balance_stats(), self.data["names"], path, strength, settings)
         return dataset
 
-    wrapper.__doc__ = build_dataset.__doc__
-    return wrapper
+    build_balanced_dataset.__doc__ = build_dataset.__doc__
+    return build_balanced_dataset
 
 
-def _patch_build_dataset(trainer_class) -> None:
-    if not _is_patched(trainer_class.__dict__["build_dataset"]):
-        trainer_class.build_dataset = _balanced_build_dataset(trainer_class.__dict__["build_dataset"])
+def _loader_settings(loader) -> dict[str, Any]:
+    """Return the DataLoader arguments a built loader holds (all but how it orders indices), read from the loader.
+
+    Every DataLoader keeps its constructor arguments as attributes of the same name, so whatever the stock function
+    chose (workers, prefetch_factor, pin_memory_device, persistent_workers, collate_fn, seeded generator, ...) carries
+    over to a loader rebuilt with another sampler, including settings a newer torch or Ultralytics adds.
+    """
+    from torch.utils.data import DataLoader
+
+    ordering = {"self", "shuffle", "sampler", "batch_sampler"}
+    names = [name for name in inspect.signature(DataLoader.__init__).parameters if name not in ordering]
+    return {name: getattr(loader, name) for name in names if hasattr(loader, name)}
 
 
 def _balanced_build_dataloader(build_dataloader):
     """Wrap Ultralytics' build_dataloader so that a balanced train dataset is loaded through its sampler."""
+    signature = inspect.signature(build_dataloader)
 
     @_mark
-    def wrapper(dataset, batch, workers, shuffle=True, rank=-1, drop_last=False, pin_memory=True, device="cuda"):
+    def build_dataloader_with_sampler(*args, **kwargs):
+        loader = build_dataloader(*args, **kwargs)
+        bound = signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        dataset, shuffle, rank = (bound.arguments[k] for k in ("dataset", "shuffle", "rank"))
         if not (shuffle and isinstance(dataset, BalancedDatasetMixin)):
-            return build_dataloader(dataset, batch, workers, shuffle, rank, drop_last, pin_memory, device)
-        from ultralytics.data.build import InfiniteDataLoader
-
-        # Let the stock function choose workers, seeding, pinning and collate as it would, then rebuild the loader with
-        # the sampler (a DataLoader's sampler cannot be replaced once built; the template has started no workers).
-        template = build_dataloader(dataset, batch, workers, False, -1, drop_last, pin_memory, device)
+            return loader
+        # A DataLoader's sampler cannot be replaced once built: rebuild the stock loader with the balanced sampler and
+        # every other setting it has. Releases before 8.4.158 start workers in the constructor: stop the stock ones.
+        if hasattr(loader, "close"):
+            loader.close()
         sampler = dataset.sampler(*((1, 0) if rank == -1 else (None, None)))
-        samples, batch = len(sampler), template.batch_size
-        return InfiniteDataLoader(
-            dataset=dataset,
-            batch_size=batch,
-            shuffle=False,
-            num_workers=template.num_workers,
-            sampler=sampler,
-            prefetch_factor=4 if template.num_workers > 0 else None,  # as stock for train loaders
-            pin_memory=template.pin_memory,
-            collate_fn=template.collate_fn,
-            worker_init_fn=template.worker_init_fn,
-            generator=template.generator,
-            drop_last=drop_last and samples > batch > 0 and samples % batch != 0,
-        )
+        settings = _loader_settings(loader)
+        # drop_last alone depends on the sampler's length: the stock rule (a shard smaller than one batch is kept)
+        samples, batch = len(sampler), settings["batch_size"]
+        settings["drop_last"] = bool(bound.arguments.get("drop_last")) and samples > batch > 0 and samples % batch != 0
+        return type(loader)(**settings, sampler=sampler)
 
-    wrapper.__doc__ = build_dataloader.__doc__
-    return wrapper
-
-
-# Trainer module -> the trainer class whose build_dataset is balanced. Subclasses inherit it (segment, pose and obb
-# from DetectionTrainer); RT-DETR builds its own dataset but uses the detection module's dataloader.
-BALANCED_TRAINERS = {
-    "ultralytics.models.yolo.detect.train": "DetectionTrainer",
-    "ultralytics.models.rtdetr.train": "RTDETRTrainer",
-    "ultralytics.models.yolo.classify.train": "ClassificationTrainer",
-}
-
-
-def _patch_trainer_module(module) -> None:
-    """Balance the module's trainer in train mode and, where the module builds loaders, give them the sampler."""
-    _patch_build_dataset(getattr(module, BALANCED_TRAINERS[module.__name__]))
-    if hasattr(module, "build_dataloader") and not _is_patched(module.build_dataloader):
-        module.build_dataloader = _balanced_build_dataloader(module.build_dataloader)
+    build_dataloader_with_sampler.__doc__ = build_dataloader.__doc__
+    return build_dataloader_with_sampler
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -423,7 +522,9 @@ def load_label_classes(overrides: dict, split: str = "train") -> tuple[list[np.n
     if cfg.task == "classify":
         info = check_cls_dataset(cfg.data, split=split)
         cfg.fraction = get_split_fraction(cfg.fraction, split)
-        dataset = ClassificationDataset(str(info[split]), cfg, augment=False, prefix=split, names=info["names"])
+        # newer releases align the class folders to the data's names; older ones take no `names`
+        names = {"names": info["names"]} if "names" in inspect.signature(ClassificationDataset).parameters else {}
+        dataset = ClassificationDataset(str(info[split]), cfg, augment=False, prefix=split, **names)
     else:
         info = check_det_dataset(cfg.data)
         if not info.get(split):
@@ -434,13 +535,105 @@ def load_label_classes(overrides: dict, split: str = "train") -> tuple[list[np.n
 
 
 # ---------------------------------------------------------------------------------------------------------------------
+# The patch surface: every Ultralytics attribute this plugin replaces, and the only code that replaces them
+
+
+@dataclass(frozen=True)
+class Replacement:
+    """One Ultralytics attribute replaced by a wrapper around the original.
+
+    Attributes:
+        module (str): Module holding the attribute (or its class), patched when first imported.
+        owner (str | None): Class in `module` whose attribute is replaced, or None for a module attribute.
+        name (str): Attribute name.
+        wrap (Callable): Function `original -> replacement`.
+        why (str): One line: what the replacement makes possible.
+        needs (tuple[str, ...]): Parameters the original must take (feature detection); the row is not applied, and
+            class_balance refused, if one is missing.
+    """
+
+    module: str
+    owner: str | None
+    name: str
+    wrap: Callable[[Any], Any]
+    why: str
+    needs: tuple[str, ...] = ()
+
+    @property
+    def key(self) -> str:
+        """Return 'module:Owner.name', e.g. 'ultralytics.cfg:check_cfg'."""
+        return f"{self.module}:{self.owner + '.' if self.owner else ''}{self.name}"
+
+
+_DETECT, _RTDETR = "ultralytics.models.yolo.detect.train", "ultralytics.models.rtdetr.train"
+_CLASSIFY = "ultralytics.models.yolo.classify.train"
+# fmt: off
+PATCH_SURFACE = (  # applied on supported releases
+    Replacement("ultralytics.utils", "YAML", "load", _yaml_load_listing_keys,
+                "`yolo cfg` and readers of default.yaml list the balancing keys", ("file",)),
+    Replacement("ultralytics.cfg", None, "check_cfg", _check_cfg_with_balance,
+                "bad balancing values fail in get_cfg, before any data is read", ("cfg",)),
+    Replacement("ultralytics.engine.trainer", "BaseTrainer", "check_resume", _check_after_resume,
+                "conflicting settings are refused right after resume, before the run folder is made", ("self",)),
+    Replacement("ultralytics.engine.trainer", "BaseTrainer", "_build_train_pipeline", _mark_train_pipeline,
+                "QAT calibration loaders (quantize=8, built before the train pipeline) stay stock", ("self",)),
+    Replacement(_DETECT, "DetectionTrainer", "build_dataset", _balanced_build_dataset,
+                "detect, segment, pose and obb train datasets are balanced", ("self", "mode")),
+    Replacement(_RTDETR, "RTDETRTrainer", "build_dataset", _balanced_build_dataset,
+                "RT-DETR builds its own train dataset", ("self", "mode")),
+    Replacement(_CLASSIFY, "ClassificationTrainer", "build_dataset", _balanced_build_dataset,
+                "classification train datasets are balanced", ("self", "mode")),
+    Replacement(_DETECT, None, "build_dataloader", _balanced_build_dataloader,
+                "a balanced train dataset is loaded through its sampler (detect family, RT-DETR)",
+                ("dataset", "shuffle", "rank")),
+    Replacement(_CLASSIFY, None, "build_dataloader", _balanced_build_dataloader,
+                "a balanced classification train dataset is loaded through its sampler",
+                ("dataset", "shuffle", "rank")),
+)
+REFUSAL_SURFACE = (  # applied instead on releases outside SUPPORTED_ULTRALYTICS
+    Replacement("ultralytics.cfg", None, "check_dict_alignment", _refuse_balance_keys,
+                "a balancing key fails with the installed and supported releases named", ("base", "custom")),
+)
+# fmt: on
+_ORIGINALS: dict[str, tuple[Any, str, Any]] = {}  # key -> (owner object, attribute name, original) of applied rows
+_UNAVAILABLE: dict[str, str] = {}  # key -> why a row of PATCH_SURFACE could not be applied
+_REGISTERED: set[str] = set()  # rows waiting for (or applied at) their module's import
+
+
+def _missing(row: Replacement, holder) -> str | None:
+    """Return what this Ultralytics lacks for `row` (feature detection), or None if the row can be applied."""
+    if holder is None or row.name not in vars(holder):
+        return f"{row.key} does not exist"
+    original = vars(holder)[row.name]
+    try:
+        parameters = inspect.signature(getattr(original, "__func__", original)).parameters
+    except (TypeError, ValueError):
+        return f"{row.key} has no inspectable signature"
+    if any(p.kind == p.VAR_KEYWORD for p in parameters.values()):
+        return None
+    lacking = [n for n in row.needs if n not in parameters and not (n == "self" and row.owner)]
+    return f"{row.key} takes no {', '.join(lacking)}" if lacking else None
+
+
+def _apply(row: Replacement, module) -> None:
+    """Replace the row's attribute with its wrapper, unless done already or the original lacks what it needs."""
+    holder = getattr(module, row.owner, None) if row.owner else module
+    if row.key in _ORIGINALS or _is_patched(vars(holder).get(row.name) if holder is not None else None):
+        return
+    problem = _missing(row, holder)
+    if problem:
+        _UNAVAILABLE[row.key] = problem
+        return
+    original = vars(holder)[row.name]
+    setattr(holder, row.name, row.wrap(original))
+    _ORIGINALS[row.key] = (holder, row.name, original)
 
 
 def activate() -> None:
     """Activate class-balanced training in this process (idempotent).
 
     Imports `ultralytics` (and so torch) if it has not been imported yet; the trainer modules are patched when they are
-    first imported.
+    first imported. On an unsupported Ultralytics release only the refusal of the balancing keys is installed.
 
     Examples:
         >>> from ultralytics_weighted.integration import activate
@@ -449,12 +642,28 @@ def activate() -> None:
         >>> get_cfg(overrides={"class_balance": 0.5, "balance_agg": "sum"}).class_balance
         0.5
     """
+    import ultralytics
+
+    if (Path(ultralytics.__file__).parent / "data" / "balance.py").exists():
+        return  # Ultralytics already balances natively (the patch series is applied): nothing to add
+    supported = is_supported(ultralytics.__version__)
+    if supported:
+        import ultralytics.utils
+
+        _add_default_keys(ultralytics.utils)
+    for row in PATCH_SURFACE if supported else REFUSAL_SURFACE:
+        if row.key not in _REGISTERED:
+            _REGISTERED.add(row.key)
+            when_imported(row.module, lambda module, row=row: _apply(row, module))
+
+
+def deactivate() -> None:
+    """Undo `activate()`: restore every replaced attribute and remove the keys (rows not yet applied stay pending)."""
     import ultralytics.utils
 
-    if (Path(ultralytics.utils.__file__).parent.parent / "data" / "balance.py").exists():
-        return  # Ultralytics already balances natively (the patch series is applied): nothing to add
-    _add_default_keys(ultralytics.utils)
-    when_imported("ultralytics.cfg", _patch_cfg)
-    when_imported("ultralytics.engine.trainer", _patch_trainer)
-    for module in BALANCED_TRAINERS:
-        when_imported(module, _patch_trainer_module)
+    for key, (holder, name, original) in list(_ORIGINALS.items()):
+        setattr(holder, name, original)
+        del _ORIGINALS[key]
+    _REGISTERED.clear()
+    _UNAVAILABLE.clear()
+    _remove_default_keys(ultralytics.utils)
