@@ -9,7 +9,8 @@ Usage:
     python tools/make_patches.py --sdist FILE      # use this sdist instead of downloading it
 
 What it does, deterministically (fixed author, dates, git configuration and diff options):
-    1. Finds the release: the upper bound of the `ultralytics` pin in pyproject.toml (`--version` overrides it).
+    1. Finds the release: the one `patches/series.json` names (`--version X` moves the series to the newest supported
+       release X).
     2. Downloads its sdist with `pip download --no-deps --no-binary :all:` into a cache folder (once).
     3. Turns the sdist into a git tree (one base commit).
     4. Makes one commit per logical change: copies `ultralytics_weighted/balance.py` and `ultralytics_weighted/sampler.py`
@@ -115,13 +116,12 @@ def module_constant(path: Path, name: str):
     raise SystemExit(f"make_patches: {path.relative_to(ROOT)} has no module-level constant {name}")
 
 
-def pinned_version() -> str:
-    """Return the upper bound of the `ultralytics` pin in pyproject.toml (the release the series is made for)."""
-    text = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
-    match = re.search(r'"ultralytics\s*[^"]*<=\s*([0-9][0-9A-Za-z.]*)', text)
-    if not match:
-        raise SystemExit("make_patches: no 'ultralytics ... <=X' pin in pyproject.toml; pass --version X")
-    return match.group(1)
+def target_version() -> str:
+    """Return the release the committed series is made for (`patches/series.json`); `--version` moves it."""
+    series_json = PATCHES / "series.json"
+    if not series_json.exists():
+        raise SystemExit("make_patches: no patches/series.json yet; pass --version X (the newest supported release)")
+    return json.loads(series_json.read_text(encoding="utf-8"))["ultralytics"]
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -911,13 +911,13 @@ def main(argv: list[str] | None = None) -> int:
     """Regenerate or check the patch series; return the exit code."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--check", action="store_true", help="fail if patches/ differs from what would be written")
-    parser.add_argument("--version", help="Ultralytics release (default: the upper bound pinned in pyproject.toml)")
+    parser.add_argument("--version", help="Ultralytics release (default: the one in patches/series.json)")
     parser.add_argument("--sdist", type=Path, help="use this sdist (.tar.gz) instead of downloading it")
     parser.add_argument("--cache", type=Path, help="download folder (default: ~/.cache/ultralytics-weighted)")
     parser.add_argument("--tree", type=Path, help="also copy the patched git tree to this (new) folder")
     args = parser.parse_args(argv)
 
-    version = args.version or pinned_version()
+    version = args.version or target_version()
     cache = args.cache or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ultralytics-weighted"
     sdist = args.sdist.resolve() if args.sdist else fetch_sdist(version, cache)
     if args.sdist and sdist.name != f"ultralytics-{version}.tar.gz":
