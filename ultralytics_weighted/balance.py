@@ -15,6 +15,7 @@ Definitions used everywhere (log, stats, docs), for sampling probabilities p ove
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -432,18 +433,123 @@ def image_weights(classes: Sequence[np.ndarray], nc: int, agg: str = "mean", pow
     return p
 
 
-def balance_stats(classes: Sequence[np.ndarray], nc: int, p: np.ndarray | None = None) -> dict:
+class BalanceSchedule:
+    """The sampling probabilities of every epoch of class-balanced training, and the epoch length.
+
+    Epoch e (0-based) balances at strength s_e = strength * min(1, e / (ramp * (epochs - 1))): with `ramp` > 0 the
+    strength rises linearly from 0 (uniform, as stock) in the first epoch over that fraction of the training (`ramp=1`
+    reaches `strength` in the last epoch), otherwise every epoch uses `strength`. Its image
+    probabilities are `image_weights` at s_e, with the expected draws of every image raised to at least `floor`:
+    d_i = max(N * p_i, floor). With `floor` > 0 the epoch grows (no image is skipped for another's extra draws, as in
+    repeat factor sampling) instead of keeping N draws: `epoch_size` is the largest sum(d) of the schedule, rounded up,
+    and each epoch draws that many images with probabilities d / sum(d), so image i is still drawn at least `floor`
+    times in expectation. One fixed length keeps the loader's length, warmup and progress bars as Ultralytics set them.
+
+    Args:
+        classes (Sequence[np.ndarray]): Class ids of each image's objects, in dataset order.
+        nc (int): Number of classes.
+        strength (float): Balancing strength in [0, 1] (`class_balance`), reached after the ramp.
+        agg (str): Aggregation of the image weights (`balance_agg`).
+        floor (float): Least expected draws of each image per epoch (`balance_floor`); 0 keeps N draws per epoch.
+        ramp (float): Fraction of the epochs over which the strength rises from 0 (`balance_ramp`), in [0, 1].
+        epochs (int): Epochs of the training; the strength is reached in epoch ramp * (epochs - 1) (0-based).
+
+    Examples:
+        >>> labels = [np.array([0])] * 6 + [np.array([1])] * 2
+        >>> schedule = BalanceSchedule(labels, nc=2, strength=1.0, floor=1.0, ramp=0.5, epochs=5)
+        >>> [round(schedule.strength_at(e), 2) for e in range(5)]  # rises over half of the training
+        [0.0, 0.5, 1.0, 1.0, 1.0]
+        >>> schedule.epoch_size  # 8 images: the 2 rare ones take 2 draws each, the 6 common ones keep 1
+        10
+        >>> (schedule.epoch_size * schedule.probabilities(3)).round(2).tolist()
+        [1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 2.0, 2.0]
+    """
+
+    def __init__(
+        self,
+        classes: Sequence[np.ndarray],
+        nc: int,
+        strength: float = 1.0,
+        agg: str = "mean",
+        floor: float = 0.0,
+        ramp: float = 0.0,
+        epochs: int = 1,
+    ):
+        """Compute the schedule's epoch length (the probabilities of each epoch are computed when asked for)."""
+        if floor < 0 or not 0.0 <= ramp <= 1.0:
+            raise ValueError(f"floor must be >= 0 and ramp in [0, 1], got floor={floor}, ramp={ramp}.")
+        self.classes, self.nc, self.agg = classes, nc, agg
+        self.strength, self.floor, self.ramp, self.epochs = float(strength), float(floor), float(ramp), int(epochs)
+        self.ramp_epochs = self.ramp * max(self.epochs - 1, 0)  # full strength from epoch ceil(ramp_epochs) (0-based)
+        self._cached = (None, None)  # (strength, probabilities) of the most recent epoch asked for
+        # without a floor every epoch has N draws; with one, the longest epoch of the schedule sets the length
+        ramping = self.floor and self.ramp_epochs
+        strengths = {self.strength_at(e) for e in range(math.ceil(self.ramp_epochs) + 1)} if ramping else {strength}
+        totals = [self._expected_draws(s).sum() for s in strengths] if self.floor else [len(classes)]
+        self.epoch_size = max(len(classes), math.ceil(max(totals) - 1e-9))  # round-off must not add a draw
+
+    @property
+    def full_strength_epoch(self) -> int:
+        """Return the first epoch (0-based) that samples at the full `strength`."""
+        return math.ceil(self.ramp_epochs)
+
+    def strength_at(self, epoch: int) -> float:
+        """Return the balancing strength of `epoch` (0-based)."""
+        if self.ramp_epochs <= 0:
+            return self.strength
+        return self.strength * min(1.0, epoch / self.ramp_epochs)
+
+    def _expected_draws(self, strength: float) -> np.ndarray:
+        """Return max(N * p_i, floor) for the image probabilities p at `strength`."""
+        p = image_weights(self.classes, self.nc, self.agg, strength)
+        return np.maximum(len(p) * p, self.floor)
+
+    def probabilities(self, epoch: int) -> np.ndarray:
+        """Return the sampling probability of every image in `epoch` (one draw of `epoch_size` images).
+
+        Args:
+            epoch (int): Epoch number (0-based), as the trainer counts it.
+
+        Returns:
+            (np.ndarray): float64 probabilities summing to 1.
+        """
+        strength = self.strength_at(epoch)
+        if self._cached[0] != strength:
+            if self.floor:
+                draws = self._expected_draws(strength)
+                p = draws / draws.sum()
+            else:  # exactly image_weights, so that the draws stay those of a schedule-free sampler
+                p = image_weights(self.classes, self.nc, self.agg, strength)
+            self._cached = (strength, p)
+        return self._cached[1]
+
+    def describe(self) -> list[str]:
+        """Return what the schedule adds to the train-start table: the ramp, in one line (none without a ramp)."""
+        if self.ramp_epochs <= 0:
+            return []
+        full = self.full_strength_epoch
+        return [
+            f"balance_ramp={self.ramp:g}: class_balance rises linearly from 0 in epoch 1 to {self.strength:g} from "
+            f"epoch {full + 1} of {self.epochs} on; the figures above are those of the balanced epochs."
+        ]
+
+
+def balance_stats(
+    classes: Sequence[np.ndarray], nc: int, p: np.ndarray | None = None, epoch_size: int | None = None
+) -> dict:
     """Describe what sampling with probabilities `p` does to the classes an epoch shows.
 
     Args:
         classes (Sequence[np.ndarray]): Class ids of each image's objects, one array per image.
         nc (int): Number of classes.
         p (np.ndarray, optional): Sampling probabilities per image; None means uniform (stock shuffling).
+        epoch_size (int, optional): Images drawn per epoch (`BalanceSchedule.epoch_size`); None means one per image.
 
     Returns:
         (dict): 'instances' and 'images' per class (int arrays), 'share_before' and 'share_after' per class (float
             arrays: share of instances in the data and expected share per epoch under p), 'imbalance_before',
-            'imbalance_after' (max/min share over present classes), 'ess' and 'coverage' (see the module docstring).
+            'imbalance_after' (max/min share over present classes), 'ess', 'coverage' (see the module docstring) and
+            'epoch_size' (images drawn per epoch).
 
     Examples:
         >>> import numpy as np
@@ -477,8 +583,24 @@ def balance_stats(classes: Sequence[np.ndarray], nc: int, p: np.ndarray | None =
         "imbalance_before": imbalance(before),
         "imbalance_after": imbalance(after),
         "ess": effective_sample_size(p),
-        "coverage": coverage(p),
+        "coverage": coverage(p, draws=epoch_size),
+        "epoch_size": n_images if epoch_size is None else int(epoch_size),
     }
+
+
+def balance_settings(strength: float, agg: str | None, schedule: BalanceSchedule | None = None) -> str:
+    """Return the settings as train keys, e.g. 'class_balance=1 balance_agg=mean balance_floor=1' (unset keys left out).
+
+    Examples:
+        >>> balance_settings(0.5, "sum")
+        'class_balance=0.5 balance_agg=sum'
+    """
+    text = f"class_balance={strength:g}" + (f" balance_agg={agg}" if agg else "")
+    if schedule:
+        text += "".join(
+            f" {k}={v:g}" for k, v in (("balance_floor", schedule.floor), ("balance_ramp", schedule.ramp)) if v
+        )
+    return text
 
 
 def balance_report(
@@ -488,6 +610,7 @@ def balance_report(
     strength: float,
     agg: str,
     task: str = "detect",
+    schedule: BalanceSchedule | None = None,
 ) -> list[str]:
     """Return the lines logged at train start: settings, one row per class, the summary, and what does not apply.
 
@@ -498,25 +621,32 @@ def balance_report(
         strength (float): Balancing strength (`class_balance`).
         agg (str): Aggregation of the image weights (`balance_agg`).
         task (str): Training task; 'classify' has one label per image, so `agg` does not apply there.
+        schedule (BalanceSchedule, optional): The epoch schedule `p` belongs to (its balanced epochs), when
+            `balance_floor` or `balance_ramp` is set: adds the epoch length and the ramp.
 
     Returns:
         (list[str]): Lines without a prefix: per class instances, images, share of instances before and expected
-            share per epoch after; then max/min class share before -> after, ESS and coverage.
+            share per epoch after; then max/min class share before -> after, ESS, coverage and a grown epoch's length.
 
     Examples:
         >>> labels = [np.array([0, 0]), np.array([0]), np.array([1])]
         >>> lines = balance_report(labels, ["car", "bus"], image_weights(labels, 2), 1.0, "mean")
         >>> print(lines[-1])
         max/min class share 3.00 -> 1.00, effective sample size 0.76, coverage 73.3% of images per epoch
+        >>> schedule = BalanceSchedule(labels, 2, floor=1.0)  # every image drawn at least once: the epoch grows
+        >>> lines = balance_report(labels, ["car", "bus"], schedule.probabilities(0), 1.0, "mean", schedule=schedule)
+        >>> print(lines[0].split(":")[0], "|", lines[-1].split(", coverage ")[1])
+        class_balance=1 balance_agg=mean balance_floor=1 | 100.0% of images per epoch, epoch 3 -> 4 images (+33%)
     """
     names = names if isinstance(names, dict) else dict(enumerate(names))
-    stats = balance_stats(classes, len(names), p)
+    epoch_size = schedule.epoch_size if schedule else None
+    stats = balance_stats(classes, len(names), p, epoch_size)
     w = max([len("class")] + [len(str(names.get(c, c))) for c in range(len(stats["instances"]))])
     backgrounds = sum(len(c) == 0 for c in classes)
     kept = f" ({backgrounds} backgrounds keep their share)" if backgrounds else ""
+    settings = balance_settings(strength, agg, schedule)
     lines = [
-        f"class_balance={strength:g} balance_agg={agg}: {len(classes)} train images{kept}, expected share of each "
-        "class per epoch:",
+        f"{settings}: {len(classes)} train images{kept}, expected share of each class per epoch:",
         f"{'class':>{w}} {'instances':>10} {'images':>8} {'share before':>13} {'share per epoch':>16}",
     ]
     for c, (n, m, before, after) in enumerate(
@@ -524,10 +654,13 @@ def balance_report(
     ):
         if n:  # classes without instances are never drawn and do not count
             lines.append(f"{names.get(c, c)!s:>{w}} {n:>10d} {m:>8d} {before:>13.1%} {after:>16.1%}")
+    size, n = stats["epoch_size"], len(classes)
+    grown = f", epoch {n:,} -> {size:,} images ({size / n - 1:+.0%})" if size != n else ""
     lines.append(
         f"max/min class share {stats['imbalance_before']:.2f} -> {stats['imbalance_after']:.2f}, "
-        f"effective sample size {stats['ess']:.2f}, coverage {stats['coverage']:.1%} of images per epoch"
+        f"effective sample size {stats['ess']:.2f}, coverage {stats['coverage']:.1%} of images per epoch{grown}"
     )
+    lines += schedule.describe() if schedule else []
     if task == "classify":
         lines.append("balance_agg does not apply to classification (one label per image): every value gives the same.")
     if absent := [str(names[c]) for c in range(len(names)) if not stats["instances"][c]]:
@@ -543,25 +676,32 @@ def effective_sample_size(p: np.ndarray) -> float:
     return float(1.0 / (p.size * np.square(p).sum())) if p.size else float("nan")
 
 
-def coverage(p: np.ndarray, method: str = "systematic") -> float:
-    """Return the expected share of distinct images drawn in one epoch of N draws.
+def coverage(p: np.ndarray, method: str = "systematic", draws: int | None = None) -> float:
+    """Return the expected share of distinct images drawn in one epoch of `draws` draws (default N, the image count).
 
-    With systematic resampling image i is drawn floor(N p_i) or ceil(N p_i) times, so it is seen with probability
-    min(1, N p_i); with independent multinomial draws it is seen with probability 1 - (1 - p_i) ** N.
+    With systematic resampling image i is drawn floor(draws p_i) or ceil(draws p_i) times, so it is seen with
+    probability min(1, draws p_i); with independent multinomial draws it is seen with probability
+    1 - (1 - p_i) ** draws.
 
     Args:
         p (np.ndarray): Sampling probabilities per image.
         method (str): 'systematic' (this package's sampler) or 'multinomial' (independent draws).
+        draws (int, optional): Draws per epoch; None means one per image (N), as with stock shuffling.
 
     Returns:
         (float): Coverage in [0, 1].
+
+    Examples:
+        >>> coverage(np.array([0.5, 0.25, 0.25, 0.0])), coverage(np.array([0.5, 0.25, 0.25, 0.0]), draws=8)
+        (0.75, 0.75)
     """
     p = np.asarray(p, dtype=np.float64)
     n = p.size
     if not n:
         return float("nan")
+    draws = n if draws is None else draws
     if method == "systematic":
-        return float(np.minimum(1.0, n * p).mean())
+        return float(np.minimum(1.0, draws * p).mean())
     if method == "multinomial":
-        return float((1.0 - np.power(1.0 - p, n)).mean())
+        return float((1.0 - np.power(1.0 - p, draws)).mean())
     raise ValueError(f"method='{method}' is not supported, use 'systematic' or 'multinomial'.")
