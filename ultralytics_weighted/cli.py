@@ -87,6 +87,7 @@ def stats(options: dict[str, str]) -> int:
     """
     from ultralytics.cfg import smart_value
 
+    from ultralytics_weighted.balance import BalanceSchedule, balance_settings, balance_stats
     from ultralytics_weighted.config import balance_strength, check_balance_args
     from ultralytics_weighted.integration import load_label_classes
     from ultralytics_weighted.report import compare_aggregations, format_aggregation_table, plot_balance
@@ -100,41 +101,33 @@ def stats(options: dict[str, str]) -> int:
         raise SystemExit(f"ultralytics-weighted stats: format={fmt} is not valid, use format=table or format=json.")
     check_balance_args(values)
     strength = balance_strength(values["class_balance"])
+    floor, ramp = values.get("balance_floor", 0.0), values.get("balance_ramp", 0.0)
     classes, names, task = load_label_classes(values, split)
-    rows = compare_aggregations(classes, len(names), strength)
+    rows = compare_aggregations(classes, len(names), strength, floor)
+    agg = values.get("balance_agg", "mean")  # checked above by check_balance_args
+    schedule = BalanceSchedule(classes, len(names), strength, agg, floor, ramp, values.get("epochs", 100))
     if fmt == "json":
         summary = {"data": str(values["data"]), "split": split, "task": task, "class_balance": strength}
+        summary.update(balance_floor=floor, balance_ramp=ramp)
         print(json.dumps({**summary, "images": len(classes), "names": names, "aggregations": rows}, indent=2))
     else:
         backgrounds = sum(len(c) == 0 for c in classes)
         print(
             f"{values['data']} ({split}, {task}): {len(classes)} images, {backgrounds} backgrounds, "
-            f"class_balance={strength:g}; expected share of each class per epoch by aggregation:"
+            f"{balance_settings(strength, None, schedule)}; expected share of each class per epoch by aggregation:"
         )
-        print("\n".join(format_aggregation_table(rows, names)))
+        print("\n".join(format_aggregation_table(rows, names) + schedule.describe()))
     if plot:
-        agg = values.get("balance_agg", "mean")  # checked above by check_balance_args
-        from ultralytics_weighted.balance import balance_stats, image_weights
-
-        p = image_weights(classes, len(names), agg, strength)
+        p = schedule.probabilities(schedule.full_strength_epoch)
         path = plot_balance(
-            balance_stats(classes, len(names), p),
+            balance_stats(classes, len(names), p, schedule.epoch_size),
             names,
             plot,
             strength,
-            f"{values['data']} ({split}), class_balance={strength:g} balance_agg={agg}",
+            f"{values['data']} ({split}), {balance_settings(strength, agg, schedule)}",
         )
         print(f"saved {path}", file=sys.stderr if fmt == "json" else sys.stdout)
     return 0
-
-
-def yolo_command() -> list[str]:
-    """Return the command that runs the stock `yolo` CLI of this interpreter's Ultralytics."""
-    script = Path(sys.executable).parent / "yolo"
-    if script.is_file():
-        return [str(script)]
-    found = shutil.which("yolo")
-    return [found] if found else [sys.executable, "-c", "from ultralytics.cfg import entrypoint; entrypoint()"]
 
 
 def demo(options: dict[str, str]) -> int:
@@ -146,6 +139,7 @@ def demo(options: dict[str, str]) -> int:
     Returns:
         (int): The exit code of `yolo train`.
     """
+    from ultralytics_weighted.compare import yolo_command
     from ultralytics_weighted.synthetic import make_dataset
 
     keep = options.pop("dir", None)
