@@ -12,6 +12,8 @@ Examples:
 
 from __future__ import annotations
 
+import ultralytics  # noqa: F401  (first, so that the startup hook activates with Ultralytics loaded)
+
 from ultralytics_weighted.balance import AGGREGATIONS, balance_stats, image_weights
 from ultralytics_weighted.integration import activate
 from ultralytics_weighted.sampler import BalancedSampler

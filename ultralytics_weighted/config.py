@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 
-from ultralytics_weighted.balance import AGGREGATIONS, check_aggregation
+from .balance import AGGREGATIONS, check_aggregation
 
 # The keys as they read in Ultralytics' cfg/default.yaml (train settings), with comments in its style
 DEFAULT_CFG_YAML = """\

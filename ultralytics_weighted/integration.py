@@ -25,14 +25,20 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ultralytics_weighted.balance import BalanceSchedule, balance_report, balance_settings, balance_stats
-from ultralytics_weighted.config import AFTER_KEY, DEFAULTS, balance_strength, check_balance_args
+from ultralytics_weighted.balance import balance_settings
+from ultralytics_weighted.config import AFTER_KEY, DEFAULTS, check_balance_args
 from ultralytics_weighted.report import plot_balance
-from ultralytics_weighted.sampler import BalancedSampler
+from ultralytics_weighted.training import (
+    BalancedDatasetMixin,
+    balance_train_dataset,
+    check_class_balance,
+    dataset_label_classes,
+    start_train_pipeline,
+    train_sampler,
+)
 from ultralytics_weighted_hook import when_imported
 
 SUPPORTED_ULTRALYTICS = ">=8.4.130,<8.5"  # as in pyproject.toml; the floor is the first release with everything used
-BALANCED_TASKS = frozenset({"detect", "segment", "pose", "obb", "classify"})
 _PATCHED = "_ultralytics_weighted"  # attribute marking functions this module installed
 
 
@@ -46,10 +52,10 @@ def _is_patched(function) -> bool:
     return getattr(getattr(function, "__func__", function), _PATCHED, False)
 
 
-def _logger():
-    from ultralytics.utils import LOGGER, RANK, colorstr
+def _rank() -> int:
+    from ultralytics.utils import RANK
 
-    return LOGGER, RANK, colorstr("balance: ")
+    return RANK
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -189,7 +195,7 @@ def _refuse_balance_keys(check_dict_alignment):
 
 
 def check_trainer(trainer) -> None:
-    """Refuse or warn about settings that balancing cannot honour, before any training starts (and before save_dir).
+    """Refuse `class_balance` where this Ultralytics lacks a feature, then run the shared checks before training.
 
     Args:
         trainer (BaseTrainer): A trainer whose `args` passed `get_cfg` and `check_resume`.
@@ -199,36 +205,14 @@ def check_trainer(trainer) -> None:
         NotImplementedError: If the trainer's task or dataset cannot be balanced yet.
         ValueError: If `rect=True` is combined with balancing.
     """
-    args = trainer.args
-    if not balance_strength(getattr(args, "class_balance", False)):
+    if not getattr(trainer.args, "class_balance", False):
         return
-    LOGGER, RANK, prefix = _logger()
     if _UNAVAILABLE:
         import ultralytics
 
         reason = "; ".join(_UNAVAILABLE.values())
         raise UnsupportedUltralyticsError(unsupported_message(ultralytics.__version__, reason))
-    if args.task not in BALANCED_TASKS or not _is_patched(type(trainer).build_dataset):
-        raise NotImplementedError(
-            f"class_balance is not supported for task={args.task} with {type(trainer).__name__} yet. "
-            f"Balanced training works for {', '.join(sorted(BALANCED_TASKS))} (YOLO and RT-DETR models); "
-            "set class_balance=False to train this model."
-        )
-    if args.rect:
-        raise ValueError(
-            "'rect=True' cannot be combined with class_balance: rectangular training fixes each image's batch (and "
-            "shape) by aspect ratio, while balanced sampling draws images in a new order every epoch. "
-            "Use rect=False to balance, or class_balance=False to keep rectangular batches."
-        )
-    if RANK in {-1, 0}:
-        if args.single_cls:
-            LOGGER.warning(f"{prefix}'single_cls=True' merges all classes into one, so class_balance has no effect.")
-        cls_pw = getattr(args, "cls_pw", 0.0)  # loss class weighting, a train key since 8.4.37
-        if cls_pw:
-            LOGGER.warning(
-                f"{prefix}class_balance (sampling) and cls_pw={cls_pw} (loss weighting) both favour rare "
-                "classes; together they compensate twice. Consider cls_pw=0.0."
-            )
+    check_class_balance(trainer.args, type(trainer).__name__, _is_patched(type(trainer).build_dataset))
 
 
 def _check_after_resume(check_resume):
@@ -249,244 +233,32 @@ def _mark_train_pipeline(build_train_pipeline):
 
     @_mark
     def build_train_pipeline_marked(self, *args, **kwargs):
-        self._balance_train_pipeline = True  # QAT calibration loaders are built before this, in _setup_train
+        start_train_pipeline(self)
         return build_train_pipeline(self, *args, **kwargs)
 
     build_train_pipeline_marked.__doc__ = build_train_pipeline.__doc__
     return build_train_pipeline_marked
 
 
-def _is_qat_calibration(trainer) -> bool:
-    """Return whether a train-mode dataset is being built for QAT calibration (quantize=8), which must stay stock."""
-    return getattr(trainer.args, "quantize", None) == 8 and not getattr(trainer, "_balance_train_pipeline", False)
-
-
-def _sync_sampler_epoch(trainer) -> None:
-    """Tell the balanced sampler the trainer's epoch (stock calls set_epoch only under DDP; resume starts mid-way)."""
-    sampler = getattr(getattr(trainer, "train_loader", None), "sampler", None)
-    if isinstance(sampler, BalancedSampler):
-        sampler.set_epoch(trainer.epoch)
-
-
 # ---------------------------------------------------------------------------------------------------------------------
-# Balanced dataset
-
-
-def dataset_label_classes(dataset) -> list[np.ndarray]:
-    """Return the class ids of each image's objects in dataset order, from the labels the dataset really uses.
-
-    Args:
-        dataset (YOLODataset | ClassificationDataset): A built Ultralytics dataset (after `classes=`, `fraction`, ...).
-
-    Returns:
-        (list[np.ndarray]): One 1-D array of class ids per image (one id per image for classification).
-    """
-    if hasattr(dataset, "labels"):  # YOLODataset and subclasses: one (n, 1) 'cls' array per image
-        return [label["cls"].reshape(-1) for label in dataset.labels]
-    return [np.array([sample[1]]) for sample in dataset.samples]  # ClassificationDataset: (file, class index, ...)
-
-
-class BalancedDatasetMixin:
-    """Mixin for a dataset class whose train images are drawn by class-balanced probabilities.
-
-    The dataset holds `image_probabilities` (one per image, computed from the labels in use: after `classes=`
-    filtering, `fraction` and any re-sorting) and hands the train loader a `BalancedSampler` over them. For YOLO
-    datasets, Mosaic, MixUp, CutMix and CopyPaste partners are drawn from the same probabilities wherever stock
-    Ultralytics picks them uniformly from the whole dataset (MixUp, CutMix, CopyPaste; Mosaic with `cache=ram`).
-    Mosaic's default buffer of recently loaded images already consists of balanced draws and is kept as it is.
-    """
-
-    __slots__ = ()  # no layout of its own, so that a built stock dataset can switch to the balanced subclass
-    stock_class: type  # the stock dataset class this balanced class extends (set by `balanced_class`)
-
-    def set_balance(
-        self,
-        strength: float,
-        agg: str,
-        names: dict,
-        seed: int = 0,
-        floor: float = 0.0,
-        ramp: float = 0.0,
-        epochs: int = 1,
-    ) -> None:
-        """Compute the epoch schedule and per-image probabilities, and re-point the augmentation partners at them.
-
-        Args:
-            strength (float): Balancing strength in (0, 1].
-            agg (str): How an image's objects combine their class weights.
-            names (dict): Class names by class id (the trainer's `data["names"]`).
-            seed (int): Seed of the per-epoch draws.
-            floor (float): Least expected draws of each image per epoch (`balance_floor`).
-            ramp (float): Fraction of the epochs over which the strength rises from 0 (`balance_ramp`).
-            epochs (int): Epochs of the training.
-        """
-        self.balance_strength, self.balance_agg, self.balance_names, self.balance_seed = strength, agg, names, seed
-        classes = dataset_label_classes(self)
-        self.balance_schedule = BalanceSchedule(classes, len(names), strength, agg, floor, ramp, epochs)
-        # the balanced epochs' probabilities: the table, the plot and the mix partners (worker processes keep their
-        # copy of the dataset, so partners cannot follow a ramp; they use the full strength throughout)
-        self.image_probabilities = self.balance_schedule.probabilities(self.balance_schedule.full_strength_epoch)
-        self._cumulative_probabilities = np.cumsum(self.image_probabilities)
-        if hasattr(self, "transforms"):
-            _weight_mix_partners(self, self.transforms)
-
-    def balance_stats(self) -> dict:
-        """Return `balance_stats` (shares before/after, imbalance, ESS, coverage) for this dataset's probabilities."""
-        classes, schedule = dataset_label_classes(self), self.balance_schedule
-        return balance_stats(classes, len(self.balance_names), self.image_probabilities, schedule.epoch_size)
-
-    def sampler(self, num_replicas: int | None = None, rank: int | None = None) -> BalancedSampler:
-        """Return the train sampler of this dataset's schedule (DDP layout from torch.distributed if None)."""
-        schedule = self.balance_schedule
-        return BalancedSampler(schedule.probabilities, self.balance_seed, num_replicas, rank, schedule.epoch_size)
-
-    def partner_indexes(self, k: int) -> np.ndarray:
-        """Draw `k` augmentation partner indexes from the image probabilities (O(k log N), per-worker numpy RNG)."""
-        u = np.random.random(k) * self._cumulative_probabilities[-1]
-        return np.searchsorted(self._cumulative_probabilities, u, side="right").clip(
-            max=len(self._cumulative_probabilities) - 1
-        )
-
-    def build_transforms(self, hyp=None):
-        """Build the stock transforms, with partners drawn by the image probabilities (also after close_mosaic)."""
-        transforms = self.stock_class.build_transforms(self, hyp)
-        if hasattr(self, "image_probabilities"):
-            _weight_mix_partners(self, transforms)
-        return transforms
-
-
-class _WeightedPartners:
-    """Picklable replacement for a mix transform's `get_indexes` (workers may pickle the dataset)."""
-
-    def __init__(self, dataset: BalancedDatasetMixin, count: int | None):
-        self.dataset, self.count = dataset, count
-
-    def __call__(self):
-        indexes = self.dataset.partner_indexes(self.count or 1)
-        return indexes.tolist() if self.count else int(indexes[0])
-
-
-def _weight_mix_partners(dataset, transforms) -> None:
-    """Point every mix transform in a (nested) Compose that picks partners uniformly at the dataset's weights."""
-    from ultralytics.data.augment import BaseMixTransform, Compose, Mosaic
-
-    stack = [transforms]
-    while stack:
-        t = stack.pop()
-        if isinstance(t, Compose):
-            stack.extend(t.transforms)
-        elif isinstance(t, BaseMixTransform):
-            stack.append(t.pre_transform)
-            if isinstance(t, Mosaic):
-                if not t.buffer_enabled:  # cache=ram: stock picks uniformly from the whole dataset
-                    t.get_indexes = _WeightedPartners(dataset, t.n - 1)
-            else:
-                t.get_indexes = _WeightedPartners(dataset, None)
-
-
-_BALANCED_CLASSES: dict[type, type] = {}
-
-
-def balanced_class(dataset_class: type) -> type:
-    """Return the balanced subclass of a dataset class, registered in this module so that it pickles by name."""
-    if dataset_class not in _BALANCED_CLASSES:
-        name = f"Balanced{dataset_class.__name__}"
-        # The mixin goes last so that the instance layout stays the stock one (required to switch `__class__`); the
-        # method it overrides is put on the class itself.
-        namespace = {"__module__": __name__, "__qualname__": name, "__slots__": (), "stock_class": dataset_class}
-        if hasattr(dataset_class, "build_transforms"):
-            namespace["build_transforms"] = BalancedDatasetMixin.build_transforms
-        cls = type(name, (dataset_class, BalancedDatasetMixin), namespace)
-        cls.__doc__ = f"{dataset_class.__name__} whose train images are drawn by class-balanced probabilities."
-        globals()[name] = _BALANCED_CLASSES[dataset_class] = cls
-    return _BALANCED_CLASSES[dataset_class]
-
-
-def make_balanced(
-    dataset,
-    strength: float,
-    agg: str,
-    names: dict,
-    seed: int = 0,
-    floor: float = 0.0,
-    ramp: float = 0.0,
-    epochs: int = 1,
-):
-    """Turn a built stock train dataset into its balanced subclass, in place, and return it.
-
-    The stock constructor has already loaded, filtered and ordered the labels exactly as training uses them, so the
-    weights are computed from those; switching the instance's class keeps everything else the stock dataset did.
-
-    Args:
-        dataset (YOLODataset | ClassificationDataset): A stock train dataset.
-        strength (float): Balancing strength in (0, 1].
-        agg (str): Aggregation of an image's class weights.
-        names (dict): Class names by class id.
-        seed (int): Seed of the per-epoch draws.
-        floor (float): Least expected draws of each image per epoch (`balance_floor`).
-        ramp (float): Fraction of the epochs over which the strength rises from 0 (`balance_ramp`).
-        epochs (int): Epochs of the training.
-
-    Returns:
-        (BalancedDatasetMixin): The same object, now of the balanced subclass.
-    """
-    dataset.__class__ = balanced_class(type(dataset))
-    dataset.set_balance(strength, agg, names, seed, floor, ramp, epochs)
-    return dataset
-
-
-def log_balance(dataset: BalancedDatasetMixin, task: str) -> None:
-    """Log the per-class table and summary line of a balanced dataset, and what does not apply or is never drawn."""
-    LOGGER, _, prefix = _logger()
-    lines = balance_report(
-        dataset_label_classes(dataset),
-        dataset.balance_names,
-        dataset.image_probabilities,
-        dataset.balance_strength,
-        dataset.balance_agg,
-        task,
-        dataset.balance_schedule,
-    )
-    LOGGER.info("\n".join(prefix + line for line in lines))
+# Balanced dataset and loader
 
 
 def _balanced_build_dataset(build_dataset):
-    """Wrap a trainer's build_dataset so that train mode with balancing on returns the balanced dataset."""
+    """Wrap a trainer's build_dataset so that it ends with `balance_train_dataset` (and the plugin's balance plot)."""
     signature = inspect.signature(build_dataset)
 
     @_mark
     def build_balanced_dataset(self, *args, **kwargs):
-        dataset = build_dataset(self, *args, **kwargs)
         bound = signature.bind(self, *args, **kwargs)
         bound.apply_defaults()
-        strength = balance_strength(getattr(self.args, "class_balance", False))
-        if bound.arguments["mode"] != "train" or not strength or self.args.single_cls or _is_qat_calibration(self):
-            return dataset
-        from ultralytics.data.dataset import ClassificationDataset, YOLODataset
-        from ultralytics.models.rtdetr.val import RTDETRDataset
-
-        if type(dataset) not in {YOLODataset, RTDETRDataset, ClassificationDataset}:
-            raise NotImplementedError(f"class_balance is not supported for {type(dataset).__name__} datasets yet.")
-        args = self.args
-        make_balanced(
-            dataset,
-            strength,
-            args.balance_agg,
-            self.data["names"],
-            args.seed,
-            args.balance_floor,
-            args.balance_ramp,
-            args.epochs,
-        )
-        if _sync_sampler_epoch not in self.callbacks["on_train_epoch_start"]:
-            self.add_callback("on_train_epoch_start", _sync_sampler_epoch)
-        _, RANK, _ = _logger()
-        if RANK in {-1, 0}:
-            log_balance(dataset, self.args.task)
-            if self.args.plots:
-                settings = balance_settings(strength, args.balance_agg, dataset.balance_schedule)
-                path = self.save_dir / "class_balance.png"
-                plot_balance(dataset.balance_stats(), self.data["names"], path, strength, settings)
+        dataset = balance_train_dataset(self, build_dataset(self, *args, **kwargs), bound.arguments["mode"])
+        if isinstance(dataset, BalancedDatasetMixin) and self.args.plots and _rank() in {-1, 0}:
+            strength, schedule = dataset.balance_strength, dataset.balance_schedule
+            settings = balance_settings(strength, dataset.balance_agg, schedule)
+            plot_balance(
+                dataset.balance_stats(), self.data["names"], self.save_dir / "class_balance.png", strength, settings
+            )
         return dataset
 
     build_balanced_dataset.__doc__ = build_dataset.__doc__
@@ -517,13 +289,13 @@ def _balanced_build_dataloader(build_dataloader):
         bound = signature.bind(*args, **kwargs)
         bound.apply_defaults()
         dataset, shuffle, rank = (bound.arguments[k] for k in ("dataset", "shuffle", "rank"))
-        if not (shuffle and isinstance(dataset, BalancedDatasetMixin)):
+        sampler = train_sampler(dataset, rank) if shuffle else None
+        if sampler is None:
             return loader
         # A DataLoader's sampler cannot be replaced once built: rebuild the stock loader with the balanced sampler and
         # every other setting it has. Releases before 8.4.158 start workers in the constructor: stop the stock ones.
         if hasattr(loader, "close"):
             loader.close()
-        sampler = dataset.sampler(*((1, 0) if rank == -1 else (None, None)))
         settings = _loader_settings(loader)
         # drop_last alone depends on the sampler's length: the stock rule (a shard smaller than one batch is kept)
         samples, batch = len(sampler), settings["batch_size"]
