@@ -48,6 +48,12 @@ from test_config import (  # noqa: E402
     test_yolo_cfg_lists_the_keys,  # noqa: F401
 )
 
+UPSTREAM_BOUND = {  # upstream path -> module of this package (tools/make_patches.py COPIED)
+    "ultralytics/data/balance.py": "balance.py",
+    "ultralytics/data/sampler.py": "sampler.py",
+    "ultralytics/data/balance_config.py": "config.py",
+    "ultralytics/data/balanced_training.py": "training.py",
+}
 PLUGIN = {"PYTHONPATH": "", "ULTRALYTICS_WEIGHTED_HOOK": "1"}  # subprocesses with stock Ultralytics and the plugin
 TRAIN = dict(epochs=1, imgsz=64, batch=8, device="cpu", plots=False, workers=0, seed=0, verbose=False)
 
@@ -117,10 +123,8 @@ def test_ultralytics_is_the_patched_tree_and_the_plugin_is_off(tmp_path):
     out = run([sys.executable, "-c", code], cwd=tmp_path)
     assert out.returncode == 0, out.stdout
     assert f"FROM {TREE}" in out.stdout and "PLUGIN False" in out.stdout
-    balance = TREE / "ultralytics" / "data" / "balance.py"
-    assert balance.read_bytes() == (ROOT / "ultralytics_weighted" / "balance.py").read_bytes()  # one source of truth
-    sampler = TREE / "ultralytics" / "data" / "sampler.py"
-    assert sampler.read_bytes() == (ROOT / "ultralytics_weighted" / "sampler.py").read_bytes()
+    for upstream, ours in UPSTREAM_BOUND.items():  # one source of truth: the decisions, weights and sampler
+        assert (TREE / upstream).read_bytes() == (ROOT / "ultralytics_weighted" / ours).read_bytes(), upstream
 
 
 @pytest.mark.parametrize(
@@ -158,13 +162,14 @@ def test_feature_off_trains_exactly_like_stock(datasets, tmp_path):
 
 def test_only_the_train_loader_is_balanced(datasets, tmp_path):
     from ultralytics import YOLO as Model
+    from ultralytics.data.balanced_training import BalancedDatasetMixin
     from ultralytics.data.sampler import BalancedSampler
 
     model = Model("yolo11n.yaml")
     model.train(data=str(datasets("detect")), class_balance=True, **TRAIN, project=str(tmp_path), name="run")
     train, val = model.trainer.train_loader, model.trainer.test_loader
-    assert isinstance(train.sampler, BalancedSampler) and train.dataset.image_probabilities is not None
-    assert val.dataset.image_probabilities is None and not isinstance(val.sampler, BalancedSampler)
+    assert isinstance(train.sampler, BalancedSampler) and isinstance(train.dataset, BalancedDatasetMixin)
+    assert not isinstance(val.dataset, BalancedDatasetMixin) and not isinstance(val.sampler, BalancedSampler)
     trained = Model(model.trainer.best)
     kwargs = dict(data=str(datasets("detect")), imgsz=64, batch=4, device="cpu", plots=False, verbose=False)
     on, off = trained.val(class_balance=True, balance_agg="sum", **kwargs), trained.val(class_balance=False, **kwargs)
@@ -216,4 +221,6 @@ def test_conflicts_are_refused_or_warned_before_training(datasets, tmp_path):
     assert any("'single_cls=True' merges all classes into one, so class_balance has no effect" in m for m in messages)
     assert any("cls_pw=1.0 (loss weighting) both favour rare classes" in m for m in messages)
     trainer.model = trainer.get_model(cfg="yolo11n.yaml", verbose=False)
-    assert trainer.build_dataset(trainer.data["train"], mode="train", batch=8).image_probabilities is None
+    from ultralytics.data.dataset import YOLODataset
+
+    assert type(trainer.build_dataset(trainer.data["train"], mode="train", batch=8)) is YOLODataset

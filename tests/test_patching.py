@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import json
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -118,3 +120,15 @@ def test_patch_without_git(tmp_path, capsys, monkeypatch):
 def test_usage_errors_exit_2(capsys):
     assert main() == 2
     assert main("--check", "a", "--apply", "b") == 2
+
+
+def test_make_patches_keeps_no_python_source_in_strings():
+    # the series is copies of the package's modules plus real call-site diffs; the script holds prose and data only
+    code_line = re.compile(r"^\s*(def \w+\(|class \w+[:(]|elif |return |import \w|from [\w.]+ import )", re.M)
+    tree = ast.parse((ROOT / "tools" / "make_patches.py").read_text())
+    bodies = [n.body for n in ast.walk(tree) if isinstance(n, (ast.Module, ast.FunctionDef, ast.ClassDef))]
+    docstrings = {id(b[0].value) for b in bodies if b and isinstance(b[0], ast.Expr)}
+    strings = [n for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)]
+    assert not [s.value[:80] for s in strings if id(s) not in docstrings and code_line.search(s.value)]
+    diffs = sorted((PATCHES / "src" / "call-sites").glob("*.diff"))
+    assert diffs and all(d.read_text().startswith("diff --git a/ultralytics/") for d in diffs)

@@ -7,8 +7,9 @@ import csv
 
 import numpy as np
 import pytest
-import ultralytics
 from conftest import balance_table, captured_log
+
+import ultralytics
 
 import ultralytics_weighted  # noqa: F401  (explicit activation; the startup hook does the same)
 from ultralytics_weighted import BalancedSampler

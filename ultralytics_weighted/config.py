@@ -1,4 +1,4 @@
-# ultralytics-weighted, AGPL-3.0 license
+# Ultralytics 🚀 AGPL-3.0 License - https://ultralytics.com/license
 """The configuration keys, their defaults and their checks (no Ultralytics import)."""
 
 from __future__ import annotations

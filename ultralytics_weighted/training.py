@@ -17,6 +17,7 @@ byte for byte as `ultralytics/data/balanced_training.py`). The weights are `bala
 from __future__ import annotations
 
 import numpy as np
+
 from ultralytics.utils import LOGGER, RANK, colorstr
 
 from .balance import BalanceSchedule, balance_report, balance_stats

@@ -12,9 +12,11 @@ from torch.utils.data import RandomSampler
 
 from tests import CFG
 from ultralytics import YOLO
-from ultralytics.cfg import CFG_BALANCE_AGGREGATIONS, get_cfg
+from ultralytics.cfg import get_cfg
 from ultralytics.data.augment import BaseMixTransform, Compose, Mosaic
 from ultralytics.data.balance import AGGREGATIONS, balance_stats, image_weights
+from ultralytics.data.balance_config import DEFAULTS
+from ultralytics.data.balanced_training import BalancedDatasetMixin
 from ultralytics.data.build import build_dataloader
 from ultralytics.data.dataset import YOLODataset
 from ultralytics.data.sampler import BalancedSampler, systematic_draw
@@ -111,11 +113,10 @@ def balanced(data, tmp_path_factory):
 
 
 def test_class_balance_args():
-    """Test the class_balance and balance_agg defaults, values and errors."""
+    """Test the class-balanced sampling keys: defaults (as in default.yaml), values and errors."""
     keys = list(DEFAULT_CFG_DICT)
-    assert keys[keys.index("fraction") + 1 : keys.index("fraction") + 3] == ["class_balance", "balance_agg"]
-    assert DEFAULT_CFG_DICT["class_balance"] is False and DEFAULT_CFG_DICT["balance_agg"] == "mean"
-    assert CFG_BALANCE_AGGREGATIONS == AGGREGATIONS  # the config check and the weights accept the same values
+    assert keys[keys.index("fraction") + 1 : keys.index("fraction") + 1 + len(DEFAULTS)] == list(DEFAULTS)
+    assert {k: DEFAULT_CFG_DICT[k] for k in DEFAULTS} == DEFAULTS
     for agg in AGGREGATIONS:
         assert get_cfg(overrides={"class_balance": 0.5, "balance_agg": agg}).balance_agg == agg
     assert get_cfg(overrides={"class_balance": True}).class_balance is True
@@ -174,7 +175,7 @@ def test_train_class_balance(balanced):
     assert np.array_equal(
         train.sampler.probabilities(0), dataset.image_probabilities / dataset.image_probabilities.sum()
     )
-    assert val.dataset.image_probabilities is None and not isinstance(val.sampler, BalancedSampler)
+    assert not isinstance(val.dataset, BalancedDatasetMixin) and not isinstance(val.sampler, BalancedSampler)
 
     table = [m for m in balanced.log if "class_balance=1 balance_agg=sum" in m]
     assert table and "24 train images (2 backgrounds keep their share)" in table[0]
@@ -203,8 +204,7 @@ def test_class_balance_off(balanced):
     trainer.args.class_balance = False
     try:
         loader = trainer.get_dataloader(trainer.data["train"], batch_size=8, rank=-1, mode="train")
-        assert loader.dataset.image_probabilities is None and isinstance(loader.sampler, RandomSampler)
-        assert "image_probabilities" not in vars(loader.dataset)
+        assert type(loader.dataset) is YOLODataset and isinstance(loader.sampler, RandomSampler)
     finally:
         trainer.args.class_balance = True
 
@@ -226,7 +226,7 @@ def test_classify_class_balance(tmp_path):
     np.testing.assert_allclose(seen / seen.sum(), [1 / 3] * 3, atol=0.02)
     trainer.model = trainer.get_model(cfg="yolo26n-cls.yaml", verbose=False)
     val = trainer.get_dataloader(trainer.data["val"], batch_size=4, rank=-1, mode="val")
-    assert val.dataset.image_probabilities is None and not isinstance(val.sampler, BalancedSampler)
+    assert not isinstance(val.dataset, BalancedDatasetMixin) and not isinstance(val.sampler, BalancedSampler)
 
 
 def test_class_balance_conflicts(data, tmp_path):
@@ -243,7 +243,7 @@ def test_class_balance_conflicts(data, tmp_path):
     assert any("'single_cls=True' merges all classes into one" in m for m in log.messages)
     assert any("cls_pw=0.5 (loss weighting) both favour rare classes" in m for m in log.messages)
     trainer.model = trainer.get_model(cfg=CFG, verbose=False)
-    assert trainer.build_dataset(trainer.data["train"], mode="train", batch=8).image_probabilities is None
+    assert type(trainer.build_dataset(trainer.data["train"], mode="train", batch=8)) is YOLODataset
 
 
 def test_class_balance_resume(data, tmp_path):
