@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ultralytics_weighted.balance import balance_report, balance_stats, image_weights
-from ultralytics_weighted.config import AFTER_KEY, DEFAULTS, balance_strength, check_balance_args
+from ultralytics_weighted.balance import balance_report, balance_stats, image_weights, nothing_to_balance
+from ultralytics_weighted.config import AFTER_KEY, DEFAULTS, balance_strength, check_balance_args, unused_balance_keys
 from ultralytics_weighted.report import plot_balance
 from ultralytics_weighted.sampler import BalancedSampler
 from ultralytics_weighted_hook import when_imported
@@ -112,9 +112,14 @@ def check_trainer(trainer) -> None:
         ValueError: If `rect=True` is combined with balancing.
     """
     args = trainer.args
-    if not balance_strength(getattr(args, "class_balance", False)):
-        return
     LOGGER, RANK, prefix = _logger()
+    if not balance_strength(getattr(args, "class_balance", False)):
+        if RANK in {-1, 0} and (unused := unused_balance_keys(vars(args))):
+            LOGGER.warning(
+                f"{prefix}{', '.join(unused)} has no effect without class_balance (class_balance="
+                f"{args.class_balance}): training samples as stock. Add class_balance=True to balance."
+            )
+        return
     if args.task not in BALANCED_TASKS or not _is_patched(type(trainer).build_dataset):
         raise NotImplementedError(
             f"class_balance is not supported for task={args.task} with {type(trainer).__name__} yet. "
@@ -327,8 +332,12 @@ def _balanced_build_dataset(build_dataset):
 
         if type(dataset) not in {YOLODataset, RTDETRDataset, ClassificationDataset}:
             raise NotImplementedError(f"class_balance is not supported for {type(dataset).__name__} datasets yet.")
+        LOGGER, RANK, prefix = _logger()
+        if reason := nothing_to_balance(dataset_label_classes(dataset), self.data["names"]):
+            if RANK in {-1, 0}:
+                LOGGER.info(f"{prefix}class_balance={strength:g} balance_agg={self.args.balance_agg}: {reason}")
+            return dataset  # the stock dataset: trains exactly as without class_balance
         make_balanced(dataset, strength, self.args.balance_agg, self.data["names"], self.args.seed)
-        _, RANK, _ = _logger()
         if RANK in {-1, 0}:
             log_balance(dataset, self.args.task)
             if self.args.plots:
