@@ -64,14 +64,14 @@ def zipf_labels(n_images: int, nc: int = 20, mean_objects: float = 7.0, seed: in
 HARD = hard_labels()
 
 
-def figures(data, nc, agg, power=1.0):
-    p = image_weights(data, nc, agg=agg, power=power)
+def figures(data, nc, agg, strength=1.0):
+    p = image_weights(data, nc, agg=agg, strength=strength)
     return p, balance_stats(data, nc, p)
 
 
-def on_target(stats, power):
+def on_target(stats, strength):
     """Max/min over present classes of (expected share / target share): the solver's own stopping measure."""
-    t = target_shares(stats["instances"], power)
+    t = target_shares(stats["instances"], strength)
     present = t > 0
     ratio = stats["share_after"][present] / t[present]
     return ratio.max() / ratio.min()
@@ -84,24 +84,24 @@ def test_auto_is_the_last_aggregation_and_passes_the_check():
         check_aggregation("solve")
 
 
-@pytest.mark.parametrize("power", [1.0, 0.5])
-def test_single_object_images_get_the_inverse_frequency_answer_exactly(power):
+@pytest.mark.parametrize("strength", [1.0, 0.5])
+def test_single_object_images_get_the_inverse_frequency_answer_exactly(strength):
     data = labels(*[[0]] * 300, *[[1]] * 120, *[[2]] * 50, *[[3]] * 30)
-    p, stats = figures(data, 4, "auto", power)
-    np.testing.assert_allclose(p, image_weights(data, 4, agg="mean", power=power), rtol=1e-12)
-    assert on_target(stats, power) == pytest.approx(1.0, abs=1e-9)
+    p, stats = figures(data, 4, "auto", strength)
+    np.testing.assert_allclose(p, image_weights(data, 4, agg="mean", strength=strength), rtol=1e-12)
+    assert on_target(stats, strength) == pytest.approx(1.0, abs=1e-9)
 
 
 def test_strength_zero_keeps_the_data_shares_with_uniform_sampling():
-    p, stats = figures(HARD, 8, "auto", power=0.0)
+    p, stats = figures(HARD, 8, "auto", strength=0.0)
     np.testing.assert_allclose(p, 1 / len(HARD), rtol=1e-9)
     np.testing.assert_allclose(stats["share_after"], stats["share_before"], rtol=1e-9)
 
 
 def test_strength_half_hits_square_root_targets():
-    _, stats = figures(HARD, 8, "auto", power=0.5)
+    _, stats = figures(HARD, 8, "auto", strength=0.5)
     assert on_target(stats, 0.5) <= AUTO_TOLERANCE
-    assert on_target(figures(HARD, 8, "mean", power=0.5)[1], 0.5) > 1.5  # a fixed aggregation misses them by far
+    assert on_target(figures(HARD, 8, "mean", strength=0.5)[1], 0.5) > 1.5  # a fixed aggregation misses them by far
 
 
 def test_hard_set_auto_reaches_the_tolerance_and_beats_every_fixed_aggregation():
@@ -116,7 +116,7 @@ def test_hard_set_auto_is_more_balanced_than_every_fixed_aggregation_at_equal_or
     # balancing costs diversity: at strength 1 auto buys exact balance with a lower ESS than the fixed aggregations,
     # which stop far from balance. Compared at the same ESS (auto's strength lowered until its ESS reaches theirs),
     # auto must be at least as balanced: its strength sweep dominates each fixed aggregation's single point
-    sweep = [figures(HARD, 8, "auto", power)[1] for power in np.linspace(0, 1, 101)]
+    sweep = [figures(HARD, 8, "auto", strength)[1] for strength in np.linspace(0, 1, 101)]
     for agg in FIXED:
         fixed = figures(HARD, 8, agg)[1]
         assert any(s["ess"] >= fixed["ess"] and s["imbalance_after"] <= fixed["imbalance_after"] for s in sweep), (

@@ -43,16 +43,16 @@ def test_each_aggregation_matches_hand_computation(agg, image_values):
     np.testing.assert_allclose(image_weights(MIXED, nc=3, agg=agg), expected)
 
 
-@pytest.mark.parametrize("power", [0.0, 0.5, 1.0])
-def test_strength_is_the_power_of_inverse_frequency(power):
+@pytest.mark.parametrize("strength", [0.0, 0.5, 1.0])
+def test_strength_is_the_power_of_inverse_frequency(strength):
     data = labels([0], [0], [0], [1])  # counts 3 and 1: weights (4/3)**s and 4**s
-    w0, w1 = (4 / 3) ** power, 4**power
+    w0, w1 = (4 / 3) ** strength, 4**strength
     expected = A([w0, w0, w0, w1]) / (3 * w0 + w1)
-    np.testing.assert_allclose(image_weights(data, nc=2, agg="mean", power=power), expected)
+    np.testing.assert_allclose(image_weights(data, nc=2, agg="mean", strength=strength), expected)
 
 
 def test_strength_zero_is_uniform_for_single_object_images():
-    np.testing.assert_allclose(image_weights(labels([0], [0], [1]), nc=2, power=0.0), np.full(3, 1 / 3))
+    np.testing.assert_allclose(image_weights(labels([0], [0], [1]), nc=2, strength=0.0), np.full(3, 1 / 3))
 
 
 def test_single_object_images_are_exactly_balanced():
@@ -83,7 +83,7 @@ def test_absent_classes_change_nothing():
 def test_every_labelled_image_keeps_a_positive_probability(agg):
     rng = np.random.default_rng(0)
     data = [rng.integers(0, 5, rng.integers(1, 6)) for _ in range(200)] + [np.zeros(0, dtype=int)] * 10
-    p = image_weights(data, nc=5, agg=agg, power=1.0)
+    p = image_weights(data, nc=5, agg=agg, strength=1.0)
     assert (p > 0).all() and p.sum() == pytest.approx(1.0) and p.dtype == np.float64
 
 
@@ -101,7 +101,7 @@ def test_bad_arguments_are_refused():
     with pytest.raises(ValueError, match="balance_agg"):
         image_weights(MIXED, 3, agg="foo")
     with pytest.raises(ValueError, match="class_balance"):
-        image_weights(MIXED, 3, power=2.0)
+        image_weights(MIXED, 3, strength=2.0)
     with pytest.raises(ValueError, match=r"\[0, 2\)"):
         image_weights(MIXED, 2)
 
@@ -138,7 +138,7 @@ def test_nothing_to_balance_gives_uniform_draws_with_every_aggregation(agg):
 
 @pytest.mark.parametrize("agg", AGGREGATIONS)
 def test_strength_zero_is_off_with_every_aggregation(agg):
-    np.testing.assert_allclose(image_weights(MIXED, nc=3, agg=agg, power=0.0), np.full(3, 1 / 3))
+    np.testing.assert_allclose(image_weights(MIXED, nc=3, agg=agg, strength=0.0), np.full(3, 1 / 3))
 
 
 def test_the_report_says_nothing_to_balance_once_without_a_table():

@@ -6,10 +6,13 @@ from __future__ import annotations
 import csv
 import sys
 
+import numpy as np
 import pytest
 from conftest import run
 
+from ultralytics_weighted.balance import BalanceSchedule
 from ultralytics_weighted.compare import parse_variants
+from ultralytics_weighted.integration import load_label_classes
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -21,8 +24,9 @@ def compare(*args, cwd):
 def test_compare_end_to_end_and_resume(datasets, tmp_path):
     args = [
         f"data={datasets('detect')}",
-        "variants=none,mean@0.5",
+        "variants=none,mean@0.5+balance_floor=1",
         "seeds=1",
+        "parallel=2",
         "epochs=1",
         "imgsz=64",
         "batch=8",
@@ -31,18 +35,22 @@ def test_compare_end_to_end_and_resume(datasets, tmp_path):
     ]
     out = compare(*args, cwd=tmp_path)
     assert out.returncode == 0, out.stdout[-3000:]
-    assert "[1/2] none seed 0: training" in out.stdout and "[2/2] mean@0.5 seed 0: AP50" in out.stdout
+    assert "[1/2] none seed 0: training" in out.stdout and "[2/2] mean@0.5+balance_floor=1 seed 0: AP50" in out.stdout
     folder = tmp_path / "cmp"
     md = (folder / "compare.md").read_text()
     assert md.splitlines()[2].startswith("Command: `ultralytics-weighted compare data=")
     for row in ("| common | 26 |", "| rare | 4 |", "| **all** |"):
         assert row in md
-    assert "| class | none | mean@0.5 | Δ mean@0.5 |" in md
+    assert "| class | none | mean@0.5+balance_floor=1 | Δ mean@0.5+balance_floor=1 |" in md
+    # a grown epoch is more compute: the images each run trained on are reported next to its AP
+    grown = BalanceSchedule(load_label_classes({"data": str(datasets("detect"))})[0], 3, 0.5, floor=1).epoch_size
+    assert "| none | 24 | 1 | 24 | 100.0% | 1.00x |" in md
+    assert f"| mean@0.5+balance_floor=1 | {grown} | 1 | {grown} | 100.0% | {grown / 24:.2f}x |" in md
     rows = list(csv.DictReader((folder / "compare.csv").open()))
-    assert {(r["variant"], r["class"]) for r in rows} >= {("none", "all"), ("mean@0.5", "all"), ("none", "common")}
+    assert {(r["variant"], r["class"], r["images"]) for r in rows} >= {("none", "all", "24"), ("none", "common", "24")}
     assert len({r["variant"] for r in rows}) == 2
     assert (folder / "compare.png").read_bytes()[:8] == PNG
-    best = folder / "runs" / "mean_s0.5-seed0" / "weights" / "best.pt"
+    best = folder / "runs" / "mean_s0.5_balance_floor_1-seed0" / "weights" / "best.pt"
     stamp = best.stat().st_mtime_ns
 
     again = compare(*args, cwd=tmp_path)  # a re-run resumes: nothing is trained twice
@@ -57,7 +65,12 @@ def test_compare_end_to_end_and_resume(datasets, tmp_path):
         (["variants=none,foo"], "unknown variant 'foo'"),
         (["variants=mean@2"], "the strength must lie in (0, 1]"),
         (["seeds=0"], "seeds=0 must be at least 1"),
-        (["variants=none,cls_pw=abc"], "cls_pw"),
+        (["variants=none,cls_pw=abc"], "variant 'cls_pw=abc'"),
+        (["variants=mean@abc"], "variant 'mean@abc': the strength 'abc' is not a number"),
+        (["variants=balance_floor=1"], "variant 'balance_floor=1' sets balance_floor without balancing"),
+        (["variants=mean+balance_ramp=2"], "variant 'mean+balance_ramp=2': 'balance_ramp=2' is an invalid value"),
+        (["variants=mean+sum"], "variant 'mean+sum' sets balance_agg, class_balance twice"),
+        (["parallel=0"], "parallel=0 must be at least 1"),
         (["epochs=-1"], "epochs"),
     ],
 )
@@ -78,4 +91,32 @@ def test_variants_parse():
     variants = parse_variants("mean,none,sum@0.25,cls_pw=1.0")
     assert [v.name for v in variants] == ["none", "mean", "sum@0.25", "cls_pw=1.0"]
     assert variants[2].overrides == {"class_balance": 0.25, "balance_agg": "sum"}
-    assert variants[3].strength_and_agg() == (0.0, "mean")
+    assert variants[3].schedule([], 3, epochs=10) is None  # stock sampling
+    combined = parse_variants("auto@0.5+balance_floor=1+balance_ramp=0.5")[0]
+    assert combined.overrides == {"class_balance": 0.5, "balance_agg": "auto", "balance_floor": 1, "balance_ramp": 0.5}
+    schedule = combined.schedule([np.array([0]), np.array([1]), np.array([1])], 2, epochs=11)
+    assert (schedule.strength, schedule.agg, schedule.floor, schedule.ramp, schedule.full_strength_epoch) == (
+        0.5,
+        "auto",
+        1.0,
+        0.5,
+        5,
+    )
+
+
+def test_rerun_trains_again_when_settings_or_data_changed(datasets, tmp_path):
+    from ultralytics_weighted.synthetic import make_dataset
+
+    base = ["variants=none", "seeds=1", "imgsz=64", "batch=8", f"project={tmp_path}", "name=cmp"]
+    first = compare(f"data={datasets('detect')}", "epochs=1", *base, cwd=tmp_path)
+    assert first.returncode == 0, first.stdout[-3000:]
+    again = compare(f"data={datasets('detect')}", "epochs=2", *base, cwd=tmp_path)
+    assert again.returncode == 0, again.stdout[-3000:]
+    assert "settings or data changed since the earlier run (epochs 1 -> 2): training again" in again.stdout
+    assert "| none | 24 | 2 | 48 |" in (tmp_path / "cmp" / "compare.md").read_text()
+    # another dataset, in a folder of the same name: its labels differ, so the earlier run does not count
+    other = make_dataset(tmp_path / "other" / datasets("detect").parent.name, n_train=16, n_val=6, rare_every=4)
+    third = compare(f"data={other}", "epochs=2", *base, cwd=tmp_path)
+    assert third.returncode == 0, third.stdout[-3000:]
+    assert "settings or data changed since the earlier run (data" in third.stdout and "labels" in third.stdout
+    assert "| none | 16 | 2 | 32 |" in (tmp_path / "cmp" / "compare.md").read_text()

@@ -26,12 +26,15 @@ def test_fresh_process_that_only_imports_ultralytics_accepts_the_keys(tmp_path):
     code = (
         "from ultralytics.utils import DEFAULT_CFG_DICT, DEFAULT_CFG\n"
         "from ultralytics.cfg import get_cfg\n"
-        "cfg = get_cfg(DEFAULT_CFG_DICT.copy(), overrides={'class_balance': True, 'balance_agg': 'sum'})\n"
-        "print('OK', cfg.class_balance, cfg.balance_agg, DEFAULT_CFG.class_balance, DEFAULT_CFG_DICT['balance_agg'])"
+        "cfg = get_cfg(DEFAULT_CFG_DICT.copy(), overrides={'class_balance': True, 'balance_agg': 'sum', "
+        "'balance_floor': 1, 'balance_ramp': 0.5})\n"
+        "print('OK', cfg.class_balance, cfg.balance_agg, cfg.balance_floor, cfg.balance_ramp, "
+        "DEFAULT_CFG.class_balance, DEFAULT_CFG_DICT['balance_agg'], DEFAULT_CFG.balance_floor, "
+        "DEFAULT_CFG_DICT['balance_ramp'])"
     )
     out = python(code, tmp_path)
     assert out.returncode == 0, out.stdout
-    assert "OK True sum False mean" in out.stdout
+    assert "OK True sum 1 0.5 False mean 0.0 0.0" in out.stdout
 
 
 def test_opt_out_variable_turns_the_hook_off(tmp_path):
@@ -61,7 +64,8 @@ def test_with_the_hook_off_the_error_for_a_key_names_the_plugin(tmp_path):
 def test_yolo_cfg_lists_the_keys(tmp_path):
     out = run([*YOLO, "cfg"], cwd=tmp_path)
     assert out.returncode == 0
-    assert "class_balance: false" in out.stdout and "balance_agg: mean" in out.stdout
+    for line in ("class_balance: false", "balance_agg: mean", "balance_floor: 0.0", "balance_ramp: 0.0"):
+        assert line in out.stdout
 
 
 def test_default_keys_and_namespace_explicit_import():

@@ -89,10 +89,10 @@ def test_bad_weights_and_rank_are_refused():
         BalancedSampler(P, num_replicas=2, rank=2)
 
 
-def _ddp_worker(rank: int, world_size: int, store: str, out: str) -> None:
+def _ddp_worker(rank: int, world_size: int, store: str, out: str, epoch_size: int | None) -> None:
     dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=world_size)
     try:
-        sampler = BalancedSampler(P[:101], seed=11)  # 101 images: not divisible by 2 ranks
+        sampler = BalancedSampler(P[:101], seed=11, epoch_size=epoch_size)  # 101 images: not divisible by 2 ranks
         assert (sampler.rank, sampler.num_replicas) == (rank, world_size)  # taken from torch.distributed
         shards = []
         for epoch in range(2):
@@ -107,16 +107,18 @@ def _ddp_worker(rank: int, world_size: int, store: str, out: str) -> None:
         dist.destroy_process_group()
 
 
-def test_ddp_shards_on_real_gloo_processes(tmp_path):
+@pytest.mark.parametrize("epoch_size, total", [(None, 102), (131, 132)])  # stock length, and a grown epoch
+def test_ddp_shards_on_real_gloo_processes(epoch_size, total, tmp_path):
     world_size, out = 2, tmp_path / "shards.json"
-    mp.spawn(_ddp_worker, args=(world_size, str(tmp_path / "store"), str(out)), nprocs=world_size, join=True)
+    args = (world_size, str(tmp_path / "store"), str(out), epoch_size)
+    mp.spawn(_ddp_worker, args=args, nprocs=world_size, join=True)
     gathered = json.loads(out.read_text())  # [rank][epoch] -> indices
-    reference = BalancedSampler(P[:101], seed=11, num_replicas=world_size, rank=0)
+    reference = BalancedSampler(P[:101], seed=11, num_replicas=world_size, rank=0, epoch_size=epoch_size)
     for epoch in range(2):
         whole = reference.global_draw(epoch).tolist()
-        assert len(whole) == 102  # 101 rounded up to a multiple of 2 ranks
+        assert len(whole) == total  # rounded up to a multiple of 2 ranks
         slices = [gathered[r][epoch] for r in range(world_size)]
-        assert len(slices[0]) == len(slices[1]) == 51
+        assert len(slices[0]) == len(slices[1]) == total // 2
         rebuilt = [None] * len(whole)
         for r, part in enumerate(slices):
             rebuilt[r::world_size] = part  # each rank owns positions r, r + 2, ...: disjoint, together all of them

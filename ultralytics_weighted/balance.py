@@ -15,13 +15,14 @@ Definitions used everywhere (log, stats, docs), for sampling probabilities p ove
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+import math
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 
 AGGREGATIONS = ("mean", "max", "median", "sum", "auto")  # how an image's instance class weights combine into its weight
 
-# balance_agg=auto: solved probabilities (see `_auto_probabilities`)
+# balance_agg=auto: solved probabilities (see `_AutoSolver`)
 AUTO_TOLERANCE = 1.02  # stop once max/min over classes of (expected share / target share) is at most this
 AUTO_MIN_DRAWS = 0.02  # floor of expected draws per epoch N * p_i of every labelled image: nothing drops out
 AUTO_MAX_DRAWS = 10.0  # cap of expected draws per epoch N * p_i: more repeats of one image mostly feed memorization
@@ -53,12 +54,12 @@ def flatten_labels(classes: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarra
     return cls.astype(np.int64, copy=False), np.repeat(np.arange(n_images, dtype=np.int64), lengths)
 
 
-def class_weights(counts: np.ndarray, power: float = 1.0) -> np.ndarray:
-    """Return (total instances / instances of class c) ** power, and 0 for classes without instances.
+def class_weights(counts: np.ndarray, strength: float = 1.0) -> np.ndarray:
+    """Return (total instances / instances of class c) ** strength, and 0 for classes without instances.
 
     Args:
         counts (np.ndarray): Instances per class.
-        power (float): Balancing strength in [0, 1]; 1 = inverse frequency, 0.5 = square root, 0 = all ones.
+        strength (float): Balancing strength in [0, 1]; 1 = inverse frequency, 0.5 = square root, 0 = all ones.
 
     Returns:
         (np.ndarray): float64 weight per class.
@@ -66,7 +67,7 @@ def class_weights(counts: np.ndarray, power: float = 1.0) -> np.ndarray:
     counts = np.asarray(counts, dtype=np.float64)
     weights = np.zeros_like(counts)
     present = counts > 0
-    weights[present] = (counts.sum() / counts[present]) ** power
+    weights[present] = (counts.sum() / counts[present]) ** strength
     return weights
 
 
@@ -91,12 +92,13 @@ def _aggregate(values: np.ndarray, img: np.ndarray, n_images: int, agg: str, sor
     return out
 
 
-def target_shares(counts: np.ndarray, power: float = 1.0) -> np.ndarray:
-    """Return the class shares that balancing at strength `power` aims for: t_c ∝ n_c ** (1 - power).
+def target_shares(counts: np.ndarray, strength: float = 1.0) -> np.ndarray:
+    """Return the class shares that balancing at `strength` s aims for: t_c ∝ n_c ** (1 - s).
 
     Args:
         counts (np.ndarray): Instances per class.
-        power (float): Balancing strength in [0, 1]; 1 = equal shares of the classes present, 0 = shares as in the data.
+        strength (float): Balancing strength in [0, 1]; 1 = equal shares of the classes present, 0 = shares as in
+            the data.
 
     Returns:
         (np.ndarray): float64 target share per class, summing to 1 over the classes present (0 for absent classes).
@@ -104,174 +106,227 @@ def target_shares(counts: np.ndarray, power: float = 1.0) -> np.ndarray:
     Examples:
         >>> target_shares(np.array([90, 10, 0])).tolist()
         [0.5, 0.5, 0.0]
-        >>> target_shares(np.array([90, 10, 0]), power=0.5).round(2).tolist()
+        >>> target_shares(np.array([90, 10, 0]), strength=0.5).round(2).tolist()
         [0.75, 0.25, 0.0]
     """
     counts = np.asarray(counts, dtype=np.float64)
     t = np.zeros_like(counts)
     present = counts > 0
-    t[present] = counts[present] ** (1.0 - power)
+    t[present] = counts[present] ** (1.0 - strength)
     return t / t.sum() if present.any() else t
 
 
-def _clipped_softmax(z: np.ndarray, lo: float, hi: float, a: float) -> tuple[np.ndarray, float, np.ndarray]:
-    """Return q_i = clip(exp(z_i - a), lo, hi) with the log normalizer `a` solved so that sum(q) = 1, and the free mask.
-
-    sum(q) is continuous, piecewise exponential and decreasing in `a`: Newton steps (scale the free images so that they
-    fill the mass the clipped ones leave, exact once the clipped set is right), kept inside a bisection bracket; `a`
-    is the starting guess. exp(z - a) = exp(z - a0) * exp(a0 - a) costs one product per step while |a - a0| <= 30,
-    the margin by which the exponents are clipped outside [log lo, log hi] (clipping q makes them moot beyond).
-    """
-    log_lo, log_hi = np.log(lo), np.log(hi)
-    a_low, a_high = z.min() - log_hi, z.max() - log_lo  # sum(q) = n*hi > 1 at a_low, n*lo < 1 at a_high
-    a = a0 = min(max(a, a_low), a_high)
-    x = np.exp(np.clip(z - a0, log_lo - 31.0, log_hi + 31.0))
-    for _ in range(100):
-        if abs(a - a0) > 30.0:
-            a0 = a
-            x = np.exp(np.clip(z - a0, log_lo - 31.0, log_hi + 31.0))
-        y = x * np.exp(a0 - a)
-        total = np.clip(y, lo, hi).sum()
-        if abs(total - 1.0) <= 1e-12:
-            break
-        a_low, a_high = (a, a_high) if total > 1.0 else (a_low, a)
-        clipped = lo * np.count_nonzero(y <= lo) + hi * np.count_nonzero(y >= hi)
-        free_mass, rest = total - clipped, 1.0 - clipped  # the free images' mass, and the mass they should hold
-        a_new = a + np.log(free_mass / rest) if free_mass > 0 and rest > 0 else 0.5 * (a_low + a_high)
-        a = a_new if a_low < a_new < a_high else 0.5 * (a_low + a_high)
-    q = np.clip(y, lo, hi)
-    return q / q.sum(), a, (y > lo) & (y < hi)
-
-
-def _damped_step(h: np.ndarray, g: np.ndarray, t: np.ndarray, radius: float) -> np.ndarray | None:
-    """Return the Levenberg-Marquardt step d = -(H + mu I)^+ g, or None when even the full step predicts no gain.
-
-    The pseudo-inverse works on the range of H: the dual Hessian has null vector 1 (adding a constant to phi changes
-    nothing), and a direction that only moves images already at a bound has no curvature left. mu >= 0 is the smallest
-    (bisection on log mu) that keeps every class' log weight change |d_c - t . d| within `radius` (trust region), so a
-    class with little curvature (a rare class near the cap) takes a bounded step without holding back the others, as
-    scaling the whole step would.
-    """
-    lam, vec = np.linalg.eigh(h)
-    keep = lam > 1e-9 * max(lam.max(), 1e-300)
-    lam, vec = lam[keep], vec[:, keep]
-    g_eig = vec.T @ g
-
-    def step(mu):
-        d = -vec @ (g_eig / (lam + mu))
-        return d, np.abs(d - t @ d).max()
-
-    d, size = step(0.0)
-    if -g @ d <= 1e-12:  # the decrease of the objective that a full step predicts (Newton decrement)
-        return None
-    if size > radius:
-        mu_low, mu_high = 0.0, 2.0 * np.abs(g_eig).sum() / radius  # |d_c - t . d| <= 2 sum|g_eig| / mu
-        for _ in range(50):
-            mu = np.sqrt(mu_low * mu_high) if mu_low else 1e-12 * mu_high
-            mu_low, mu_high = (mu, mu_high) if step(mu)[1] > radius else (mu_low, mu)
-        d, size = step(mu_high)
-        d *= min(1.0, radius / size)  # in case the bound is not monotone in mu
-    return d
-
-
-def _fixed_weights(cls: np.ndarray, img: np.ndarray, amount: np.ndarray, n: int, weights: np.ndarray) -> list:
-    """Return the mean, max, median and sum image weights (as `_aggregate`) from (image, class, count) triples.
-
-    The triples are sorted by image, then by class weight `weights[cls]`, and every image in [0, n) has one.
-    """
-    starts = np.flatnonzero(np.concatenate(([True], img[1:] != img[:-1])))  # first triple of each image
-    values = weights[cls]
-    total, count = np.bincount(img, values * amount, n), np.bincount(img, amount, n)
-    running = np.cumsum(amount)  # instances up to and including each triple
-    before = running[starts] - amount[starts]  # instances of the previous images
-    middle = [np.searchsorted(running, before + k, side="right") for k in ((count - 1) // 2, count // 2)]
-    median = 0.5 * (values[middle[0]] + values[middle[1]])  # of the middle instance(s) in weight order
-    return [total / count, np.maximum.reduceat(values, starts), median, total]
-
-
-def _auto_probabilities(cls: np.ndarray, img: np.ndarray, n: int, power: float) -> np.ndarray:
-    """Solve for the maximum-entropy probabilities of `n` labelled images whose expected class shares hit the targets.
+class _AutoSolver:
+    """Solve balance_agg=auto: the maximum-entropy probabilities of n labelled images whose class shares hit targets.
 
     1. Problem: the q closest to uniform u = 1/n in KL divergence with sum_i q_i (A_ic - t_c n_i) = 0 for every class c
     (A_ic = instances of c in image i, n_i = sum_c A_ic, t = `target_shares`) and lo <= q_i <= hi, where lo = floor/n
     and hi = cap/n keep n q_i (= N p_i) within [AUTO_MIN_DRAWS, AUTO_MAX_DRAWS]. Its solution has one weight per class:
     q_i = clip(exp(z_i - a), lo, hi) with z_i = sum_c A_ic psi_c, psi = phi - (t . phi), and `a` normalizing. The
     multipliers phi minimize the convex dual f(phi) = max_q [q . z - KL(q || u)], a C-dimensional problem: damped
-    Newton steps with a line search, each a few passes over the (image, class, count) triples; the first iterate whose
-    shares are within AUTO_TOLERANCE of the targets is returned.
+    Newton steps with a line search (`_dual_newton`); the first iterate whose shares are within AUTO_TOLERANCE of the
+    targets is returned.
 
     2. Targets out of reach inside the bounds leave the dual without a minimum. That is certified by f < -log(cap), as
     every q within the bounds has KL(q || u) <= log(cap), or shows as Newton stalling (AUTO_PATIENCE iterations without
     AUTO_MIN_PROGRESS). The solver then minimizes the spread of the log share ratios, sum_c (rho_c - mean(rho))^2 with
-    rho_c = log(share_c / t_c), by Gauss-Newton steps in psi from the most balanced point so far.
+    rho_c = log(share_c / t_c), by Gauss-Newton steps in psi from the most balanced point so far
+    (`_share_gauss_newton`).
 
-    3. If the targets are still out of reach, the most balanced of that point and the four fixed aggregations (clipped
-    to the same bounds) is returned.
+    3. Then the most balanced of that point and the four fixed aggregations (clipped to the same bounds) is returned
+    (`_fixed_candidates`).
 
-    Args:
-        cls (np.ndarray): Class id of every instance, in [0, C) with every class present.
-        img (np.ndarray): Image index of every instance, non-decreasing, every image in [0, n) present.
-        n (int): Number of (labelled) images.
-        power (float): Balancing strength in [0, 1].
+    The labels are held as the sparse matrix A: one (image, class, count) triple per class present in an image, sorted
+    by image and class (a crowd of one class is one entry), with the classes renumbered in order of their class weight
+    (as the median aggregation needs). Every step is a few vectorized passes over the triples. The phases share the
+    budget of AUTO_MAX_ITER iterations and the most balanced point found so far.
 
-    Returns:
-        (np.ndarray): float64 probabilities of the n images, summing to 1.
+    Attributes:
+        n (int): Number of labelled images.
+        n_classes (int): Number of classes C.
+        counts (np.ndarray): Instances per class, classes renumbered in weight order.
+        weights (np.ndarray): Class weights `class_weights(counts, strength)`, non-decreasing.
+        t (np.ndarray): Target share per class, `target_shares(counts, strength)`.
+        single_objects (bool): Whether every image holds exactly one object.
+        lo (float): Lower bound of q_i, AUTO_MIN_DRAWS / n.
+        hi (float): Upper bound of q_i, AUTO_MAX_DRAWS / n.
+        chunk (int): Images per dense (images x classes) block of `_covariance`.
+        img (np.ndarray): Image index of each triple.
+        cls (np.ndarray): Class of each triple.
+        amount (np.ndarray): float64 instance count of each triple.
+        local (np.ndarray): Position of each triple in the dense (images x classes) block of its image.
+        layout (list): (first image, images, triple slice) of each dense block.
+        scratch (np.ndarray): One float64 value per triple, reused: fresh large arrays cost page faults on every pass.
+        best (float): Imbalance (max/min of share_c / t_c) of the most balanced point so far.
+        best_point (tuple): That point, (psi, q, a, free, e).
+        iterations (int): Newton and Gauss-Newton iterations taken so far.
     """
-    n_classes = int(cls.max()) + 1
-    counts = np.bincount(cls, minlength=n_classes)
-    order = np.argsort(class_weights(counts, power), kind="stable")  # renumber the classes in weight order (median)
-    renumber, counts = np.argsort(order), counts[order]
-    single_objects = len(cls) == n
-    t = target_shares(counts, power)
-    lo, hi = min(AUTO_MIN_DRAWS, 1.0) / n, max(AUTO_MAX_DRAWS, 1.0) / n
-    chunk = max(1, (1 << 18) // n_classes)  # images per dense (images x classes) block: 2 MB, stays in cache
 
-    def blocks(img):
-        """Yield (first image, images, instance slice) of each block of `chunk` images."""
+    def __init__(self, cls: np.ndarray, img: np.ndarray, n: int, strength: float):
+        """Build the triples, targets and bounds.
+
+        Args:
+            cls (np.ndarray): Class id of every instance, in [0, C) with every class present.
+            img (np.ndarray): Image index of every instance, non-decreasing, every image in [0, n) present.
+            n (int): Number of (labelled) images.
+            strength (float): Balancing strength in [0, 1].
+        """
+        self.n, self.n_classes = n, int(cls.max()) + 1
+        counts = np.bincount(cls, minlength=self.n_classes)
+        order = np.argsort(class_weights(counts, strength), kind="stable")  # renumber the classes in weight order
+        renumber, self.counts = np.argsort(order), counts[order]
+        self.weights = class_weights(self.counts, strength)
+        self.t = target_shares(self.counts, strength)
+        self.single_objects = len(cls) == n
+        self.lo, self.hi = min(AUTO_MIN_DRAWS, 1.0) / n, max(AUTO_MAX_DRAWS, 1.0) / n
+        self.chunk = max(1, (1 << 18) // self.n_classes)  # images per dense block: 2 MB, stays in cache
+        self.img, self.cls, self.amount, self.local = self._triples(cls, img, renumber)
+        self.layout = list(self._blocks(self.img))
+        self.scratch = np.empty(len(self.img))
+        self.best, self.best_point, self.iterations = np.inf, None, 0
+
+    def solve(self) -> np.ndarray:
+        """Return the float64 probabilities of the n images, summing to 1: phase 1, then if needed phases 2 and 3."""
+        self._dual_newton()
+        if self.best <= AUTO_TOLERANCE:
+            return self.best_point[1]
+        self._share_gauss_newton()
+        return self._fixed_candidates()
+
+    def _blocks(self, img: np.ndarray) -> Iterator[tuple[int, int, slice]]:
+        """Yield (first image, images, slice of `img`) of each block of `chunk` images; `img` is sorted."""
+        n, chunk = self.n, self.chunk
         bounds = np.searchsorted(img, np.arange(0, n + chunk, chunk).clip(max=n))
         for k, s in enumerate(range(0, n, chunk)):
             yield s, min(chunk, n - s), slice(bounds[k], bounds[k + 1])
 
-    # the sparse matrix A as (image, class, count) triples sorted by image and class, one per class present in an
-    # image (a crowd is one entry)
-    parts = []
-    for s, size, i in blocks(img):
-        block = np.bincount((img[i] - s) * n_classes + renumber[cls[i]], minlength=size * n_classes)
-        local = np.flatnonzero(block)  # position in the dense (images x classes) block
-        parts.append((local // n_classes + s, local % n_classes, block[local], local))
-    img, cls, amount, local = (np.concatenate(x) for x in zip(*parts))
-    amount = amount.astype(np.float64)
-    layout = list(blocks(img))
-    scratch = np.empty(len(img))  # per-triple values, reused: fresh large arrays cost page faults on every pass
+    def _triples(self, cls: np.ndarray, img: np.ndarray, renumber: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Return the sparse A as (image, class, float64 count, block position) arrays, sorted by image and class.
 
-    def evaluate(psi, a):
-        """Return (z, q, a, free) for class log weights psi, `a` the guess of the log normalizer."""
-        np.multiply(np.take(psi, cls, out=scratch, mode="clip"), amount, out=scratch)
-        z = np.bincount(img, weights=scratch, minlength=n)  # z_i = sum_c A_ic psi_c
-        return z, *_clipped_softmax(z, lo, hi, a)
+        Classes are renumbered by `renumber` (class id -> rank in weight order). Counting the instances of each (image,
+        class) cell in dense blocks of `chunk` images keeps the bincount small and the result sorted without a sort.
+        """
+        n_classes, parts = self.n_classes, []
+        for s, size, i in self._blocks(img):
+            block = np.bincount((img[i] - s) * n_classes + renumber[cls[i]], minlength=size * n_classes)
+            local = np.flatnonzero(block)  # position in the dense (images x classes) block
+            parts.append((local // n_classes + s, local % n_classes, block[local], local))
+        img, cls, amount, local = (np.concatenate(x) for x in zip(*parts))
+        return img, cls, amount.astype(np.float64), local
 
-    def expected(q):
-        """Return e_c = sum_i q_i A_ic (share_c = e_c / sum(e)) and the imbalance max/min of share_c / t_c."""
-        np.multiply(np.take(q, img, out=scratch, mode="clip"), amount, out=scratch)
-        e = np.bincount(cls, weights=scratch, minlength=n_classes)
-        return e, (e / t).max() / (e / t).min()
+    def _clipped_softmax(self, z: np.ndarray, a: float) -> tuple[np.ndarray, float, np.ndarray]:
+        """Return (q, a, free): q_i = clip(exp(z_i - a), lo, hi) with the log normalizer `a` making sum(q) = 1.
 
-    def covariance(q, free):
-        """Return d e / d psi = Cov_free(A) weighted by q: clipped images do not move with psi."""
+        `free` marks the images strictly inside the bounds. sum(q) is continuous, piecewise exponential and decreasing
+        in `a`: Newton steps (scale the free images so that they fill the mass the clipped ones leave, exact once the
+        clipped set is right), kept inside a bisection bracket; `a` is the starting guess. exp(z - a) =
+        exp(z - a0) * exp(a0 - a) costs one product per step while |a - a0| <= 30, the margin by which the exponents are
+        clipped outside [log lo, log hi] (clipping q makes them moot beyond).
+        """
+        lo, hi = self.lo, self.hi
+        log_lo, log_hi = np.log(lo), np.log(hi)
+        a_low, a_high = z.min() - log_hi, z.max() - log_lo  # sum(q) = n*hi > 1 at a_low, n*lo < 1 at a_high
+        a = a0 = min(max(a, a_low), a_high)
+        x = np.exp(np.clip(z - a0, log_lo - 31.0, log_hi + 31.0))
+        for _ in range(100):
+            if abs(a - a0) > 30.0:
+                a0 = a
+                x = np.exp(np.clip(z - a0, log_lo - 31.0, log_hi + 31.0))
+            y = x * np.exp(a0 - a)
+            total = np.clip(y, lo, hi).sum()
+            if abs(total - 1.0) <= 1e-12:
+                break
+            a_low, a_high = (a, a_high) if total > 1.0 else (a_low, a)
+            clipped = lo * np.count_nonzero(y <= lo) + hi * np.count_nonzero(y >= hi)
+            free_mass, rest = total - clipped, 1.0 - clipped  # the free images' mass, and the mass they should hold
+            a_new = a + np.log(free_mass / rest) if free_mass > 0 and rest > 0 else 0.5 * (a_low + a_high)
+            a = a_new if a_low < a_new < a_high else 0.5 * (a_low + a_high)
+        q = np.clip(y, lo, hi)
+        return q / q.sum(), a, (y > lo) & (y < hi)
+
+    def _evaluate(self, psi: np.ndarray, a: float) -> tuple[np.ndarray, np.ndarray, float, np.ndarray]:
+        """Return (z, q, a, free) for class log weights psi: z_i = sum_c A_ic psi_c, q its clipped softmax.
+
+        `a` is the guess of the log normalizer (the previous one: it moves little between iterations).
+        """
+        scratch = self.scratch
+        np.multiply(np.take(psi, self.cls, out=scratch, mode="clip"), self.amount, out=scratch)
+        z = np.bincount(self.img, weights=scratch, minlength=self.n)
+        return z, *self._clipped_softmax(z, a)
+
+    def _imbalance(self, e: np.ndarray) -> float:
+        """Return max/min over the classes of share_c / t_c for expected instances e: the stopping measure."""
+        return (e / self.t).max() / (e / self.t).min()
+
+    def _expected(self, q: np.ndarray) -> tuple[np.ndarray, float]:
+        """Return e_c = sum_i q_i A_ic (share_c = e_c / sum(e)) and its imbalance."""
+        scratch = self.scratch
+        np.multiply(np.take(q, self.img, out=scratch, mode="clip"), self.amount, out=scratch)
+        e = np.bincount(self.cls, weights=scratch, minlength=self.n_classes)
+        return e, self._imbalance(e)
+
+    def _covariance(self, q: np.ndarray, free: np.ndarray) -> np.ndarray:
+        """Return d e / d psi = Cov(A) weighted by q over the free images: clipped images do not move with psi.
+
+        x_ic = sqrt(q_i) A_ic is built densely for one block of images at a time, so the C x C products run in BLAS.
+        """
+        n_classes, scratch = self.n_classes, self.scratch
         root = np.sqrt(np.where(free, q, 0.0))
-        np.multiply(np.take(root, img, out=scratch, mode="clip"), amount, out=scratch)
+        np.multiply(np.take(root, self.img, out=scratch, mode="clip"), self.amount, out=scratch)
         m, v = np.zeros((n_classes, n_classes)), np.zeros(n_classes)
-        for s, size, i in layout:  # x_ic = sqrt(q_i) A_ic for one block of images at a time
-            x = np.bincount(local[i], scratch[i], size * n_classes).reshape(size, n_classes)
+        for s, size, i in self.layout:
+            x = np.bincount(self.local[i], scratch[i], size * n_classes).reshape(size, n_classes)
             m += x.T @ x  # sum_i q_i A_i A_i^T
             v += x.T @ root[s : s + size]  # sum_i q_i A_i
         mass = root @ root  # of the free images
         return m - np.outer(v, v) / mass if mass > 0 else m
 
-    def search(x, step, slope, value, at, center, radius):
+    @staticmethod
+    def _damped_step(h: np.ndarray, g: np.ndarray, center: np.ndarray, radius: float) -> np.ndarray | None:
+        """Return the Levenberg-Marquardt step d = -(H + mu I)^+ g, or None when even the full step predicts no gain.
+
+        The pseudo-inverse works on the range of H: the dual Hessian has null vector 1 (adding a constant to phi changes
+        nothing), and a direction that only moves images already at a bound has no curvature left. mu >= 0 is the
+        smallest (bisection on log mu) that keeps every class' log weight change |d_c - center . d| within `radius`
+        (trust region), so a class with little curvature (a rare class near the cap) takes a bounded step without
+        holding back the others, as scaling the whole step would.
+        """
+        lam, vec = np.linalg.eigh(h)
+        keep = lam > 1e-9 * max(lam.max(), 1e-300)
+        lam, vec = lam[keep], vec[:, keep]
+        g_eig = vec.T @ g
+
+        def step(mu):
+            d = -vec @ (g_eig / (lam + mu))
+            return d, np.abs(d - center @ d).max()
+
+        d, size = step(0.0)
+        if -g @ d <= 1e-12:  # the decrease of the objective that a full step predicts (Newton decrement)
+            return None
+        if size > radius:
+            mu_low, mu_high = 0.0, 2.0 * np.abs(g_eig).sum() / radius  # |d_c - center . d| <= 2 sum|g_eig| / mu
+            for _ in range(50):
+                mu = np.sqrt(mu_low * mu_high) if mu_low else 1e-12 * mu_high
+                mu_low, mu_high = (mu, mu_high) if step(mu)[1] > radius else (mu_low, mu)
+            d, size = step(mu_high)
+            d *= min(1.0, radius / size)  # in case the bound is not monotone in mu
+        return d
+
+    @staticmethod
+    def _line_search(
+        x: np.ndarray,
+        step: np.ndarray,
+        slope: float,
+        value: float,
+        at: Callable[[np.ndarray], tuple[float, tuple]],
+        center: np.ndarray,
+        radius: float,
+    ) -> tuple | None:
         """Backtracking (Armijo) line search from x along step; `at(x)` returns (objective, point). None: no descent.
 
-        Also returns the next trust region: at least twice the step if it was taken whole, else the step taken.
+        Returns (x + step taken, its objective, its point, next trust region): the next radius is at least twice the
+        step if it was taken whole, else the step taken, and at most AUTO_MAX_STEP. `slope` is the directional
+        derivative g . step, `value` the objective at x, `center` and `radius` as in `_damped_step`.
         """
         for halvings in range(30):
             trial, point = at(x + step)
@@ -281,83 +336,123 @@ def _auto_probabilities(cls: np.ndarray, img: np.ndarray, n: int, power: float) 
             step = step * 0.5
         return None
 
-    def dual(phi, a):
-        """Return (f, state) at phi: f = q . z - KL(q || u) at the maximizing q, state = (z, q, a, free)."""
-        state = evaluate(phi - t @ phi, a)
-        return state[1] @ state[0] - state[1] @ np.log(state[1] * n), state
+    def _keep_best(self, imbalance: float, point: tuple) -> bool:
+        """Keep `point` if it is the most balanced so far; return whether it cut the imbalance by AUTO_MIN_PROGRESS."""
+        progress = imbalance < self.best * (1.0 - AUTO_MIN_PROGRESS)
+        if imbalance < self.best:
+            self.best, self.best_point = imbalance, point
+        return progress
 
-    def start(phi, a):
-        """Return (phi, f, q, a, free, e, imbalance) at phi."""
-        f, (_, q, a, free) = dual(phi, a)
-        return phi, f, q, a, free, *expected(q)
+    def _dual(self, phi: np.ndarray, a: float) -> tuple[float, tuple]:
+        """Return (f, (z, q, a, free)) at phi: the dual f = q . z - KL(q || u) at the maximizing q."""
+        z, q, a, free = self._evaluate(phi - self.t @ phi, a)
+        return q @ z - q @ np.log(q * self.n), (z, q, a, free)
 
-    # 1. the dual, from uniform sampling (phi = 0). With one object per image the inverse-frequency weights
-    # phi_c = log(t_c / n_c) hit the targets exactly (zero gradient): they are the answer unless a bound cuts them
-    phi, f, q, a, free, e, imbalance = min(
-        [start(np.zeros(n_classes), np.log(n))] + ([start(np.log(t / counts), np.log(n))] if single_objects else []),
-        key=lambda point: point[-1],
-    )
-    best, best_point, stalled, radius, iterations = imbalance, (phi - t @ phi, q, a, free, e), 0, AUTO_MAX_STEP, 0
-    projection = np.eye(n_classes) - t[:, None]  # B_i = P A_i: the constraint rows
-    while iterations < AUTO_MAX_ITER and imbalance > AUTO_TOLERANCE and stalled < AUTO_PATIENCE:
-        if f < -np.log(hi * n):  # out of reach: every q within the bounds has -KL(q || u) >= -log(cap) > f
-            break
-        # Newton on the dual: phi <- phi - (H + mu I)^+ g, g_c = sum_i q_i (A_ic - t_c n_i) = e_c - t_c sum(e),
-        # H = Cov_q(P A) over the free images (P = I - t 1^T), mu from the trust region, then a line search on f
-        g = e - t * e.sum()
-        step = _damped_step(projection @ covariance(q, free) @ projection.T, g, t, radius)
-        found = step is not None and search(phi, step, g @ step, f, functools.partial(dual, a=a), t, radius)
-        if not found:
-            break
-        (phi, f, (_, q, a, free), radius), iterations = found, iterations + 1
-        e, imbalance = expected(q)
-        stalled = 0 if imbalance < best * (1.0 - AUTO_MIN_PROGRESS) else stalled + 1
-        if imbalance < best:
-            best, best_point = imbalance, (phi - t @ phi, q, a, free, e)
-    if best <= AUTO_TOLERANCE:
-        return best_point[1]
+    def _start(self, phi: np.ndarray) -> tuple:
+        """Return (phi, f, q, a, free, e, imbalance) at phi, the log normalizer guessed for uniform sampling."""
+        f, (_, q, a, free) = self._dual(phi, np.log(self.n))
+        return phi, f, q, a, free, *self._expected(q)
 
-    # 2. out of reach: Gauss-Newton on |r|^2 / 2, r_c = rho_c - mean(rho), rho_c = log(share_c / t_c), from the most
-    # balanced point so far: psi <- psi - (J^T J + mu I)^+ J^T r, J = d r / d psi from d e_c / d psi_d = Cov_q(A)_cd
-    def spread(psi, a):
-        """Return (|r|^2 / 2, (q, a, free, e, r)) at psi, r_c = rho_c - mean(rho)."""
-        _, q, a, free = evaluate(psi, a)
-        e = expected(q)[0]
-        rho = np.log(e / (t * e.sum()))
-        r = rho - rho.mean()
+    def _dual_newton(self) -> None:
+        """Phase 1: damped Newton on the dual f(phi), keeping the most balanced iterate in `best_point`.
+
+        It starts from uniform sampling (phi = 0). With one object per image the inverse-frequency weights
+        phi_c = log(t_c / n_c) hit the targets exactly (zero gradient), so they are tried too: the answer unless a bound
+        cuts them. Each step is phi <- phi - (H + mu I)^+ g with g_c = sum_i q_i (A_ic - t_c n_i) = e_c - t_c sum(e) and
+        H = Cov_q(P A) over the free images (P = I - t 1^T), mu from the trust region, then a line search on f. It stops
+        within AUTO_TOLERANCE, when f proves the targets out of reach, after AUTO_PATIENCE iterations without progress,
+        or when no step decreases f.
+        """
+        n, t = self.n, self.t
+        starts = [np.zeros(self.n_classes)] + ([np.log(t / self.counts)] if self.single_objects else [])
+        phi, f, q, a, free, e, imbalance = min(map(self._start, starts), key=lambda point: point[-1])
+        self.best, self.best_point = imbalance, (phi - t @ phi, q, a, free, e)
+        stalled, radius = 0, AUTO_MAX_STEP
+        projection = np.eye(self.n_classes) - t[:, None]  # B_i = P A_i: the constraint rows
+        while self.iterations < AUTO_MAX_ITER and imbalance > AUTO_TOLERANCE and stalled < AUTO_PATIENCE:
+            if f < -np.log(self.hi * n):  # out of reach: every q within the bounds has -KL(q || u) >= -log(cap) > f
+                break
+            g = e - t * e.sum()
+            step = self._damped_step(projection @ self._covariance(q, free) @ projection.T, g, t, radius)
+            dual = functools.partial(self._dual, a=a)
+            found = step is not None and self._line_search(phi, step, g @ step, f, dual, t, radius)
+            if not found:
+                break
+            phi, f, (_, q, a, free), radius = found
+            self.iterations += 1
+            e, imbalance = self._expected(q)
+            stalled = 0 if self._keep_best(imbalance, (phi - t @ phi, q, a, free, e)) else stalled + 1
+
+    def _residual(self, e: np.ndarray) -> np.ndarray:
+        """Return r_c = rho_c - mean(rho), rho_c = log(share_c / t_c): zero exactly when the shares hit the targets."""
+        rho = np.log(e / (self.t * e.sum()))
+        return rho - rho.mean()
+
+    def _spread(self, psi: np.ndarray, a: float) -> tuple[float, tuple]:
+        """Return (|r|^2 / 2, (q, a, free, e, r)) at class log weights psi: phase 2's objective."""
+        _, q, a, free = self._evaluate(psi, a)
+        e = self._expected(q)[0]
+        r = self._residual(e)
         return r @ r / 2, (q, a, free, e, r)
 
-    psi, q, a, free, e = best_point
-    r = np.log(e / (t * e.sum()))
-    r -= r.mean()
-    value, stalled, radius = r @ r / 2, 0, AUTO_MAX_STEP
-    while iterations < AUTO_MAX_ITER and stalled < AUTO_PATIENCE:
-        jac = covariance(q, free) / e[:, None]  # d log e_c / d psi_d
-        jac -= e @ jac / e.sum()  # d log share_c / d psi_d
-        jac -= jac.mean(0)  # d r_c / d psi_d
-        g = jac.T @ r  # gradient of |r|^2 / 2
-        step = _damped_step(jac.T @ jac, g, np.zeros(n_classes), radius)
-        found = step is not None and search(psi, step, g @ step, value, functools.partial(spread, a=a), 0 * t, radius)
-        if not found:
-            break
-        (psi, value, (q, a, free, e, r), radius), iterations = found, iterations + 1
-        imbalance = (e / t).max() / (e / t).min()
-        stalled = 0 if imbalance < best * (1.0 - AUTO_MIN_PROGRESS) else stalled + 1
-        if imbalance < best:
-            best, best_point = imbalance, (psi, q, a, free, e)
-        if best <= AUTO_TOLERANCE:
-            break
+    def _share_gauss_newton(self) -> None:
+        """Phase 2: Gauss-Newton on the share spread |r|^2 / 2 from the most balanced point so far.
 
-    # 3. still out of reach: the fixed aggregations, clipped to the same bounds, are candidates too (auto is never less
-    # balanced than they are; with crowds of tied classes, the log-linear family can be hard to search)
-    q = best_point[1]
-    for w in _fixed_weights(cls, img, amount, n, class_weights(counts, power)):
-        log_w = np.log(w)
-        q_fixed = _clipped_softmax(log_w, lo, hi, np.log(np.exp(log_w - log_w.max()).sum()) + log_w.max())[0]
-        imbalance = expected(q_fixed)[1]
-        if imbalance < best:
-            best, q = imbalance, q_fixed
-    return q
+        psi <- psi - (J^T J + mu I)^+ J^T r with J = d r / d psi from d e_c / d psi_d = Cov_q(A)_cd (`_covariance`),
+        with the trust region and line search of phase 1: unlike the dual, the spread has a minimum when the targets are
+        out of reach. It stops within AUTO_TOLERANCE, at AUTO_MAX_ITER iterations of both phases, after
+        AUTO_PATIENCE iterations without progress, or when no step decreases the spread.
+        """
+        zeros = np.zeros(self.n_classes)  # psi has no constant to project out: the trust region is on psi itself
+        psi, q, a, free, e = self.best_point
+        r = self._residual(e)
+        value, stalled, radius = r @ r / 2, 0, AUTO_MAX_STEP
+        while self.iterations < AUTO_MAX_ITER and stalled < AUTO_PATIENCE:
+            jac = self._covariance(q, free) / e[:, None]  # d log e_c / d psi_d
+            jac -= e @ jac / e.sum()  # d log share_c / d psi_d
+            jac -= jac.mean(0)  # d r_c / d psi_d
+            g = jac.T @ r  # gradient of |r|^2 / 2
+            step = self._damped_step(jac.T @ jac, g, zeros, radius)
+            spread = functools.partial(self._spread, a=a)
+            found = step is not None and self._line_search(psi, step, g @ step, value, spread, zeros, radius)
+            if not found:
+                break
+            psi, value, (q, a, free, e, r), radius = found
+            self.iterations += 1
+            stalled = 0 if self._keep_best(self._imbalance(e), (psi, q, a, free, e)) else stalled + 1
+            if self.best <= AUTO_TOLERANCE:
+                break
+
+    def _fixed_weights(self) -> list[np.ndarray]:
+        """Return the mean, max, median and sum image weights (as `_aggregate`) from the triples and `weights`.
+
+        The triples are sorted by image, then by class weight (the classes are renumbered in weight order), and every
+        image has one, so each aggregation is one pass.
+        """
+        img, amount, n = self.img, self.amount, self.n
+        starts = np.flatnonzero(np.concatenate(([True], img[1:] != img[:-1])))  # first triple of each image
+        values = self.weights[self.cls]
+        total, count = np.bincount(img, values * amount, n), np.bincount(img, amount, n)
+        running = np.cumsum(amount)  # instances up to and including each triple
+        before = running[starts] - amount[starts]  # instances of the previous images
+        middle = [np.searchsorted(running, before + k, side="right") for k in ((count - 1) // 2, count // 2)]
+        median = 0.5 * (values[middle[0]] + values[middle[1]])  # of the middle instance(s) in weight order
+        return [total / count, np.maximum.reduceat(values, starts), median, total]
+
+    def _fixed_candidates(self) -> np.ndarray:
+        """Phase 3: return the most balanced of the best point's q and the fixed aggregations clipped to the bounds.
+
+        So auto is never less balanced than the four fixed aggregations; with crowds of tied classes, the log-linear
+        family can be hard to search.
+        """
+        best, q = self.best, self.best_point[1]
+        for w in self._fixed_weights():
+            log_w = np.log(w)
+            q_fixed = self._clipped_softmax(log_w, np.log(np.exp(log_w - log_w.max()).sum()) + log_w.max())[0]
+            imbalance = self._expected(q_fixed)[1]
+            if imbalance < best:
+                best, q = imbalance, q_fixed
+        return q
 
 
 def check_aggregation(agg: str) -> None:
@@ -368,10 +463,10 @@ def check_aggregation(agg: str) -> None:
         )
 
 
-def image_weights(classes: Sequence[np.ndarray], nc: int, agg: str = "mean", power: float = 1.0) -> np.ndarray:
+def image_weights(classes: Sequence[np.ndarray], nc: int, agg: str = "mean", strength: float = 1.0) -> np.ndarray:
     """Return class-balanced sampling probabilities, one per image.
 
-    Class c weighs (total instances / instances of c) ** power; an image weighs the aggregation (`agg`) of its
+    Class c weighs (total instances / instances of c) ** strength; an image weighs the aggregation (`agg`) of its
     instances' class weights. Labelled images share the probability mass they hold under uniform sampling, in
     proportion to their weights; background images (no instances) keep their uniform 1/N each, so balancing only
     redistributes draws among labelled images. Classes without instances affect nothing, and every labelled image keeps
@@ -379,15 +474,15 @@ def image_weights(classes: Sequence[np.ndarray], nc: int, agg: str = "mean", pow
     give uniform probabilities with every `agg`.
 
     agg='auto' solves for the probabilities instead: the ones closest to uniform (maximum entropy) whose expected class
-    shares hit `target_shares(counts, power)` within AUTO_TOLERANCE, with every labelled image drawn between
+    shares hit `target_shares(counts, strength)` within AUTO_TOLERANCE, with every labelled image drawn between
     AUTO_MIN_DRAWS and AUTO_MAX_DRAWS times per epoch in expectation; targets out of reach get the most balanced shares
-    found within those bounds (see `_auto_probabilities`).
+    found within those bounds (see `_AutoSolver`).
 
     Args:
         classes (Sequence[np.ndarray]): Class ids of each image's objects, one 1-D int array per image.
         nc (int): Number of classes; ids must lie in [0, nc).
         agg (str): How an image's objects combine: 'mean', 'max', 'median', 'sum', or 'auto' (solved).
-        power (float): Balancing strength in [0, 1]: 1 = inverse class frequency, 0.5 = square root, 0 = uniform.
+        strength (float): Balancing strength in [0, 1]: 1 = inverse class frequency, 0.5 = square root, 0 = uniform.
 
     Returns:
         (np.ndarray): float64 probabilities of length len(classes), summing to 1 (empty for no images).
@@ -407,8 +502,8 @@ def image_weights(classes: Sequence[np.ndarray], nc: int, agg: str = "mean", pow
         {'mean': 1.25, 'max': 1.33, 'median': 1.2, 'sum': 1.6, 'auto': 1.0}
     """
     check_aggregation(agg)
-    if not 0.0 <= power <= 1.0:
-        raise ValueError(f"'class_balance={power}' is an invalid value. Valid strengths are between 0.0 and 1.0.")
+    if not 0.0 <= strength <= 1.0:
+        raise ValueError(f"'class_balance={strength}' is an invalid value. Valid strengths are between 0.0 and 1.0.")
     n_images = len(classes)
     if n_images == 0:
         return np.zeros(0, dtype=np.float64)
@@ -418,7 +513,7 @@ def image_weights(classes: Sequence[np.ndarray], nc: int, agg: str = "mean", pow
     counts = np.bincount(cls, minlength=nc)
     p = np.full(n_images, 1.0 / n_images)
     present = counts > 0
-    if power == 0 or present.sum() < 2:  # off, or nothing to balance: uniform whatever `agg` (sum would favour crowds)
+    if strength == 0 or present.sum() < 2:  # off, or nothing to balance: uniform whatever `agg` (sum favours crowds)
         return p
     labelled = np.bincount(img, minlength=n_images) > 0
     if agg == "auto":
@@ -426,13 +521,114 @@ def image_weights(classes: Sequence[np.ndarray], nc: int, agg: str = "mean", pow
             cls = (np.cumsum(present) - 1)[cls]
         if not labelled.all():  # renumber the labelled images 0..L-1: backgrounds keep 1/N and take no part
             img = (np.cumsum(labelled) - 1)[img]
-        p[labelled] = _auto_probabilities(cls, img, int(labelled.sum()), power) * (labelled.sum() / n_images)
+        p[labelled] = _AutoSolver(cls, img, int(labelled.sum()), strength).solve() * (labelled.sum() / n_images)
         return p
-    cw = class_weights(counts, power)
+    cw = class_weights(counts, strength)
     rank = np.argsort(np.argsort(cw, kind="stable"), kind="stable")  # class id -> rank of its weight (median sort)
     w = _aggregate(cw[cls], img, n_images, agg, rank[cls])
     p[labelled] = w[labelled] / w[labelled].sum() * (labelled.sum() / n_images)
     return p
+
+
+class BalanceSchedule:
+    """The sampling probabilities of every epoch of class-balanced training, and the epoch length.
+
+    Epoch e (0-based) balances at strength s_e = strength * min(1, e / (ramp * (epochs - 1))): with `ramp` > 0 the
+    strength rises linearly from 0 (uniform, as stock) in the first epoch over that fraction of the training (`ramp=1`
+    reaches `strength` in the last epoch), otherwise every epoch uses `strength`. Its image
+    probabilities are `image_weights` at s_e, with the expected draws of every image raised to at least `floor`:
+    d_i = max(N * p_i, floor). With `floor` > 0 the epoch grows (no image is skipped for another's extra draws, as in
+    repeat factor sampling) instead of keeping N draws: `epoch_size` is the largest sum(d) of the schedule, rounded up,
+    and each epoch draws that many images with probabilities d / sum(d), so image i is still drawn at least `floor`
+    times in expectation. One fixed length keeps the loader's length, warmup and progress bars as Ultralytics set them.
+
+    Args:
+        classes (Sequence[np.ndarray]): Class ids of each image's objects, in dataset order.
+        nc (int): Number of classes.
+        strength (float): Balancing strength in [0, 1] (`class_balance`), reached after the ramp.
+        agg (str): Aggregation of the image weights (`balance_agg`).
+        floor (float): Least expected draws of each image per epoch (`balance_floor`); 0 keeps N draws per epoch.
+        ramp (float): Fraction of the epochs over which the strength rises from 0 (`balance_ramp`), in [0, 1].
+        epochs (int): Epochs of the training; the strength is reached in epoch ramp * (epochs - 1) (0-based).
+
+    Examples:
+        >>> labels = [np.array([0])] * 6 + [np.array([1])] * 2
+        >>> schedule = BalanceSchedule(labels, nc=2, strength=1.0, floor=1.0, ramp=0.5, epochs=5)
+        >>> [round(schedule.strength_at(e), 2) for e in range(5)]  # rises over half of the training
+        [0.0, 0.5, 1.0, 1.0, 1.0]
+        >>> schedule.epoch_size  # 8 images: the 2 rare ones take 2 draws each, the 6 common ones keep 1
+        10
+        >>> (schedule.epoch_size * schedule.probabilities(3)).round(2).tolist()
+        [1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 2.0, 2.0]
+    """
+
+    def __init__(
+        self,
+        classes: Sequence[np.ndarray],
+        nc: int,
+        strength: float = 1.0,
+        agg: str = "mean",
+        floor: float = 0.0,
+        ramp: float = 0.0,
+        epochs: int = 1,
+    ):
+        """Compute the schedule's epoch length (the probabilities of each epoch are computed when asked for)."""
+        if floor < 0 or not 0.0 <= ramp <= 1.0:
+            raise ValueError(f"floor must be >= 0 and ramp in [0, 1], got floor={floor}, ramp={ramp}.")
+        self.classes, self.nc, self.agg = classes, nc, agg
+        self.strength, self.floor, self.ramp, self.epochs = float(strength), float(floor), float(ramp), int(epochs)
+        self.ramp_epochs = self.ramp * max(self.epochs - 1, 0)  # full strength from epoch ceil(ramp_epochs) (0-based)
+        self._cached = (None, None)  # (strength, probabilities) of the most recent epoch asked for
+        # without a floor every epoch has N draws; with one, the longest epoch of the schedule sets the length
+        ramping = self.floor and self.ramp_epochs
+        strengths = {self.strength_at(e) for e in range(math.ceil(self.ramp_epochs) + 1)} if ramping else {strength}
+        totals = [self._expected_draws(s).sum() for s in strengths] if self.floor else [len(classes)]
+        self.epoch_size = max(len(classes), math.ceil(max(totals) - 1e-9))  # round-off must not add a draw
+
+    @property
+    def full_strength_epoch(self) -> int:
+        """Return the first epoch (0-based) that samples at the full `strength`."""
+        return math.ceil(self.ramp_epochs)
+
+    def strength_at(self, epoch: int) -> float:
+        """Return the balancing strength of `epoch` (0-based)."""
+        if self.ramp_epochs <= 0:
+            return self.strength
+        return self.strength * min(1.0, epoch / self.ramp_epochs)
+
+    def _expected_draws(self, strength: float) -> np.ndarray:
+        """Return max(N * p_i, floor) for the image probabilities p at `strength`."""
+        p = image_weights(self.classes, self.nc, self.agg, strength)
+        return np.maximum(len(p) * p, self.floor)
+
+    def probabilities(self, epoch: int) -> np.ndarray:
+        """Return the sampling probability of every image in `epoch` (one draw of `epoch_size` images).
+
+        Args:
+            epoch (int): Epoch number (0-based), as the trainer counts it.
+
+        Returns:
+            (np.ndarray): float64 probabilities summing to 1.
+        """
+        strength = self.strength_at(epoch)
+        if self._cached[0] != strength:
+            if self.floor:
+                draws = self._expected_draws(strength)
+                p = draws / draws.sum()
+            else:  # exactly image_weights, so that the draws stay those of a schedule-free sampler
+                p = image_weights(self.classes, self.nc, self.agg, strength)
+            self._cached = (strength, p)
+        return self._cached[1]
+
+    def describe(self) -> list[str]:
+        """Return what the schedule adds to the train-start table: the ramp, in one line (none without a ramp)."""
+        if self.ramp_epochs <= 0:
+            return []
+        full = self.full_strength_epoch
+        return [
+            f"balance_ramp={self.ramp:g}: class_balance rises linearly from 0 in epoch 1 to {self.strength:g} from "
+            f"epoch {full + 1} of {self.epochs} on; the figures above are those of the balanced epochs."
+        ]
 
 
 def nothing_to_balance(classes: Sequence[np.ndarray], names: dict | Sequence[str]) -> str | None:
@@ -466,18 +662,22 @@ def nothing_to_balance(classes: Sequence[np.ndarray], names: dict | Sequence[str
     return f"{why}: every image is drawn once per epoch, as without class_balance."
 
 
-def balance_stats(classes: Sequence[np.ndarray], nc: int, p: np.ndarray | None = None) -> dict:
+def balance_stats(
+    classes: Sequence[np.ndarray], nc: int, p: np.ndarray | None = None, epoch_size: int | None = None
+) -> dict:
     """Describe what sampling with probabilities `p` does to the classes an epoch shows.
 
     Args:
         classes (Sequence[np.ndarray]): Class ids of each image's objects, one array per image.
         nc (int): Number of classes.
         p (np.ndarray, optional): Sampling probabilities per image; None means uniform (stock shuffling).
+        epoch_size (int, optional): Images drawn per epoch (`BalanceSchedule.epoch_size`); None means one per image.
 
     Returns:
         (dict): 'instances' and 'images' per class (int arrays), 'share_before' and 'share_after' per class (float
             arrays: share of instances in the data and expected share per epoch under p), 'imbalance_before',
-            'imbalance_after' (max/min share over present classes), 'ess' and 'coverage' (see the module docstring).
+            'imbalance_after' (max/min share over present classes), 'ess', 'coverage' (see the module docstring) and
+            'epoch_size' (images drawn per epoch).
 
     Examples:
         >>> import numpy as np
@@ -511,8 +711,24 @@ def balance_stats(classes: Sequence[np.ndarray], nc: int, p: np.ndarray | None =
         "imbalance_before": imbalance(before),
         "imbalance_after": imbalance(after),
         "ess": effective_sample_size(p),
-        "coverage": coverage(p),
+        "coverage": coverage(p, draws=epoch_size),
+        "epoch_size": n_images if epoch_size is None else int(epoch_size),
     }
+
+
+def balance_settings(strength: float, agg: str | None, schedule: BalanceSchedule | None = None) -> str:
+    """Return the settings as train keys, e.g. 'class_balance=1 balance_agg=mean balance_floor=1' (unset keys left out).
+
+    Examples:
+        >>> balance_settings(0.5, "sum")
+        'class_balance=0.5 balance_agg=sum'
+    """
+    text = f"class_balance={strength:g}" + (f" balance_agg={agg}" if agg else "")
+    if schedule:
+        text += "".join(
+            f" {k}={v:g}" for k, v in (("balance_floor", schedule.floor), ("balance_ramp", schedule.ramp)) if v
+        )
+    return text
 
 
 def balance_report(
@@ -522,6 +738,7 @@ def balance_report(
     strength: float,
     agg: str,
     task: str = "detect",
+    schedule: BalanceSchedule | None = None,
 ) -> list[str]:
     """Return the lines logged at train start: settings, one row per class, the summary, and what does not apply.
 
@@ -532,22 +749,29 @@ def balance_report(
         strength (float): Balancing strength (`class_balance`).
         agg (str): Aggregation of the image weights (`balance_agg`).
         task (str): Training task; 'classify' has one label per image, so `agg` does not apply there.
+        schedule (BalanceSchedule, optional): The epoch schedule `p` belongs to (its balanced epochs), when
+            `balance_floor` or `balance_ramp` is set: adds the epoch length and the ramp.
 
     Returns:
         (list[str]): Lines without a prefix: per class instances, images, share of instances before and expected
-            share per epoch after; then max/min class share before -> after, ESS and coverage.
+            share per epoch after; then max/min class share before -> after, ESS, coverage and a grown epoch's length.
 
     Examples:
         >>> labels = [np.array([0, 0]), np.array([0]), np.array([1])]
         >>> lines = balance_report(labels, ["car", "bus"], image_weights(labels, 2), 1.0, "mean")
         >>> print(lines[-1])
         max/min class share 3.00 -> 1.00, effective sample size 0.76, coverage 73.3% of images per epoch
+        >>> schedule = BalanceSchedule(labels, 2, floor=1.0)  # every image drawn at least once: the epoch grows
+        >>> lines = balance_report(labels, ["car", "bus"], schedule.probabilities(0), 1.0, "mean", schedule=schedule)
+        >>> print(lines[0].split(":")[0], "|", lines[-1].split(", coverage ")[1])
+        class_balance=1 balance_agg=mean balance_floor=1 | 100.0% of images per epoch, epoch 3 -> 4 images (+33%)
     """
     names = names if isinstance(names, dict) else dict(enumerate(names))
-    settings = f"class_balance={strength:g} balance_agg={agg}"
+    settings = balance_settings(strength, agg, schedule)
     if reason := nothing_to_balance(classes, names):
         return [f"{settings}: {len(classes)} train images; {reason}"]
-    stats = balance_stats(classes, len(names), p)
+    epoch_size = schedule.epoch_size if schedule else None
+    stats = balance_stats(classes, len(names), p, epoch_size)
     w = max([len("class")] + [len(str(names.get(c, c))) for c in range(len(stats["instances"]))])
     backgrounds = sum(len(c) == 0 for c in classes)
     kept = f" ({backgrounds} backgrounds keep their share)" if backgrounds else ""
@@ -560,10 +784,13 @@ def balance_report(
     ):
         if n:  # classes without instances are never drawn and do not count
             lines.append(f"{names.get(c, c)!s:>{w}} {n:>10d} {m:>8d} {before:>13.1%} {after:>16.1%}")
+    size, n = stats["epoch_size"], len(classes)
+    grown = f", epoch {n:,} -> {size:,} images ({size / n - 1:+.0%})" if size != n else ""
     lines.append(
         f"max/min class share {stats['imbalance_before']:.2f} -> {stats['imbalance_after']:.2f}, "
-        f"effective sample size {stats['ess']:.2f}, coverage {stats['coverage']:.1%} of images per epoch"
+        f"effective sample size {stats['ess']:.2f}, coverage {stats['coverage']:.1%} of images per epoch{grown}"
     )
+    lines += schedule.describe() if schedule else []
     if task == "classify":
         lines.append("balance_agg does not apply to classification (one label per image): every value gives the same.")
     if absent := [str(names[c]) for c in range(len(names)) if not stats["instances"][c]]:
@@ -577,25 +804,32 @@ def effective_sample_size(p: np.ndarray) -> float:
     return float(1.0 / (p.size * np.square(p).sum())) if p.size else float("nan")
 
 
-def coverage(p: np.ndarray, method: str = "systematic") -> float:
-    """Return the expected share of distinct images drawn in one epoch of N draws.
+def coverage(p: np.ndarray, method: str = "systematic", draws: int | None = None) -> float:
+    """Return the expected share of distinct images drawn in one epoch of `draws` draws (default N, the image count).
 
-    With systematic resampling image i is drawn floor(N p_i) or ceil(N p_i) times, so it is seen with probability
-    min(1, N p_i); with independent multinomial draws it is seen with probability 1 - (1 - p_i) ** N.
+    With systematic resampling image i is drawn floor(draws p_i) or ceil(draws p_i) times, so it is seen with
+    probability min(1, draws p_i); with independent multinomial draws it is seen with probability
+    1 - (1 - p_i) ** draws.
 
     Args:
         p (np.ndarray): Sampling probabilities per image.
         method (str): 'systematic' (this package's sampler) or 'multinomial' (independent draws).
+        draws (int, optional): Draws per epoch; None means one per image (N), as with stock shuffling.
 
     Returns:
         (float): Coverage in [0, 1].
+
+    Examples:
+        >>> coverage(np.array([0.5, 0.25, 0.25, 0.0])), coverage(np.array([0.5, 0.25, 0.25, 0.0]), draws=8)
+        (0.75, 0.75)
     """
     p = np.asarray(p, dtype=np.float64)
     n = p.size
     if not n:
         return float("nan")
+    draws = n if draws is None else draws
     if method == "systematic":
-        return float(np.minimum(1.0, n * p).mean())
+        return float(np.minimum(1.0, draws * p).mean())
     if method == "multinomial":
-        return float((1.0 - np.power(1.0 - p, n)).mean())
+        return float((1.0 - np.power(1.0 - p, draws)).mean())
     raise ValueError(f"method='{method}' is not supported, use 'systematic' or 'multinomial'.")

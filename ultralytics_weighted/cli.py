@@ -16,15 +16,13 @@ import contextlib
 import json
 import logging
 import math
-import shutil
 import sys
-from pathlib import Path
 
 USAGE = "Usage: ultralytics-weighted COMMAND [key=value ...]"
 COMMAND_HELP = {
     "stats": """\
   stats data=PATH [class_balance=1.0] [split=train] [format=table|json] [plot=FILE.png] [balance_agg=mean]
-        [task=...] [classes=...] [fraction=...] [single_cls=...]
+        [balance_floor=0] [balance_ramp=0] [task=...] [classes=...] [fraction=...] [single_cls=...]
       Read the split's labels the way training does (data.yaml for detect/segment/pose/obb, or a classification
       folder) and print one row per aggregation (none, mean, max, median, sum, ...): max/min class share, effective
       sample size, coverage, largest expected repeats of one image per epoch, and each class's expected share.
@@ -145,7 +143,7 @@ def _stats(options: dict[str, str], report) -> int:
     """Run `stats`, writing the report to `report` (see `stats`)."""
     from ultralytics.cfg import DEFAULT_CFG_DICT, smart_value
 
-    from ultralytics_weighted.balance import balance_stats, image_weights, nothing_to_balance
+    from ultralytics_weighted.balance import BalanceSchedule, balance_settings, balance_stats, nothing_to_balance
     from ultralytics_weighted.config import balance_strength, check_balance_args, check_keys
     from ultralytics_weighted.integration import load_label_classes
     from ultralytics_weighted.report import compare_aggregations, format_aggregation_table, plot_balance
@@ -160,13 +158,16 @@ def _stats(options: dict[str, str], report) -> int:
     check_keys(values, {*DEFAULT_CFG_DICT, *STATS_KEYS}, "stats")
     check_balance_args(values)
     strength = balance_strength(values["class_balance"])
-    agg = values.get("balance_agg", "mean")  # checked above by check_balance_args
+    floor, ramp = values.get("balance_floor", 0.0), values.get("balance_ramp", 0.0)
     classes, names, task = load_label_classes(values, split)
-    rows = compare_aggregations(classes, len(names), strength)
+    rows = compare_aggregations(classes, len(names), strength, floor)
+    agg = values.get("balance_agg", "mean")  # checked above by check_balance_args
+    schedule = BalanceSchedule(classes, len(names), strength, agg, floor, ramp, values.get("epochs", 100))
     note = nothing_to_balance(classes, names)  # instead of a table of identical rows
     off = None if strength else "class_balance=0 is off: training samples every image once per epoch, as here."
     if fmt == "json":
         summary = {"data": str(values["data"]), "split": split, "task": task, "class_balance": strength}
+        summary.update(balance_floor=floor, balance_ramp=ramp)
         rows = [{k: None if isinstance(v, float) and math.isnan(v) else v for k, v in r.items()} for r in rows]
         result = {**summary, "images": len(classes), "names": names, "note": note or off, "aggregations": rows}
         print(json.dumps(result, indent=2, allow_nan=False), file=report)
@@ -174,27 +175,23 @@ def _stats(options: dict[str, str], report) -> int:
         backgrounds = sum(len(c) == 0 for c in classes)
         print(
             f"{values['data']} ({split}, {task}): {len(classes)} images, {backgrounds} backgrounds, "
-            f"class_balance={strength:g}; expected share of each class per epoch by aggregation:",
+            f"{balance_settings(strength, None, schedule)}; expected share of each class per epoch by aggregation:",
             file=report,
         )
-        print(note or "\n".join(format_aggregation_table(rows, names)), file=report)
+        print(note or "\n".join(format_aggregation_table(rows, names) + schedule.describe()), file=report)
         if off and not note:
             print(off, file=report)
     if plot:
-        p = image_weights(classes, len(names), agg, strength)
-        settings = f"{values['data']} ({split}), class_balance={strength:g} balance_agg={agg}"
-        path = plot_balance(balance_stats(classes, len(names), p), names, plot, strength, settings)
+        p = schedule.probabilities(schedule.full_strength_epoch)
+        path = plot_balance(
+            balance_stats(classes, len(names), p, schedule.epoch_size),
+            names,
+            plot,
+            strength,
+            f"{values['data']} ({split}), {balance_settings(strength, agg, schedule)}",
+        )
         print(f"saved {path}", file=sys.stderr if fmt == "json" else report)
     return 0
-
-
-def yolo_command() -> list[str]:
-    """Return the command that runs the stock `yolo` CLI of this interpreter's Ultralytics."""
-    script = Path(sys.executable).parent / "yolo"
-    if script.is_file():
-        return [str(script)]
-    found = shutil.which("yolo")
-    return [found] if found else [sys.executable, "-c", "from ultralytics.cfg import entrypoint; entrypoint()"]
 
 
 def main(argv: list[str] | None = None) -> int:

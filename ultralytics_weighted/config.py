@@ -1,9 +1,10 @@
 # ultralytics-weighted, AGPL-3.0 license
-"""The two configuration keys, their defaults and their checks (no Ultralytics import)."""
+"""The configuration keys, their defaults and their checks (no Ultralytics import)."""
 
 from __future__ import annotations
 
 import difflib
+import math
 
 from ultralytics_weighted.balance import AGGREGATIONS, check_aggregation
 
@@ -11,8 +12,10 @@ from ultralytics_weighted.balance import AGGREGATIONS, check_aggregation
 DEFAULT_CFG_YAML = """\
 class_balance: False # (bool | float) class-balanced train sampling; True=1.0 inverse frequency, 0.5 square root, 0 off
 balance_agg: mean # (str) how an image's objects combine class weights, i.e. mean, max, median, sum, auto (solved)
+balance_floor: 0.0 # (float) least expected draws of each train image per epoch when balancing; 1 = skip none
+balance_ramp: 0.0 # (float) fraction of epochs over which class_balance rises linearly from 0; 0 = balanced at once
 """
-DEFAULTS = {"class_balance": False, "balance_agg": "mean"}
+DEFAULTS = {"class_balance": False, "balance_agg": "mean", "balance_floor": 0.0, "balance_ramp": 0.0}
 AFTER_KEY = "fraction"  # the keys are listed right after this train setting
 
 
@@ -21,22 +24,40 @@ def balance_strength(value: bool | float | None) -> float:
     return float(value or 0.0)
 
 
+def _check_number(cfg: dict, key: str, valid: str, low: float, high: float = math.inf) -> None:
+    """Check that `cfg[key]` (if present) is an int or float (not a bool) within [low, high], in check_cfg's style."""
+    if key not in cfg:
+        return
+    value = cfg[key]
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(
+            f"'{key}={value}' is of invalid type {type(value).__name__}. Valid '{key}' types are int (i.e. '{key}=1') "
+            f"or float (i.e. '{key}=0.5')."
+        )
+    if not low <= value <= high:
+        raise ValueError(f"'{key}={value}' is an invalid value. Valid '{key}' values are {valid}.")
+
+
 def check_balance_args(cfg: dict) -> None:
-    """Check `class_balance` and `balance_agg` in a configuration dict, in Ultralytics' `check_cfg` error style.
+    """Check the balancing keys in a configuration dict, in Ultralytics' `check_cfg` error style.
 
     Args:
-        cfg (dict): Configuration dictionary; only the two balancing keys are looked at.
+        cfg (dict): Configuration dictionary; only the balancing keys (`DEFAULTS`) are looked at.
 
     Raises:
         TypeError: If a key is None or has a type it cannot take (e.g. `class_balance=yes`).
         ValueError: If a value is out of range or not one of the choices (e.g. `class_balance=2`, `balance_agg=foo`).
 
     Examples:
-        >>> check_balance_args({"class_balance": 0.5, "balance_agg": "median"})
+        >>> check_balance_args({"class_balance": 0.5, "balance_agg": "median", "balance_floor": 1, "balance_ramp": 0.5})
         >>> check_balance_args({"balance_agg": "foo"})
         Traceback (most recent call last):
         ...
         ValueError: 'balance_agg=foo' is an invalid value. Valid 'balance_agg' values are mean, max, median, sum, auto.
+        >>> check_balance_args({"balance_ramp": 2})  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: 'balance_ramp=2' is an invalid value. Valid 'balance_ramp' values are between 0.0 and 1.0 (...).
     """
     for key in DEFAULTS:
         if key in cfg and cfg[key] is None:
@@ -59,6 +80,14 @@ def check_balance_args(cfg: dict) -> None:
             f"Valid 'balance_agg' values are {', '.join(AGGREGATIONS)}."
         )
     check_aggregation(agg)
+    _check_number(cfg, "balance_floor", "0.0 or more (the least expected draws of each image per epoch)", 0.0)
+    _check_number(
+        cfg,
+        "balance_ramp",
+        "between 0.0 and 1.0 (the fraction of the epochs over which class_balance rises from 0)",
+        0.0,
+        1.0,
+    )
 
 
 def unused_balance_keys(cfg: dict) -> list[str]:

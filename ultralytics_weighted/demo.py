@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ultralytics_weighted.balance import balance_report, balance_stats, image_weights
+from ultralytics_weighted.balance import balance_report, balance_stats
 
 MARKER = ".ultralytics-weighted-demo"  # marks a folder as a demo's, so that a later demo may replace its contents
 ENTRIES = (MARKER, "dataset", "compare")  # everything a demo writes into its folder
@@ -82,23 +82,25 @@ def demo_folder(path: str | None) -> Path:
 
 
 def _variant(options: dict) -> str:
-    """Return the balanced `compare` variant (e.g. 'mean', 'auto@0.5') for `class_balance` / `balance_agg`.
+    """Return the balanced `compare` variant (e.g. 'mean', 'auto@0.5+balance_floor=1') for the balancing keys.
 
     Args:
-        options (dict): The demo's options; the two keys are removed from it.
+        options (dict): The demo's options; `class_balance`, `balance_agg` and the other balancing keys are removed
+            from it (they belong to the balanced run only, not to the stock one).
 
     Returns:
         (str): The variant name.
     """
-    from ultralytics_weighted.config import balance_strength, check_balance_args
+    from ultralytics_weighted.config import DEFAULTS, balance_strength, check_balance_args
 
-    keys = {k: options.pop(k) for k in ("class_balance", "balance_agg") if k in options}
+    keys = {k: options.pop(k) for k in DEFAULTS if k in options}
     check_balance_args(keys)
-    strength = balance_strength(keys.get("class_balance", True))
+    strength = balance_strength(keys.pop("class_balance", True))
     if not strength:
         raise ValueError("class_balance=0 turns balancing off; the demo compares stock with balanced training.")
-    agg = keys.get("balance_agg", "mean")
-    return agg if strength == 1 else f"{agg}@{strength:g}"
+    agg = keys.pop("balance_agg", DEFAULTS["balance_agg"])
+    parts = [agg if strength == 1 else f"{agg}@{strength:g}"]
+    return "+".join(parts + [f"{k}={v}" for k, v in keys.items() if v != DEFAULTS[k]])
 
 
 class _ProgressOnly(io.TextIOBase):
@@ -116,7 +118,7 @@ class _ProgressOnly(io.TextIOBase):
         return len(text)
 
 
-def ap50_table(csv_path: Path, names: dict, classes: list, variant: str) -> list[str]:
+def ap50_table(csv_path: Path, names: dict, classes: list, variant: str, balanced: dict) -> list[str]:
     """Return the demo's markdown table: per class (and all) train instances, share per epoch, AP50 stock vs balanced.
 
     Args:
@@ -124,20 +126,17 @@ def ap50_table(csv_path: Path, names: dict, classes: list, variant: str) -> list
         names (dict): Class names by class id.
         classes (list): Class ids of each train image's objects.
         variant (str): Name of the balanced variant in compare.csv ('none' is stock).
+        balanced (dict): `balance_stats` of the balanced variant's (fully balanced) epochs.
 
     Returns:
         (list[str]): Markdown table lines.
     """
-    from ultralytics_weighted.compare import parse_variants
-
     values = defaultdict(list)
     with open(csv_path, newline="") as f:
         for row in csv.DictReader(f):
             values[row["variant"], row["class"]].append(float(row["ap50"]))
     ap50 = {key: float(np.mean(v)) for key, v in values.items()}  # mean over seeds
-    strength, agg = parse_variants(variant)[0].strength_and_agg()
     stock = balance_stats(classes, len(names), None)
-    balanced = balance_stats(classes, len(names), image_weights(classes, len(names), agg, strength))
     head = ["class", "train instances", "share/epoch stock", "share/epoch balanced", "stock AP50", "balanced AP50"]
     lines = ["| " + " | ".join([*head, "Δ AP50"]) + " |", "|" + "---|" * (len(head) + 1)]
     for c in [c for c in sorted(names) if stock["instances"][c]] + ["all"]:
@@ -177,7 +176,6 @@ def run_demo(options: dict) -> Path:
     if images < 20 or seeds < 1:
         raise ValueError(f"images={images} and seeds={seeds}: the demo needs images >= 20 and seeds >= 1.")
     variant = _variant(options)
-    strength, agg = parse_variants(variant)[0].strength_and_agg()
     train = {**TRAIN, **options}
     get_cfg(overrides={**train, "mode": "train"})  # bad values fail here, before anything is written
     folder = demo_folder(path)
@@ -188,8 +186,10 @@ def run_demo(options: dict) -> Path:
     )
     data = make_dataset(folder / "dataset", "detect", images, VAL_IMAGES, int(train["imgsz"]), RARE_EVERY)
     classes, names, _ = load_label_classes({"data": str(data)})
+    schedule = parse_variants(variant)[0].schedule(classes, len(names), int(train["epochs"]))
+    p = schedule.probabilities(schedule.full_strength_epoch)
     print("\nThe balance table that balanced training logs at its start:")
-    print("\n".join(balance_report(classes, names, image_weights(classes, len(names), agg, strength), strength, agg)))
+    print("\n".join(balance_report(classes, names, p, schedule.strength, schedule.agg, schedule=schedule)))
 
     settings = " ".join(f"{k}={v}" for k, v in train.items())
     print(
@@ -202,7 +202,8 @@ def run_demo(options: dict) -> Path:
     with contextlib.redirect_stdout(_ProgressOnly(sys.stdout)):
         out = run_comparison({**compare, "project": str(folder), "name": "compare"}, command)
 
-    table = ap50_table(out / "compare.csv", names, classes, variant)
+    balanced = balance_stats(classes, len(names), p, schedule.epoch_size)
+    table = ap50_table(out / "compare.csv", names, classes, variant, balanced)
     minutes, seconds = divmod(round(time.time() - start), 60)
     print(
         f"\nDone in {minutes} min {seconds} s. Everything is in {folder}:\n"

@@ -19,7 +19,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ultralytics_weighted.balance import balance_report, balance_stats, image_weights, nothing_to_balance
+from ultralytics_weighted.balance import (
+    BalanceSchedule,
+    balance_report,
+    balance_settings,
+    balance_stats,
+    nothing_to_balance,
+)
 from ultralytics_weighted.config import AFTER_KEY, DEFAULTS, balance_strength, check_balance_args, unused_balance_keys
 from ultralytics_weighted.report import plot_balance
 from ultralytics_weighted.sampler import BalancedSampler
@@ -116,8 +122,8 @@ def check_trainer(trainer) -> None:
     if not balance_strength(getattr(args, "class_balance", False)):
         if RANK in {-1, 0} and (unused := unused_balance_keys(vars(args))):
             LOGGER.warning(
-                f"{prefix}{', '.join(unused)} has no effect without class_balance (class_balance="
-                f"{args.class_balance}): training samples as stock. Add class_balance=True to balance."
+                f"{prefix}{', '.join(unused)} {'has' if len(unused) == 1 else 'have'} no effect without class_balance "
+                f"(class_balance={args.class_balance}): training samples as stock. Add class_balance=True to balance."
             )
         return
     if args.task not in BALANCED_TASKS or not _is_patched(type(trainer).build_dataset):
@@ -198,28 +204,46 @@ class BalancedDatasetMixin:
     __slots__ = ()  # no layout of its own, so that a built stock dataset can switch to the balanced subclass
     stock_class: type  # the stock dataset class this balanced class extends (set by `balanced_class`)
 
-    def set_balance(self, strength: float, agg: str, names: dict, seed: int = 0) -> None:
-        """Compute the per-image probabilities and re-point the augmentation partners at them.
+    def set_balance(
+        self,
+        strength: float,
+        agg: str,
+        names: dict,
+        seed: int = 0,
+        floor: float = 0.0,
+        ramp: float = 0.0,
+        epochs: int = 1,
+    ) -> None:
+        """Compute the epoch schedule and per-image probabilities, and re-point the augmentation partners at them.
 
         Args:
             strength (float): Balancing strength in (0, 1].
             agg (str): How an image's objects combine their class weights.
             names (dict): Class names by class id (the trainer's `data["names"]`).
             seed (int): Seed of the per-epoch draws.
+            floor (float): Least expected draws of each image per epoch (`balance_floor`).
+            ramp (float): Fraction of the epochs over which the strength rises from 0 (`balance_ramp`).
+            epochs (int): Epochs of the training.
         """
         self.balance_strength, self.balance_agg, self.balance_names, self.balance_seed = strength, agg, names, seed
-        self.image_probabilities = image_weights(dataset_label_classes(self), len(names), agg, strength)
+        classes = dataset_label_classes(self)
+        self.balance_schedule = BalanceSchedule(classes, len(names), strength, agg, floor, ramp, epochs)
+        # the balanced epochs' probabilities: the table, the plot and the mix partners (worker processes keep their
+        # copy of the dataset, so partners cannot follow a ramp; they use the full strength throughout)
+        self.image_probabilities = self.balance_schedule.probabilities(self.balance_schedule.full_strength_epoch)
         self._cumulative_probabilities = np.cumsum(self.image_probabilities)
         if hasattr(self, "transforms"):
             _weight_mix_partners(self, self.transforms)
 
     def balance_stats(self) -> dict:
         """Return `balance_stats` (shares before/after, imbalance, ESS, coverage) for this dataset's probabilities."""
-        return balance_stats(dataset_label_classes(self), len(self.balance_names), self.image_probabilities)
+        classes, schedule = dataset_label_classes(self), self.balance_schedule
+        return balance_stats(classes, len(self.balance_names), self.image_probabilities, schedule.epoch_size)
 
     def sampler(self, num_replicas: int | None = None, rank: int | None = None) -> BalancedSampler:
-        """Return the train sampler over this dataset's probabilities (DDP layout from torch.distributed if None)."""
-        return BalancedSampler(self.image_probabilities, self.balance_seed, num_replicas, rank)
+        """Return the train sampler of this dataset's schedule (DDP layout from torch.distributed if None)."""
+        schedule = self.balance_schedule
+        return BalancedSampler(schedule.probabilities, self.balance_seed, num_replicas, rank, schedule.epoch_size)
 
     def partner_indexes(self, k: int) -> np.ndarray:
         """Draw `k` augmentation partner indexes from the image probabilities (O(k log N), per-worker numpy RNG)."""
@@ -283,7 +307,16 @@ def balanced_class(dataset_class: type) -> type:
     return _BALANCED_CLASSES[dataset_class]
 
 
-def make_balanced(dataset, strength: float, agg: str, names: dict, seed: int = 0):
+def make_balanced(
+    dataset,
+    strength: float,
+    agg: str,
+    names: dict,
+    seed: int = 0,
+    floor: float = 0.0,
+    ramp: float = 0.0,
+    epochs: int = 1,
+):
     """Turn a built stock train dataset into its balanced subclass, in place, and return it.
 
     The stock constructor has already loaded, filtered and ordered the labels exactly as training uses them, so the
@@ -295,12 +328,15 @@ def make_balanced(dataset, strength: float, agg: str, names: dict, seed: int = 0
         agg (str): Aggregation of an image's class weights.
         names (dict): Class names by class id.
         seed (int): Seed of the per-epoch draws.
+        floor (float): Least expected draws of each image per epoch (`balance_floor`).
+        ramp (float): Fraction of the epochs over which the strength rises from 0 (`balance_ramp`).
+        epochs (int): Epochs of the training.
 
     Returns:
         (BalancedDatasetMixin): The same object, now of the balanced subclass.
     """
     dataset.__class__ = balanced_class(type(dataset))
-    dataset.set_balance(strength, agg, names, seed)
+    dataset.set_balance(strength, agg, names, seed, floor, ramp, epochs)
     return dataset
 
 
@@ -314,6 +350,7 @@ def log_balance(dataset: BalancedDatasetMixin, task: str) -> None:
         dataset.balance_strength,
         dataset.balance_agg,
         task,
+        dataset.balance_schedule,
     )
     LOGGER.info("\n".join(prefix + line for line in lines))
 
@@ -332,16 +369,26 @@ def _balanced_build_dataset(build_dataset):
 
         if type(dataset) not in {YOLODataset, RTDETRDataset, ClassificationDataset}:
             raise NotImplementedError(f"class_balance is not supported for {type(dataset).__name__} datasets yet.")
+        args = self.args
         LOGGER, RANK, prefix = _logger()
         if reason := nothing_to_balance(dataset_label_classes(dataset), self.data["names"]):
             if RANK in {-1, 0}:
-                LOGGER.info(f"{prefix}class_balance={strength:g} balance_agg={self.args.balance_agg}: {reason}")
+                LOGGER.info(f"{prefix}{balance_settings(strength, args.balance_agg)}: {reason}")
             return dataset  # the stock dataset: trains exactly as without class_balance
-        make_balanced(dataset, strength, self.args.balance_agg, self.data["names"], self.args.seed)
+        make_balanced(
+            dataset,
+            strength,
+            args.balance_agg,
+            self.data["names"],
+            args.seed,
+            args.balance_floor,
+            args.balance_ramp,
+            args.epochs,
+        )
         if RANK in {-1, 0}:
             log_balance(dataset, self.args.task)
             if self.args.plots:
-                settings = f"class_balance={strength:g} balance_agg={self.args.balance_agg}"
+                settings = balance_settings(strength, args.balance_agg, dataset.balance_schedule)
                 path = self.save_dir / "class_balance.png"
                 plot_balance(dataset.balance_stats(), self.data["names"], path, strength, settings)
         return dataset

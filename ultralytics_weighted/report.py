@@ -8,38 +8,48 @@ from pathlib import Path
 
 import numpy as np
 
-from ultralytics_weighted.balance import AGGREGATIONS, balance_stats, image_weights
+from ultralytics_weighted.balance import AGGREGATIONS, BalanceSchedule, balance_stats
 
 
-def compare_aggregations(classes: Sequence[np.ndarray], nc: int, strength: float = 1.0) -> list[dict]:
+def compare_aggregations(
+    classes: Sequence[np.ndarray], nc: int, strength: float = 1.0, floor: float = 0.0
+) -> list[dict]:
     """Return the balance figures of uniform sampling ('none') and of every aggregation, for choosing one.
 
     Args:
         classes (Sequence[np.ndarray]): Class ids of each image's objects.
         nc (int): Number of classes.
         strength (float): Balancing strength in [0, 1].
+        floor (float): Least expected draws of each image per epoch (`balance_floor`); 0 keeps N draws per epoch.
 
     Returns:
         (list[dict]): One row per aggregation: 'agg', 'imbalance', 'ess', 'coverage', 'max_repeats' (largest expected
-            draws of one image per epoch, N * max p) and 'shares' (expected share per class id, a list).
+            draws of one image per epoch), 'epoch_images' (images drawn per epoch) and 'shares' (expected share per
+            class id, a list).
 
     Examples:
         >>> import numpy as np
-        >>> rows = compare_aggregations([np.array([0, 0]), np.array([0]), np.array([1])], nc=2)
+        >>> labels = [np.array([0, 0]), np.array([0]), np.array([1])]
+        >>> rows = compare_aggregations(labels, nc=2)
         >>> [(r["agg"], round(r["imbalance"], 2)) for r in rows[:2]]
         [('none', 3.0), ('mean', 1.0)]
+        >>> [r["epoch_images"] for r in compare_aggregations(labels, 2, floor=1)][:2]  # every image at least once
+        [3, 4]
     """
     rows = []
     for agg in ("none", *AGGREGATIONS):
-        p = None if agg == "none" else image_weights(classes, nc, agg, strength)
-        stats = balance_stats(classes, nc, p)
+        schedule = None if agg == "none" else BalanceSchedule(classes, nc, strength, agg, floor)
+        p = schedule.probabilities(0) if schedule else None
+        size = schedule.epoch_size if schedule else len(classes)
+        stats = balance_stats(classes, nc, p, size)
         rows.append(
             {
                 "agg": agg,
                 "imbalance": stats["imbalance_after"],
                 "ess": stats["ess"],
                 "coverage": stats["coverage"],
-                "max_repeats": float(len(classes) * p.max()) if p is not None and len(p) else 1.0,
+                "max_repeats": float(size * p.max()) if p is not None and len(p) else 1.0,
+                "epoch_images": size,
                 "shares": stats["share_after"].tolist(),
                 "instances": stats["instances"].tolist(),
             }
@@ -55,19 +65,22 @@ def format_aggregation_table(rows: list[dict], names: Sequence[str] | dict) -> l
         names (Sequence[str] | dict): Class names by class id.
 
     Returns:
-        (list[str]): Table lines.
+        (list[str]): Table lines; an 'epoch' column (images drawn per epoch) is added when `balance_floor` grows it.
     """
     names = dict(enumerate(names)) if not isinstance(names, dict) else names
     present = [c for c, n in enumerate(rows[0]["instances"]) if n]
     labels = [str(names.get(c, c)) for c in present]
     widths = [max(7, len(label)) for label in labels]
-    head = f"{'agg':<7} {'imbalance':>9} {'ESS':>5} {'coverage':>8} {'max repeats':>11}  "
+    grown = any(r["epoch_images"] != rows[0]["epoch_images"] for r in rows)
+    epoch = f"{'epoch':>8} " if grown else ""
+    head = f"{'agg':<7} {'imbalance':>9} {'ESS':>5} {'coverage':>8} {'max repeats':>11} {epoch} "
     lines = [head + " ".join(f"{label:>{w}}" for label, w in zip(labels, widths))]
     for r in rows:
         shares = " ".join(f"{r['shares'][c]:>{w}.1%}" for c, w in zip(present, widths))
+        epoch = f"{r['epoch_images']:>8,} " if grown else ""
         lines.append(
-            f"{r['agg']:<7} {r['imbalance']:>9.2f} {r['ess']:>5.2f} {r['coverage']:>8.1%} {r['max_repeats']:>11.2f}  "
-            + shares
+            f"{r['agg']:<7} {r['imbalance']:>9.2f} {r['ess']:>5.2f} {r['coverage']:>8.1%} {r['max_repeats']:>11.2f} "
+            f"{epoch} " + shares
         )
     return lines
 

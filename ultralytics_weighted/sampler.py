@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import torch.distributed as dist
@@ -41,20 +41,25 @@ class BalancedSampler(Sampler[int]):
     """Sample dataset indices by per-image probabilities, a fresh systematic draw every epoch.
 
     The contract:
-    - Each epoch draws `total_size = num_samples * num_replicas` indices (len(dataset) rounded up to a multiple of the
-      replicas) in one vectorized pass, so an epoch has as many iterations as with stock shuffling.
-    - The draw is a pure function of (seed, epoch): `np.random.default_rng([seed, epoch])`. Every rank draws the same
-      global sequence and keeps positions rank, rank + num_replicas, ...: slices are disjoint, of equal length
+    - Each epoch draws `total_size = num_samples * num_replicas` indices (`epoch_size`, by default len(dataset),
+      rounded up to a multiple of the replicas) in one vectorized pass. With the default an epoch has as many
+      iterations as with stock shuffling; a larger `epoch_size` (e.g. `balance_floor`) grows every epoch alike, so the
+      loader's length stays fixed for the whole training.
+    - The draw is a pure function of (seed, epoch): `np.random.default_rng([seed, epoch])` and the probabilities of
+      that epoch, which are fixed or given by a function of the epoch (e.g. a `balance_ramp` schedule). Every rank draws
+      the same global sequence and keeps positions rank, rank + num_replicas, ...: slices are disjoint, of equal length
       `num_samples`, and together they are the whole draw.
     - Epochs count themselves: every `__iter__` draws the epoch `self.epoch` and advances it, because Ultralytics calls
       `set_epoch` only under DDP, and its InfiniteDataLoader may start the next epoch's iterator early (prefetch).
       `set_epoch(e)` then moves the counter to e, unless epoch e was already drawn by such an early start.
 
     Args:
-        weights (np.ndarray): Sampling probability per dataset index (normalized here).
+        weights (np.ndarray | Callable[[int], np.ndarray]): Sampling probability per dataset index (normalized here),
+            or a function returning them for an epoch (the same length every epoch).
         seed (int): Base seed, e.g. the trainer's `seed` argument.
         num_replicas (int, optional): Number of DDP processes; defaults to the world size, or 1 without DDP.
         rank (int, optional): This process' rank; defaults to the DDP rank, or 0.
+        epoch_size (int, optional): Indices drawn per epoch over all ranks; defaults to len(dataset).
 
     Examples:
         >>> import numpy as np
@@ -62,34 +67,46 @@ class BalancedSampler(Sampler[int]):
         >>> counts = np.bincount(list(sampler), minlength=3)  # expected counts 0.3, 0.3, 2.4
         >>> int(counts[2]) in {2, 3}, int(counts.sum())
         (True, 3)
-        >>> len(sampler)
-        3
+        >>> len(BalancedSampler(np.array([0.1, 0.1, 0.8]), epoch_size=5))  # a grown epoch
+        5
     """
 
-    def __init__(self, weights: np.ndarray, seed: int = 0, num_replicas: int | None = None, rank: int | None = None):
-        """Initialize the sampler with per-image probabilities, a seed and the DDP layout."""
-        weights = np.asarray(weights, dtype=np.float64)
-        if weights.ndim != 1 or not len(weights) or (weights < 0).any() or not weights.sum() > 0:
-            raise ValueError("weights must be a non-empty 1-D array of non-negative numbers with a positive sum")
+    def __init__(
+        self,
+        weights: np.ndarray | Callable[[int], np.ndarray],
+        seed: int = 0,
+        num_replicas: int | None = None,
+        rank: int | None = None,
+        epoch_size: int | None = None,
+    ):
+        """Initialize the sampler with per-image probabilities (or their schedule), a seed and the DDP layout."""
+        self._weights = weights if callable(weights) else _normalized(weights)
+        n_images = len(self.probabilities(0))
         if num_replicas is None:
             num_replicas = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
         if rank is None:
             rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
         if not 0 <= rank < num_replicas:
             raise ValueError(f"rank {rank} is outside [0, {num_replicas})")
-        self.probabilities = weights / weights.sum()
+        epoch_size = n_images if epoch_size is None else int(epoch_size)
+        if epoch_size < 1:
+            raise ValueError(f"epoch_size must be at least 1, got {epoch_size}")
         self.seed = int(seed)
         self.num_replicas = num_replicas
         self.rank = rank
-        self.num_samples = math.ceil(len(weights) / num_replicas)
+        self.num_samples = math.ceil(epoch_size / num_replicas)
         self.total_size = self.num_samples * num_replicas
         self.epoch = 0  # epoch of the next draw
         self._last_drawn = None  # epoch of the most recent draw
 
+    def probabilities(self, epoch: int) -> np.ndarray:
+        """Return the normalized sampling probability of every dataset index in `epoch`."""
+        return _normalized(self._weights(epoch)) if callable(self._weights) else self._weights
+
     def global_draw(self, epoch: int) -> np.ndarray:
         """Return the whole draw of `epoch`, identical on every rank."""
         rng = np.random.default_rng([self.seed, epoch])
-        return systematic_draw(self.probabilities, self.total_size, rng)
+        return systematic_draw(self.probabilities(epoch), self.total_size, rng)
 
     def __iter__(self) -> Iterator[int]:
         """Yield this rank's share of the current epoch's draw and advance the epoch counter."""
@@ -109,3 +126,11 @@ class BalancedSampler(Sampler[int]):
         """
         if epoch != self._last_drawn:
             self.epoch = epoch
+
+
+def _normalized(weights: np.ndarray) -> np.ndarray:
+    """Return non-negative weights as float64 probabilities summing to 1, or raise ValueError."""
+    weights = np.asarray(weights, dtype=np.float64)
+    if weights.ndim != 1 or not len(weights) or (weights < 0).any() or not weights.sum() > 0:
+        raise ValueError("weights must be a non-empty 1-D array of non-negative numbers with a positive sum")
+    return weights / weights.sum()

@@ -171,7 +171,9 @@ def test_train_class_balance(balanced):
     train, val = trainer.train_loader, trainer.test_loader
     dataset = train.dataset
     assert isinstance(train.sampler, BalancedSampler) and len(train.sampler) == len(dataset) == 24
-    assert np.array_equal(train.sampler.probabilities, dataset.image_probabilities / dataset.image_probabilities.sum())
+    assert np.array_equal(
+        train.sampler.probabilities(0), dataset.image_probabilities / dataset.image_probabilities.sum()
+    )
     assert val.dataset.image_probabilities is None and not isinstance(val.sampler, BalancedSampler)
 
     table = [m for m in balanced.log if "class_balance=1 balance_agg=sum" in m]

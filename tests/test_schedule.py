@@ -1,0 +1,148 @@
+# ultralytics-weighted, AGPL-3.0 license
+"""balance_floor and balance_ramp: grown epochs that skip no image, strengths that rise per epoch, in real training."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from conftest import captured_log
+
+from ultralytics_weighted import BalancedSampler, image_weights
+from ultralytics_weighted.balance import BalanceSchedule, balance_report
+
+RNG = np.random.default_rng(3)
+# 400 images: a common class in crowds, a rare class alone or with the common one, and a few backgrounds
+LABELS = [RNG.choice(3, size=RNG.integers(1, 5), p=[0.8, 0.15, 0.05]) for _ in range(380)] + [np.zeros(0, int)] * 20
+
+
+def draw_counts(schedule: BalanceSchedule, epoch: int, seed: int = 0) -> np.ndarray:
+    sampler = BalancedSampler(schedule.probabilities, seed, 1, 0, schedule.epoch_size)
+    return np.bincount(sampler.global_draw(epoch), minlength=len(LABELS))
+
+
+@pytest.mark.parametrize("floor", [0.5, 1.0, 2.0])
+@pytest.mark.parametrize("agg", ["mean", "sum", "auto"])
+def test_floor_draws_every_image_at_least_floor_times_and_counts_are_floor_or_ceil(floor, agg):
+    schedule = BalanceSchedule(LABELS, 3, 1.0, agg, floor=floor)
+    p = image_weights(LABELS, 3, agg, 1.0)
+    assert schedule.epoch_size == math.ceil(np.maximum(len(p) * p, floor).sum() - 1e-9) > len(LABELS)
+    expected = schedule.epoch_size * schedule.probabilities(0)
+    assert (expected >= floor - 1e-9).all()  # no image is skipped for another's extra draws
+    assert (expected >= len(p) * p - 1e-9).all()  # the images the weights favour keep their extra draws
+    for seed in range(5):
+        counts = draw_counts(schedule, epoch=seed, seed=seed)
+        assert counts.sum() == schedule.epoch_size
+        assert (counts >= math.floor(floor)).all()
+        assert ((counts == np.floor(expected)) | (counts == np.ceil(expected))).all()
+
+
+def test_table_states_the_grown_epoch_that_the_sampler_draws():
+    schedule = BalanceSchedule(LABELS, 3, 1.0, "mean", floor=1.0)
+    p = schedule.probabilities(0)
+    line = balance_report(LABELS, ["a", "b", "c"], p, 1.0, "mean", schedule=schedule)[-1]
+    growth = schedule.epoch_size / len(LABELS) - 1
+    assert line.endswith(
+        f"coverage 100.0% of images per epoch, epoch 400 -> {schedule.epoch_size} images ({growth:+.0%})"
+    )
+    assert len(BalancedSampler(schedule.probabilities, epoch_size=schedule.epoch_size)) == schedule.epoch_size
+
+
+def test_without_floor_and_ramp_the_draws_are_those_of_the_plain_sampler():
+    p = image_weights(LABELS, 3, "mean")
+    schedule = BalanceSchedule(LABELS, 3, 1.0, "mean", epochs=10)
+    plain, scheduled = (
+        BalancedSampler(p, seed=4),
+        BalancedSampler(schedule.probabilities, 4, None, None, schedule.epoch_size),
+    )
+    assert schedule.epoch_size == len(LABELS)
+    for epoch in range(3):
+        assert np.array_equal(plain.global_draw(epoch), scheduled.global_draw(epoch))
+
+
+def test_ramp_strengths_follow_the_schedule_and_each_epoch_draws_its_own():
+    schedule = BalanceSchedule(LABELS, 3, 0.8, "mean", ramp=0.5, epochs=9)  # full strength from epoch 4 (0-based)
+    assert [schedule.strength_at(e) for e in range(9)] == pytest.approx([0, 0.2, 0.4, 0.6, 0.8, 0.8, 0.8, 0.8, 0.8])
+    assert schedule.full_strength_epoch == 4
+    for epoch in (0, 2, 5):
+        want = image_weights(LABELS, 3, "mean", schedule.strength_at(epoch))
+        np.testing.assert_array_equal(schedule.probabilities(epoch), want)
+    np.testing.assert_allclose(schedule.probabilities(0), 1 / len(LABELS))  # epoch 1 is instance-balanced (stock)
+    assert "from epoch 5 of 9 on" in schedule.describe()[0]
+
+    # resume: a sampler moved to epoch e by set_epoch draws e's probabilities, exactly as an uninterrupted one
+    straight = BalancedSampler(schedule.probabilities, seed=1)
+    draws = [list(straight) for _ in range(6)]
+    resumed = BalancedSampler(schedule.probabilities, seed=1)
+    resumed.set_epoch(3)
+    assert [list(resumed), list(resumed), list(resumed)] == draws[3:6]
+
+
+def test_floor_with_ramp_keeps_one_epoch_length_that_covers_every_epoch():
+    schedule = BalanceSchedule(LABELS, 3, 1.0, "sum", floor=1.0, ramp=1.0, epochs=6)
+    lengths = [
+        np.maximum(len(LABELS) * image_weights(LABELS, 3, "sum", schedule.strength_at(e)), 1.0).sum() for e in range(6)
+    ]
+    assert schedule.epoch_size == math.ceil(max(lengths) - 1e-9)
+    for epoch in range(6):
+        assert (draw_counts(schedule, epoch) >= 1).all()
+
+
+@pytest.mark.parametrize(
+    "arg, error",
+    [
+        ("balance_floor=-1", "'balance_floor=-1' is an invalid value"),
+        ("balance_floor=yes", "'balance_floor=yes' is of invalid type str"),
+        ("balance_ramp=1.5", "'balance_ramp=1.5' is an invalid value"),
+        ("balance_ramp=True", "'balance_ramp=True' is of invalid type bool"),
+    ],
+)
+def test_bad_floor_and_ramp_fail_before_any_data_is_loaded(arg, error, datasets, yolo, tmp_path):
+    out = yolo(datasets("detect"), tmp_path / "runs", "class_balance=True", arg)
+    assert out.returncode != 0 and error in out.stdout
+    assert "Scanning" not in out.stdout and not (tmp_path / "runs").exists()
+
+
+def test_training_with_floor_and_ramp_grows_the_loader_and_follows_the_ramp(datasets, tmp_path):
+    from ultralytics import YOLO as Model
+
+    seen = []
+
+    def record(trainer):
+        sampler = trainer.train_loader.sampler
+        seen.append(
+            (
+                trainer.epoch,
+                sampler._last_drawn,
+                trainer.train_loader.dataset.balance_schedule.strength_at(trainer.epoch),
+            )
+        )
+
+    model = Model("yolo11n.yaml")
+    model.add_callback("on_train_epoch_end", record)
+    with captured_log() as log:
+        model.train(
+            data=str(datasets("detect")),
+            class_balance=True,
+            balance_floor=1,
+            balance_ramp=1.0,
+            epochs=3,
+            imgsz=64,
+            batch=8,
+            device="cpu",
+            plots=False,
+            workers=0,
+            val=False,
+            project=str(tmp_path),
+            name="run",
+        )
+    trainer = model.trainer
+    schedule = trainer.train_loader.dataset.balance_schedule
+    n = len(trainer.train_loader.dataset)
+    assert (schedule.floor, schedule.ramp, schedule.epochs) == (1.0, 1.0, 3)
+    assert schedule.epoch_size > n and len(trainer.train_loader) == math.ceil(schedule.epoch_size / 8)
+    assert seen == [(0, 0, 0.0), (1, 1, 0.5), (2, 2, 1.0)]  # balance_ramp=1: full strength in the last epoch
+    table = "\n".join(line for line in log if "max/min class share" in line or "balance_ramp=1:" in line)
+    assert f"epoch {n} -> {schedule.epoch_size} images" in table  # the length the loader really has
+    assert "class_balance rises linearly from 0 in epoch 1 to 1 from epoch 3 of 3 on" in table
