@@ -30,11 +30,12 @@ COMMAND_HELP = {
       report goes to stdout (Ultralytics' own messages go to stderr), so `format=json | python -m json.tool` works.
 """,
     "compare": """\
-  compare data=PATH [variants=none,mean,sum,auto] [seeds=3] [project=runs/compare] [name=NAME] [model=yolo11n.yaml]
-        [epochs=...] [imgsz=...] [any yolo train key=value]
-      Train every variant x seed (sequentially; finished runs are skipped when re-run), validate each run's best
-      weights on the val split and write compare.md, compare.csv and compare.png. A variant is none (stock), an
-      aggregation (mean, max, median, sum, auto), an aggregation@strength (mean@0.5) or a train key=value (cls_pw=1.0).
+  compare data=PATH [variants=none,mean,sum,auto] [seeds=3] [parallel=1] [project=runs/compare] [name=NAME]
+        [model=yolo11n.yaml] [epochs=...] [imgsz=...] [any yolo train key=value]
+      Train every variant x seed (parallel=N runs at once; a finished run with the same settings and data is skipped
+      when re-run), validate each run's best weights on the val split and write compare.md, compare.csv and
+      compare.png. A variant is none (stock), an aggregation (mean, max, median, sum, auto), an aggregation@strength
+      (mean@0.5), a train key=value (cls_pw=1.0), or such parts joined by + (mean+balance_floor=1).
 """,
     "patch": """\
   patch --check PATH | --apply PATH | --revert PATH
