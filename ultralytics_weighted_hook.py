@@ -8,7 +8,8 @@ is `ultralytics`: its callback imports `ultralytics_weighted.integration` and pa
 
 That is how `yolo train class_balance=True`, `cfg=file.yaml` and Ultralytics' DDP worker scripts (fresh processes run
 by `torch.distributed.run`) see the new keys without any user code. Set `ULTRALYTICS_WEIGHTED_HOOK=0` to switch the
-startup hook off; `import ultralytics_weighted` still activates the plugin explicitly.
+startup hook off; `import ultralytics_weighted` still activates the plugin explicitly, and Ultralytics' error for
+`class_balance` and the other keys then says that they come from this package.
 """
 
 from __future__ import annotations
@@ -81,7 +82,61 @@ def _activate(module):
     activate()
 
 
+def _plugin_keys():
+    """Return the train keys the plugin adds, read from `ultralytics_weighted/config.py` (`DEFAULTS`) with `ast`.
+
+    Importing the package would activate the plugin, which is what the switched-off hook must not do.
+    """
+    import ast
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.find_spec("ultralytics_weighted")  # finds the package without executing it
+    if spec is None or not spec.submodule_search_locations:
+        return ()
+    source = Path(list(spec.submodule_search_locations)[0], "config.py").read_text(encoding="utf-8")
+    for node in ast.parse(source).body:
+        targets = node.targets if isinstance(node, ast.Assign) else [getattr(node, "target", None)]
+        if any(getattr(target, "id", None) == "DEFAULTS" for target in targets):
+            return tuple(ast.literal_eval(node.value))
+    return ()
+
+
+def _name_the_plugin_in_key_errors(cfg):
+    """Add to Ultralytics' "not a valid YOLO argument" error, for the plugin's keys, that its hook is switched off.
+
+    The error stays Ultralytics' own SyntaxError, raised where Ultralytics raises it; only a line is added to it.
+    """
+    check_dict_alignment = cfg.check_dict_alignment
+    if getattr(check_dict_alignment, "names_the_plugin", False):
+        return  # installed already (the startup hook may run more than once)
+
+    def check_dict_alignment_naming_the_plugin(base, custom, *args, **kwargs):
+        try:
+            return check_dict_alignment(base, custom, *args, **kwargs)
+        except SyntaxError as error:
+            if keys := [k for k in _plugin_keys() if k in custom and k not in base]:
+                error.msg = (
+                    f"{error.msg}{', '.join(repr(k) for k in keys)} "
+                    f"{'is a key' if len(keys) == 1 else 'are keys'} of ultralytics-weighted, whose startup hook is "
+                    f"switched off ({ENV_VAR}={os.environ.get(ENV_VAR)}): unset {ENV_VAR}, or `import "
+                    "ultralytics_weighted` before Ultralytics reads the keys.\n"
+                )
+                error.args = (error.msg,)
+            raise
+
+    check_dict_alignment_naming_the_plugin.__doc__ = check_dict_alignment.__doc__
+    check_dict_alignment_naming_the_plugin.names_the_plugin = True
+    cfg.check_dict_alignment = check_dict_alignment_naming_the_plugin
+
+
 def install():
-    """Install the startup hook unless it is switched off with `ULTRALYTICS_WEIGHTED_HOOK=0`."""
+    """Install the startup hook unless it is switched off with `ULTRALYTICS_WEIGHTED_HOOK=0`.
+
+    Switched off, the hook only watches `ultralytics.cfg`, to say in Ultralytics' error for the plugin's keys that they
+    come from this package.
+    """
     if os.environ.get(ENV_VAR, "1").strip().lower() not in {"0", "false", "off", "no"}:
         when_imported("ultralytics", _activate)
+    else:
+        when_imported("ultralytics.cfg", _name_the_plugin_in_key_errors)

@@ -9,7 +9,14 @@ import numpy as np
 import pytest
 
 from ultralytics_weighted import image_weights
-from ultralytics_weighted.balance import AGGREGATIONS, balance_stats, coverage, effective_sample_size
+from ultralytics_weighted.balance import (
+    AGGREGATIONS,
+    balance_report,
+    balance_stats,
+    coverage,
+    effective_sample_size,
+    nothing_to_balance,
+)
 
 A = np.array
 
@@ -118,3 +125,22 @@ def test_a_million_images_take_well_under_a_second_per_aggregation():
         p = image_weights(data, nc=20, agg=agg)
         assert time.perf_counter() - start < 5.0  # order of magnitude only; real timings belong in a benchmark
         assert p.shape == (n,)
+
+
+@pytest.mark.parametrize("agg", AGGREGATIONS)
+def test_nothing_to_balance_gives_uniform_draws_with_every_aggregation(agg):
+    crowded = labels([0, 0, 0], [0], [0, 0], [])  # one class: sum would favour the crowded images
+    np.testing.assert_allclose(image_weights(crowded, nc=2, agg=agg), np.full(4, 0.25))
+    assert "only one class has labels" in nothing_to_balance(crowded, ["car", "bus"])
+    assert "no train image has labels" in nothing_to_balance(labels([], []), ["car", "bus"])
+    assert nothing_to_balance(MIXED, ["a", "b", "c"]) is None
+
+
+@pytest.mark.parametrize("agg", AGGREGATIONS)
+def test_strength_zero_is_off_with_every_aggregation(agg):
+    np.testing.assert_allclose(image_weights(MIXED, nc=3, agg=agg, strength=0.0), np.full(3, 1 / 3))
+
+
+def test_the_report_says_nothing_to_balance_once_without_a_table():
+    lines = balance_report(labels([], [], []), ["car", "bus"], np.full(3, 1 / 3), 1.0, "sum")
+    assert len(lines) == 1 and lines[0].startswith("class_balance=1 balance_agg=sum: 3 train images; no train image")

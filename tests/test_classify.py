@@ -101,7 +101,7 @@ def test_empty_and_single_class_folders_behave_clearly(tmp_path):
         single = make_classification_dataset(tmp_path / "single", {"only": 5})
         trainer = trainer_for(single, tmp_path, name="single")
         dataset = trainer.build_dataset(trainer.data["train"], mode="train")
-        np.testing.assert_allclose(dataset.image_probabilities, np.full(5, 0.2))
+        assert not isinstance(dataset, BalancedDatasetMixin)  # nothing to balance: the stock dataset, stock shuffling
         assert any("only one class has labels, so there is nothing to balance" in m for m in records)
 
 

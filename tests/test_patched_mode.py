@@ -51,7 +51,7 @@ from test_config import (  # noqa: E402
 UPSTREAM_BOUND = {  # upstream path -> module of this package (tools/make_patches.py COPIED)
     "ultralytics/data/balance.py": "balance.py",
     "ultralytics/data/sampler.py": "sampler.py",
-    "ultralytics/data/balance_config.py": "config.py",
+    "ultralytics/data/config.py": "config.py",
     "ultralytics/data/balanced_training.py": "training.py",
 }
 PLUGIN = {"PYTHONPATH": "", "ULTRALYTICS_WEIGHTED_HOOK": "1"}  # subprocesses with stock Ultralytics and the plugin

@@ -83,3 +83,83 @@ def test_trainer_writes_the_plot_when_plots_is_on(datasets, tmp_path):
         trainer.build_dataset(trainer.data["train"], mode="train", batch=8)
         assert (trainer.save_dir / "class_balance.png").exists() is plots
     assert (tmp_path / "True" / "class_balance.png").read_bytes()[:8] == PNG
+
+
+def stats_split(*args, cwd, env=None):
+    """Run `stats` with stdout and stderr kept apart."""
+    import os
+    import subprocess
+
+    cmd = [sys.executable, "-m", "ultralytics_weighted.cli", "stats", *args]
+    return subprocess.run(cmd, cwd=cwd, env={**os.environ, **(env or {})}, capture_output=True, text=True, timeout=300)
+
+
+def test_stats_json_is_all_of_stdout(datasets, tmp_path):
+    # a fresh Ultralytics settings folder: its first-use banner is logged too, and the label scan always is
+    env = {"YOLO_CONFIG_DIR": str(tmp_path / "fresh-settings")}
+    out = stats_split(f"data={datasets('detect')}", "format=json", f"plot={tmp_path / 'p.png'}", cwd=tmp_path, env=env)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert json.loads(out.stdout)["images"] == 24  # the whole of stdout is the JSON document
+    assert "Scanning" in out.stderr and "Settings" in out.stderr and "saved" in out.stderr
+
+
+def test_stats_table_is_all_of_stdout(datasets, tmp_path):
+    out = stats_split(f"data={datasets('detect')}", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.splitlines()[0].startswith(f"{datasets('detect')} (train, detect): 24 images")
+    assert len(out.stdout.splitlines()) == 2 + 1 + len(AGGREGATIONS)  # summary, header, none + aggregations
+
+
+@pytest.mark.parametrize("fmt", ["table", "json"])
+def test_stats_without_labels_says_nothing_to_balance(fmt, datasets, tmp_path):
+    out = stats_split(f"data={datasets('detect')}", "classes=7", f"format={fmt}", "plot=p.png", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.count("nothing to balance") == 1 and "nan" not in out.stdout.lower()
+    if fmt == "json":
+        report = json.loads(out.stdout)  # strict JSON: no NaN
+        assert "no train image has labels" in report["note"]
+        assert all(r["imbalance"] is None for r in report["aggregations"])
+    assert (tmp_path / "p.png").read_bytes()[:8] == PNG
+
+
+def test_stats_single_class_rows_are_uniform(datasets, tmp_path):
+    out = stats_split(f"data={datasets('detect')}", "classes=0", "format=json", cwd=tmp_path)
+    report = json.loads(out.stdout)
+    assert "only one class has labels" in report["note"]
+    assert all(
+        r["ess"] == pytest.approx(1.0) and r["max_repeats"] == pytest.approx(1.0) for r in report["aggregations"]
+    )
+
+
+def test_stats_class_balance_zero_is_off_as_in_training(datasets, tmp_path):
+    out = stats_split(f"data={datasets('detect')}", "class_balance=0", "format=json", cwd=tmp_path)
+    rows = json.loads(out.stdout)["aggregations"]
+    assert [r["agg"] for r in rows] == ["none", *AGGREGATIONS]
+    for row in rows:  # sum used to favour images with more objects at strength 0
+        assert row["ess"] == pytest.approx(1.0) and row["shares"] == pytest.approx(rows[0]["shares"])
+    table = stats_split(f"data={datasets('detect')}", "class_balance=0", cwd=tmp_path).stdout
+    assert "class_balance=0 is off" in table
+
+
+def test_stats_help_is_the_stats_help(tmp_path):
+    for flag in ("--help", "-h", "help"):
+        out = stats_split(flag, cwd=tmp_path)
+        assert out.returncode == 0 and out.stderr == ""
+        assert out.stdout.startswith("Usage: ultralytics-weighted") and "stats data=PATH" in out.stdout
+        assert "compare data=PATH" not in out.stdout  # only the stats part
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["data=/missing.yaml"], "ultralytics-weighted stats: '/missing.yaml' does not exist"),
+        (["foo=1"], "'foo' is not a valid key"),
+        (["clases=0"], "'clases' is not a valid key (similar: classes"),
+    ],
+)
+def test_stats_errors_are_one_line(args, message, datasets, tmp_path):
+    data = [] if args[0].startswith("data=") else [f"data={datasets('detect')}"]
+    out = stats_split(*data, *args, cwd=tmp_path)
+    assert out.returncode == 2 and out.stdout == ""
+    assert out.stderr.strip().splitlines() == [out.stderr.strip()] and message in out.stderr
+    assert "Traceback" not in out.stderr and "yolo TASK MODE ARGS" not in out.stderr  # no stack, no `yolo` help

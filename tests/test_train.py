@@ -245,3 +245,66 @@ def test_resume_keeps_balancing(datasets, tmp_path):
     assert trainer.start_epoch == 1 and trainer.args.class_balance is True and trainer.args.balance_agg == "sum"
     assert isinstance(trainer.train_loader.dataset, BalancedDatasetMixin)
     assert trainer.train_loader.sampler.epoch == 2  # epoch 1 was drawn: the sampler followed the resumed trainer
+
+
+def build_train_dataset(data, tmp_path, **overrides):
+    """Build the train dataset as training does, with the log it writes; plots on, as by default."""
+    from ultralytics.models.yolo.detect import DetectionTrainer
+
+    args = dict(model="yolo11n.yaml", data=str(data), imgsz=64, device="cpu", project=str(tmp_path), name="run")
+    with captured_log() as log:
+        trainer = DetectionTrainer(overrides={**args, "plots": True, **overrides})
+        trainer.model = trainer.get_model(cfg="yolo11n.yaml", verbose=False)
+        dataset = trainer.build_dataset(trainer.data["train"], mode="train", batch=8)
+    return dataset, log, trainer
+
+
+@pytest.mark.parametrize("agg", ["mean", "sum", "auto"])
+def test_no_labels_left_trains_as_stock_with_one_message(agg, datasets, tmp_path):
+    from ultralytics.data.dataset import YOLODataset
+
+    # classes=[7] filters out every label: the train images are all backgrounds
+    dataset, log, trainer = build_train_dataset(
+        datasets("detect"), tmp_path, class_balance=True, balance_agg=agg, classes=[7]
+    )
+    assert type(dataset) is YOLODataset  # stock dataset, stock loader
+    said = [m for m in log if "nothing to balance" in m]
+    assert len(said) == 1 and "no train image has labels (24 images, all backgrounds)" in said[0]
+    assert not any("nan" in m or "share per epoch" in m for m in log)
+    assert not (trainer.save_dir / "class_balance.png").exists()
+
+
+@pytest.mark.parametrize("agg", ["sum", "max"])
+def test_single_class_samples_uniformly_and_says_so(agg, datasets, tmp_path):
+    from ultralytics.data.dataset import YOLODataset
+
+    # classes=[0]: only 'common' labels are left; with sum, images with two common objects used to weigh double
+    dataset, log, _ = build_train_dataset(
+        datasets("detect"), tmp_path, class_balance=True, balance_agg=agg, classes=[0]
+    )
+    assert type(dataset) is YOLODataset
+    said = [m for m in log if "nothing to balance" in m]
+    assert (
+        len(said) == 1
+        and "only one class has labels, so there is nothing to balance (every label is common)" in said[0]
+    )
+    assert not any("effective sample size" in m for m in log)  # no table that contradicts the message
+
+
+@pytest.mark.parametrize(
+    "overrides, note",
+    [
+        ({"balance_agg": "sum"}, "balance_agg=sum has no effect without class_balance (class_balance=False)"),
+        ({"balance_agg": "auto", "class_balance": 0.0}, "balance_agg=auto has no effect without class_balance"),
+        ({}, None),  # defaults: nothing to say
+        ({"balance_agg": "sum", "class_balance": True}, None),
+    ],
+)
+def test_balance_keys_without_class_balance_get_one_note(overrides, note, datasets, tmp_path):
+    from ultralytics.models.yolo.detect import DetectionTrainer
+
+    args = dict(model="yolo11n.yaml", data=str(datasets("detect")), **TRAIN, project=str(tmp_path), name="run")
+    with captured_log() as log:
+        DetectionTrainer(overrides={**args, **overrides})
+    notes = [m for m in log if "has no effect without class_balance" in m]
+    assert notes == [] if note is None else (len(notes) == 1 and note in notes[0])

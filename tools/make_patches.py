@@ -60,7 +60,7 @@ DATE = "2026-11-26T00:00:00+00:00"
 COPIED = {
     "ultralytics/data/balance.py": PACKAGE / "balance.py",
     "ultralytics/data/sampler.py": PACKAGE / "sampler.py",
-    "ultralytics/data/balance_config.py": PACKAGE / "config.py",
+    "ultralytics/data/config.py": PACKAGE / "config.py",
     "ultralytics/data/balanced_training.py": PACKAGE / "training.py",
 }
 DEFAULT_YAML = "ultralytics/cfg/default.yaml"
@@ -183,12 +183,12 @@ Train arguments for class-balanced sampling, off by default:
 
 {bullets}
 
-`ultralytics/data/balance_config.py` holds their defaults and checks;
+`ultralytics/data/config.py` holds their defaults and checks;
 `check_cfg()` calls `check_balance_args()` before any data is read, so
 values such as `balance_agg=foo` or `class_balance=2` fail with the valid
 values named, in the style of the existing checks.
 """,
-            copies=("ultralytics/data/balance_config.py",),
+            copies=("ultralytics/data/config.py",),
             default_keys=True,
             call_sites=("0002-check-the-keys-in-check_cfg.diff",),
         ),

@@ -1,8 +1,9 @@
 # ultralytics-weighted, AGPL-3.0 license
 """Class-balanced training for Ultralytics YOLO: `class_balance` and `balance_agg` as ordinary train keys.
 
-Importing this package activates the plugin in the current process (the installed startup hook does the same as soon
-as `ultralytics` is imported, unless `ULTRALYTICS_WEIGHTED_HOOK=0`).
+Importing this package activates the plugin in the current process as soon as `ultralytics` is imported, at once if it
+already is: the same as the installed startup hook does, but also with `ULTRALYTICS_WEIGHTED_HOOK=0`. Importing it
+does not import `ultralytics` itself, so a command can first decide where Ultralytics' log goes.
 
 Examples:
     >>> import ultralytics_weighted  # noqa: F401
@@ -12,13 +13,12 @@ Examples:
 
 from __future__ import annotations
 
-import ultralytics  # noqa: F401  (first, so that the startup hook activates with Ultralytics loaded)
-
 from ultralytics_weighted.balance import AGGREGATIONS, balance_stats, image_weights
 from ultralytics_weighted.integration import activate
 from ultralytics_weighted.sampler import BalancedSampler
+from ultralytics_weighted_hook import when_imported
 
 __version__ = "0.1.0"
 __all__ = ("AGGREGATIONS", "BalancedSampler", "__version__", "activate", "balance_stats", "image_weights")
 
-activate()
+when_imported("ultralytics", lambda ultralytics: activate())

@@ -470,7 +470,8 @@ def image_weights(classes: Sequence[np.ndarray], nc: int, agg: str = "mean", str
     instances' class weights. Labelled images share the probability mass they hold under uniform sampling, in
     proportion to their weights; background images (no instances) keep their uniform 1/N each, so balancing only
     redistributes draws among labelled images. Classes without instances affect nothing, and every labelled image keeps
-    a probability above 0.
+    a probability above 0. Strength 0 (balancing off) and labels of fewer than two classes (see `nothing_to_balance`)
+    give uniform probabilities with every `agg`.
 
     agg='auto' solves for the probabilities instead: the ones closest to uniform (maximum entropy) whose expected class
     shares hit `target_shares(counts, strength)` within AUTO_TOLERANCE, with every labelled image drawn between
@@ -494,6 +495,8 @@ def image_weights(classes: Sequence[np.ndarray], nc: int, agg: str = "mean", str
         >>> labels = [np.array([0, 0, 1]), np.array([0]), np.array([1]), np.array([], dtype=int)]
         >>> image_weights(labels, nc=2, agg="auto").round(3).tolist()  # the background keeps 1/N
         [0.188, 0.188, 0.375, 0.25]
+        >>> image_weights([np.array([0, 0]), np.array([0])], nc=2, agg="sum").tolist()  # one class: uniform
+        [0.5, 0.5]
         >>> stats = {agg: balance_stats(labels, 2, image_weights(labels, 2, agg)) for agg in AGGREGATIONS}
         >>> {agg: round(s["imbalance_after"], 2) for agg, s in stats.items()}  # max/min class share per epoch
         {'mean': 1.25, 'max': 1.33, 'median': 1.2, 'sum': 1.6, 'auto': 1.0}
@@ -508,22 +511,22 @@ def image_weights(classes: Sequence[np.ndarray], nc: int, agg: str = "mean", str
     if cls.size and (cls.min() < 0 or cls.max() >= nc):
         raise ValueError(f"class ids must lie in [0, {nc}), found {cls.min()}..{cls.max()}.")
     counts = np.bincount(cls, minlength=nc)
-    labelled = np.bincount(img, minlength=n_images) > 0
     p = np.full(n_images, 1.0 / n_images)
+    present = counts > 0
+    if strength == 0 or present.sum() < 2:  # off, or nothing to balance: uniform whatever `agg` (sum favours crowds)
+        return p
+    labelled = np.bincount(img, minlength=n_images) > 0
     if agg == "auto":
-        present = counts > 0
-        if present.sum() > 1:  # one class (or none) is balanced already
-            if not present.all():  # renumber the classes present 0..C-1
-                cls = (np.cumsum(present) - 1)[cls]
-            if not labelled.all():  # renumber the labelled images 0..L-1: backgrounds keep 1/N and take no part
-                img = (np.cumsum(labelled) - 1)[img]
-            p[labelled] = _AutoSolver(cls, img, int(labelled.sum()), strength).solve() * (labelled.sum() / n_images)
+        if not present.all():  # renumber the classes present 0..C-1
+            cls = (np.cumsum(present) - 1)[cls]
+        if not labelled.all():  # renumber the labelled images 0..L-1: backgrounds keep 1/N and take no part
+            img = (np.cumsum(labelled) - 1)[img]
+        p[labelled] = _AutoSolver(cls, img, int(labelled.sum()), strength).solve() * (labelled.sum() / n_images)
         return p
     cw = class_weights(counts, strength)
     rank = np.argsort(np.argsort(cw, kind="stable"), kind="stable")  # class id -> rank of its weight (median sort)
     w = _aggregate(cw[cls], img, n_images, agg, rank[cls])
-    if labelled.any():
-        p[labelled] = w[labelled] / w[labelled].sum() * (labelled.sum() / n_images)
+    p[labelled] = w[labelled] / w[labelled].sum() * (labelled.sum() / n_images)
     return p
 
 
@@ -626,6 +629,37 @@ class BalanceSchedule:
             f"balance_ramp={self.ramp:g}: class_balance rises linearly from 0 in epoch 1 to {self.strength:g} from "
             f"epoch {full + 1} of {self.epochs} on; the figures above are those of the balanced epochs."
         ]
+
+
+def nothing_to_balance(classes: Sequence[np.ndarray], names: dict | Sequence[str]) -> str | None:
+    """Return why class-balanced sampling cannot change what an epoch shows, or None when it can.
+
+    Balancing moves draws between classes, so it needs labels of at least two classes: with no labelled image (all
+    backgrounds, or `classes=` filtering every label out) or a single labelled class, `image_weights` is uniform for
+    every aggregation, and training samples as without `class_balance`.
+
+    Args:
+        classes (Sequence[np.ndarray]): Class ids of each image's objects, one array per image.
+        names (dict | Sequence[str]): Class names by class id.
+
+    Returns:
+        (str | None): A sentence for the log saying so, or None if at least two classes have labels.
+
+    Examples:
+        >>> nothing_to_balance([np.array([1]), np.array([1, 1])], ["car", "bus"]).split(":")[0]
+        'only one class has labels, so there is nothing to balance (every label is bus)'
+        >>> nothing_to_balance([np.array([0]), np.array([1])], ["car", "bus"]) is None
+        True
+    """
+    names = names if isinstance(names, dict) else dict(enumerate(names))
+    present = np.unique(flatten_labels(classes)[0])
+    if len(present) > 1:
+        return None
+    if len(present):
+        why = f"only one class has labels, so there is nothing to balance (every label is {names.get(int(present[0]))})"
+    else:
+        why = f"no train image has labels ({len(classes)} images, all backgrounds), so there is nothing to balance"
+    return f"{why}: every image is drawn once per epoch, as without class_balance."
 
 
 def balance_stats(
@@ -733,12 +767,14 @@ def balance_report(
         class_balance=1 balance_agg=mean balance_floor=1 | 100.0% of images per epoch, epoch 3 -> 4 images (+33%)
     """
     names = names if isinstance(names, dict) else dict(enumerate(names))
+    settings = balance_settings(strength, agg, schedule)
+    if reason := nothing_to_balance(classes, names):
+        return [f"{settings}: {len(classes)} train images; {reason}"]
     epoch_size = schedule.epoch_size if schedule else None
     stats = balance_stats(classes, len(names), p, epoch_size)
     w = max([len("class")] + [len(str(names.get(c, c))) for c in range(len(stats["instances"]))])
     backgrounds = sum(len(c) == 0 for c in classes)
     kept = f" ({backgrounds} backgrounds keep their share)" if backgrounds else ""
-    settings = balance_settings(strength, agg, schedule)
     lines = [
         f"{settings}: {len(classes)} train images{kept}, expected share of each class per epoch:",
         f"{'class':>{w}} {'instances':>10} {'images':>8} {'share before':>13} {'share per epoch':>16}",
@@ -759,8 +795,6 @@ def balance_report(
         lines.append("balance_agg does not apply to classification (one label per image): every value gives the same.")
     if absent := [str(names[c]) for c in range(len(names)) if not stats["instances"][c]]:
         lines.append(f"no training images for {', '.join(absent)}: never drawn, shares are over the other classes.")
-    if (stats["instances"] > 0).sum() < 2:
-        lines.append("only one class has labels, so there is nothing to balance: sampling stays uniform.")
     return lines
 
 

@@ -5,49 +5,71 @@ Commands:
     stats     compare the aggregations on a dataset's labels, without training
     compare   train variants x seeds with otherwise identical settings and report per-class AP
     patch     check, apply or revert the upstream patch series on an Ultralytics source tree
-    demo      generate a small imbalanced dataset and run a short balanced `yolo train` on CPU
+    demo      train stock and balanced on a generated long-tail dataset and compare per-class AP
     version   print the package version
     help      print this help
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
-import os
-import shutil
-import subprocess
+import logging
+import math
 import sys
-import tempfile
-from pathlib import Path
 
-HELP = """\
-Usage: ultralytics-weighted COMMAND [key=value ...]
-
+USAGE = "Usage: ultralytics-weighted COMMAND [key=value ...]"
+COMMAND_HELP = {
+    "stats": """\
   stats data=PATH [class_balance=1.0] [split=train] [format=table|json] [plot=FILE.png] [balance_agg=mean]
-        [task=...] [classes=...] [fraction=...]
+        [balance_floor=0] [balance_ramp=0] [task=...] [classes=...] [fraction=...] [single_cls=...]
       Read the split's labels the way training does (data.yaml for detect/segment/pose/obb, or a classification
       folder) and print one row per aggregation (none, mean, max, median, sum, ...): max/min class share, effective
       sample size, coverage, largest expected repeats of one image per epoch, and each class's expected share.
-      format=json prints the same as JSON; plot=FILE.png saves the class balance plot for balance_agg.
-  compare data=PATH [variants=none,mean,sum,auto] [seeds=3] [project=runs/compare] [name=NAME] [model=yolo11n.yaml]
-        [epochs=...] [imgsz=...] [any yolo train key=value]
-      Train every variant x seed (sequentially; finished runs are skipped when re-run), validate each run's best
-      weights on the val split and write compare.md, compare.csv and compare.png. A variant is none (stock), an
-      aggregation (mean, max, median, sum, auto), an aggregation@strength (mean@0.5) or a train key=value (cls_pw=1.0).
+      format=json prints the same as JSON; plot=FILE.png saves the class balance plot for balance_agg. Only the
+      report goes to stdout (Ultralytics' own messages go to stderr), so `format=json | python -m json.tool` works.
+""",
+    "compare": """\
+  compare data=PATH [variants=none,mean,sum,auto] [seeds=3] [parallel=1] [project=runs/compare] [name=NAME]
+        [model=yolo11n.yaml] [epochs=...] [imgsz=...] [any yolo train key=value]
+      Train every variant x seed (parallel=N runs at once; a finished run with the same settings and data is skipped
+      when re-run), validate each run's best weights on the val split and write compare.md, compare.csv and
+      compare.png. A variant is none (stock), an aggregation (mean, max, median, sum, auto), an aggregation@strength
+      (mean@0.5), a train key=value (cls_pw=1.0), or such parts joined by + (mean+balance_floor=1).
+""",
+    "patch": """\
   patch --check PATH | --apply PATH | --revert PATH
       Add class balancing natively to an Ultralytics checkout or installed package with the patch series in
       patches/ (refused when the tree's version differs from the release the series was made for).
-  demo [dir=PATH] [epochs=3] [imgsz=96] [class_balance=True] [balance_agg=mean] [any yolo train key=value]
-      Generate a small synthetic imbalanced detection dataset (3 classes, 'rare' about 8x rarer than 'common') and run
-      `yolo train ... class_balance=True` on CPU; the balance table is logged at train start. Without dir= everything
-      goes to a temporary folder that is removed afterwards.
+""",
+    "demo": """\
+  demo [dir=PATH] [images=400] [epochs=6] [balance_agg=mean] [any yolo train key=value]
+      Generate a synthetic long-tail detection dataset ('rare' in every 10th image), train stock and balanced
+      (class_balance=True) with otherwise identical settings on CPU, and print the balance table and the per-class
+      AP50 of both. Results go to runs/demo, runs/demo2, ... (or dir=PATH: an empty or new folder, or an earlier
+      demo's, which is replaced). About 2 minutes on 2 CPU cores.
+""",
+    "version": """\
   version
       Print the ultralytics-weighted version.
-  help
-      Print this help.
+""",
+    "help": """\
+  help [COMMAND]
+      Print this help, or one command's.
+""",
+}
+HELP = f"""\
+{USAGE}
 
+{"".join(COMMAND_HELP.values())}
 Training itself needs no command from this package: `yolo train data=mine.yaml class_balance=True balance_agg=sum`.
 """
+STATS_KEYS = ("split", "format", "plot")  # stats' own keys; every other key is an Ultralytics train key
+
+
+def command_help(command: str) -> str:
+    """Return the usage line and the help of one command (the whole help for an unknown one)."""
+    return f"{USAGE}\n\n{COMMAND_HELP[command]}" if command in COMMAND_HELP else HELP
 
 
 def parse_key_values(args: list[str]) -> dict[str, str]:
@@ -75,20 +97,55 @@ def parse_key_values(args: list[str]) -> dict[str, str]:
     return parsed
 
 
+@contextlib.contextmanager
+def report_to_stdout():
+    """Send everything printed or logged inside the block to stderr, and yield the real stdout for the report.
+
+    Ultralytics logs to stdout (label scans, its settings banner on first use) and so do its progress bars; a
+    command whose output is meant for a pipe or a file writes only that to stdout.
+
+    Yields:
+        (TextIO): The stdout the report is written to.
+    """
+    report = sys.stdout
+    with contextlib.redirect_stdout(sys.stderr):
+        from ultralytics.utils import LOGGER  # a first import inside the block binds Ultralytics' log to stderr
+
+        moved = [h for h in LOGGER.handlers if isinstance(h, logging.StreamHandler) and h.stream is report]
+        for handler in moved:
+            handler.setStream(sys.stderr)
+        try:
+            yield report
+        finally:
+            for handler in moved:
+                handler.setStream(report)
+
+
 def stats(options: dict[str, str]) -> int:
-    """Print the balance figures of every aggregation for a dataset, as a table or JSON.
+    """Print the balance figures of every aggregation for a dataset, as a table or JSON; errors as one line.
 
     Args:
         options (dict[str, str]): `data` (required), `class_balance`, `split`, `format`, `plot`, `balance_agg` and other
             Ultralytics train keys that change which labels are used (`task`, `classes`, `fraction`, `single_cls`).
 
     Returns:
-        (int): Exit code.
+        (int): Exit code: 0, or 2 with a one-line message on stderr for bad arguments or data.
     """
-    from ultralytics.cfg import smart_value
+    try:
+        with report_to_stdout() as report:
+            return _stats(options, report)
+    except (FileNotFoundError, ValueError, TypeError, SyntaxError) as e:
+        message = " ".join(str(e).split())  # Ultralytics' messages may span lines
+        print(f"ultralytics-weighted stats: {message}", file=sys.stderr)
+        return 2
 
-    from ultralytics_weighted.balance import BalanceSchedule, balance_settings, balance_stats
-    from ultralytics_weighted.config import balance_strength, check_balance_args
+
+def _stats(options: dict[str, str], report) -> int:
+    """Run `stats`, writing the report to `report` (see `stats`)."""
+    from ultralytics.cfg import DEFAULT_CFG_DICT, smart_value
+
+    from ultralytics_weighted.balance import BalanceSchedule, balance_settings, balance_stats, nothing_to_balance
+    from ultralytics_weighted.config import balance_strength, check_balance_args, check_keys
     from ultralytics_weighted.integration import load_label_classes
     from ultralytics_weighted.report import compare_aggregations, format_aggregation_table, plot_balance
 
@@ -96,9 +153,10 @@ def stats(options: dict[str, str]) -> int:
     split, fmt, plot = values.pop("split", "train"), str(values.pop("format", "table")), values.pop("plot", None)
     values.setdefault("class_balance", 1.0)
     if "data" not in values:
-        raise SystemExit(f"ultralytics-weighted stats: data=... is required.\n\n{HELP}")
+        raise ValueError("data=... is required (see `ultralytics-weighted stats --help`).")
     if fmt not in {"table", "json"}:
-        raise SystemExit(f"ultralytics-weighted stats: format={fmt} is not valid, use format=table or format=json.")
+        raise ValueError(f"format={fmt} is not valid, use format=table or format=json.")
+    check_keys(values, {*DEFAULT_CFG_DICT, *STATS_KEYS}, "stats")
     check_balance_args(values)
     strength = balance_strength(values["class_balance"])
     floor, ramp = values.get("balance_floor", 0.0), values.get("balance_ramp", 0.0)
@@ -106,17 +164,24 @@ def stats(options: dict[str, str]) -> int:
     rows = compare_aggregations(classes, len(names), strength, floor)
     agg = values.get("balance_agg", "mean")  # checked above by check_balance_args
     schedule = BalanceSchedule(classes, len(names), strength, agg, floor, ramp, values.get("epochs", 100))
+    note = nothing_to_balance(classes, names)  # instead of a table of identical rows
+    off = None if strength else "class_balance=0 is off: training samples every image once per epoch, as here."
     if fmt == "json":
         summary = {"data": str(values["data"]), "split": split, "task": task, "class_balance": strength}
         summary.update(balance_floor=floor, balance_ramp=ramp)
-        print(json.dumps({**summary, "images": len(classes), "names": names, "aggregations": rows}, indent=2))
+        rows = [{k: None if isinstance(v, float) and math.isnan(v) else v for k, v in r.items()} for r in rows]
+        result = {**summary, "images": len(classes), "names": names, "note": note or off, "aggregations": rows}
+        print(json.dumps(result, indent=2, allow_nan=False), file=report)
     else:
         backgrounds = sum(len(c) == 0 for c in classes)
         print(
             f"{values['data']} ({split}, {task}): {len(classes)} images, {backgrounds} backgrounds, "
-            f"{balance_settings(strength, None, schedule)}; expected share of each class per epoch by aggregation:"
+            f"{balance_settings(strength, None, schedule)}; expected share of each class per epoch by aggregation:",
+            file=report,
         )
-        print("\n".join(format_aggregation_table(rows, names) + schedule.describe()))
+        print(note or "\n".join(format_aggregation_table(rows, names) + schedule.describe()), file=report)
+        if off and not note:
+            print(off, file=report)
     if plot:
         p = schedule.probabilities(schedule.full_strength_epoch)
         path = plot_balance(
@@ -126,47 +191,8 @@ def stats(options: dict[str, str]) -> int:
             strength,
             f"{values['data']} ({split}), {balance_settings(strength, agg, schedule)}",
         )
-        print(f"saved {path}", file=sys.stderr if fmt == "json" else sys.stdout)
+        print(f"saved {path}", file=sys.stderr if fmt == "json" else report)
     return 0
-
-
-def demo(options: dict[str, str]) -> int:
-    """Generate a small imbalanced dataset and train on it with balancing, through the stock `yolo` CLI.
-
-    Args:
-        options (dict[str, str]): `dir` (keep the dataset and run there) and any `yolo train` key=value overrides.
-
-    Returns:
-        (int): The exit code of `yolo train`.
-    """
-    from ultralytics_weighted.compare import yolo_command
-    from ultralytics_weighted.synthetic import make_dataset
-
-    keep = options.pop("dir", None)
-    root = Path(keep) if keep else Path(tempfile.mkdtemp(prefix="ultralytics_weighted_demo_"))
-    try:
-        data = make_dataset(root / "dataset", task="detect", n_train=48, n_val=12, imgsz=96, rare_every=8)
-        train = {
-            "model": "yolo11n.yaml",  # built from YAML: no weights to download
-            "data": str(data),
-            "class_balance": "True",
-            "balance_agg": "mean",
-            "epochs": "3",
-            "imgsz": "96",
-            "batch": "16",
-            "device": "cpu",
-            "plots": "False",  # plotting would download a font
-            "project": str(root / "runs"),
-            "name": "demo",
-            "exist_ok": "True",
-            **options,
-        }
-        cmd = [*yolo_command(), "train", *(f"{k}={v}" for k, v in train.items())]
-        print(f"ultralytics-weighted demo: dataset {data}\n$ {' '.join(cmd)}", flush=True)
-        return subprocess.call(cmd, env={**os.environ, "YOLO_OFFLINE": "1"})
-    finally:
-        if not keep:
-            shutil.rmtree(root, ignore_errors=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -181,7 +207,10 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     command, args = (argv[0], argv[1:]) if argv else ("help", [])
     if command in {"help", "-h", "--help"}:
-        print(HELP)
+        print(command_help(args[0]) if args else HELP)
+        return 0
+    if command in COMMAND_HELP and command != "patch" and {"help", "-h", "--help"} & set(args):
+        print(command_help(command))
         return 0
     if command in {"version", "--version"}:
         from ultralytics_weighted import __version__
@@ -207,6 +236,8 @@ def main(argv: list[str] | None = None) -> int:
 
         return patch(args)
     if command == "demo":
+        from ultralytics_weighted.demo import main as demo
+
         return demo(parse_key_values(args))
     print(f"ultralytics-weighted: unknown command '{command}'.\n\n{HELP}", file=sys.stderr)
     return 2

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import difflib
 import math
 
 from .balance import AGGREGATIONS, check_aggregation
@@ -87,3 +88,52 @@ def check_balance_args(cfg: dict) -> None:
         0.0,
         1.0,
     )
+
+
+def unused_balance_keys(cfg: dict) -> list[str]:
+    """Return 'key=value' for every other balancing key set away from its default while `class_balance` is off.
+
+    Args:
+        cfg (dict): Configuration dictionary (checked by `check_balance_args`).
+
+    Returns:
+        (list[str]): The keys that have no effect, e.g. ['balance_agg=sum']; empty when balancing is on.
+
+    Examples:
+        >>> unused_balance_keys({"class_balance": False, "balance_agg": "sum"})
+        ['balance_agg=sum']
+        >>> unused_balance_keys({"class_balance": 0.5, "balance_agg": "sum"})
+        []
+    """
+    if balance_strength(cfg.get("class_balance", False)):
+        return []
+    return [f"{k}={cfg[k]}" for k in DEFAULTS if k != "class_balance" and k in cfg and cfg[k] != DEFAULTS[k]]
+
+
+def check_keys(options: dict, valid: set[str], command: str) -> None:
+    """Raise ValueError naming every key of a command's options that is not valid, with similar valid keys.
+
+    Args:
+        options (dict): The command's key=value options.
+        valid (set[str]): The keys the command takes (its own and Ultralytics' train keys).
+        command (str): The command's name, for the message.
+
+    Raises:
+        ValueError: For unknown keys, in one message.
+
+    Examples:
+        >>> check_keys({"epochs": 3}, {"epochs", "imgsz"}, "demo")
+        >>> check_keys({"epoch": 3}, {"epochs", "imgsz"}, "demo")
+        Traceback (most recent call last):
+        ...
+        ValueError: 'epoch' is not a valid key (similar: epochs). See `ultralytics-weighted demo --help`.
+    """
+    if unknown := [k for k in options if k not in valid]:
+        similar = {k: difflib.get_close_matches(k, valid, n=3) for k in unknown}
+        raise ValueError(
+            "; ".join(
+                f"'{k}' is not a valid key" + (f" (similar: {', '.join(similar[k])})" * bool(similar[k]))
+                for k in unknown
+            )
+            + f". See `ultralytics-weighted {command} --help`."
+        )

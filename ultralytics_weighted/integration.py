@@ -28,14 +28,6 @@ import numpy as np
 from ultralytics_weighted.balance import balance_settings
 from ultralytics_weighted.config import AFTER_KEY, DEFAULTS, check_balance_args
 from ultralytics_weighted.report import plot_balance
-from ultralytics_weighted.training import (
-    BalancedDatasetMixin,
-    balance_train_dataset,
-    check_class_balance,
-    dataset_label_classes,
-    start_train_pipeline,
-    train_sampler,
-)
 from ultralytics_weighted_hook import when_imported
 
 SUPPORTED_ULTRALYTICS = ">=8.4.130,<8.5"  # as in pyproject.toml; the floor is the first release with everything used
@@ -110,13 +102,19 @@ def unsupported_message(version: str, reason: str | None = None) -> str:
 def check_host() -> None:
     """Raise UnsupportedUltralyticsError unless the installed Ultralytics can be balanced (used by the commands).
 
+    The version is read from the package's `__init__.py` without importing it, so that a command can still decide
+    where Ultralytics' log goes before Ultralytics is imported.
+
     Raises:
         UnsupportedUltralyticsError: If the release is outside `SUPPORTED_ULTRALYTICS`.
     """
-    import ultralytics
+    import importlib.util
 
-    if not is_supported(ultralytics.__version__):
-        raise UnsupportedUltralyticsError(unsupported_message(ultralytics.__version__))
+    spec = importlib.util.find_spec("ultralytics")
+    init = Path(spec.origin).read_text(encoding="utf-8") if spec and spec.origin else ""
+    match = re.search(r"""^__version__\s*=\s*["']([^"']+)["']""", init, re.M)
+    if match and not is_supported(match.group(1)):
+        raise UnsupportedUltralyticsError(unsupported_message(match.group(1)))
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -205,14 +203,14 @@ def check_trainer(trainer) -> None:
         NotImplementedError: If the trainer's task or dataset cannot be balanced yet.
         ValueError: If `rect=True` is combined with balancing.
     """
-    if not getattr(trainer.args, "class_balance", False):
-        return
-    if _UNAVAILABLE:
+    from ultralytics_weighted import training  # imports Ultralytics: only once it is loaded
+
+    if _UNAVAILABLE and getattr(trainer.args, "class_balance", False):
         import ultralytics
 
         reason = "; ".join(_UNAVAILABLE.values())
         raise UnsupportedUltralyticsError(unsupported_message(ultralytics.__version__, reason))
-    check_class_balance(trainer.args, type(trainer).__name__, _is_patched(type(trainer).build_dataset))
+    training.check_class_balance(trainer.args, type(trainer).__name__, _is_patched(type(trainer).build_dataset))
 
 
 def _check_after_resume(check_resume):
@@ -233,7 +231,9 @@ def _mark_train_pipeline(build_train_pipeline):
 
     @_mark
     def build_train_pipeline_marked(self, *args, **kwargs):
-        start_train_pipeline(self)
+        from ultralytics_weighted import training  # imports Ultralytics: only once it is loaded
+
+        training.start_train_pipeline(self)
         return build_train_pipeline(self, *args, **kwargs)
 
     build_train_pipeline_marked.__doc__ = build_train_pipeline.__doc__
@@ -250,10 +250,12 @@ def _balanced_build_dataset(build_dataset):
 
     @_mark
     def build_balanced_dataset(self, *args, **kwargs):
+        from ultralytics_weighted import training  # imports Ultralytics: only once it is loaded
+
         bound = signature.bind(self, *args, **kwargs)
         bound.apply_defaults()
-        dataset = balance_train_dataset(self, build_dataset(self, *args, **kwargs), bound.arguments["mode"])
-        if isinstance(dataset, BalancedDatasetMixin) and self.args.plots and _rank() in {-1, 0}:
+        dataset = training.balance_train_dataset(self, build_dataset(self, *args, **kwargs), bound.arguments["mode"])
+        if isinstance(dataset, training.BalancedDatasetMixin) and self.args.plots and _rank() in {-1, 0}:
             strength, schedule = dataset.balance_strength, dataset.balance_schedule
             settings = balance_settings(strength, dataset.balance_agg, schedule)
             plot_balance(
@@ -289,7 +291,9 @@ def _balanced_build_dataloader(build_dataloader):
         bound = signature.bind(*args, **kwargs)
         bound.apply_defaults()
         dataset, shuffle, rank = (bound.arguments[k] for k in ("dataset", "shuffle", "rank"))
-        sampler = train_sampler(dataset, rank) if shuffle else None
+        from ultralytics_weighted import training  # imports Ultralytics: only once it is loaded
+
+        sampler = training.train_sampler(dataset, rank) if shuffle else None
         if sampler is None:
             return loader
         # A DataLoader's sampler cannot be replaced once built: rebuild the stock loader with the balanced sampler and
@@ -327,6 +331,8 @@ def load_label_classes(overrides: dict, split: str = "train") -> tuple[list[np.n
     from ultralytics.data.dataset import ClassificationDataset
     from ultralytics.data.utils import check_cls_dataset, check_det_dataset, get_split_fraction
 
+    from ultralytics_weighted import training
+
     overrides = dict(overrides)
     data = str(overrides.get("data") or "")
     if "task" not in overrides and not data.endswith((".yaml", ".yml")):
@@ -344,7 +350,7 @@ def load_label_classes(overrides: dict, split: str = "train") -> tuple[list[np.n
             raise FileNotFoundError(f"data={cfg.data} has no '{split}' split.")
         dataset = build_yolo_dataset(cfg, info[split], cfg.batch, info, mode="train" if split == "train" else "val")
     names = {0: "item"} if cfg.single_cls else info["names"]  # the datasets map every label to 0 with single_cls
-    return dataset_label_classes(dataset), names, cfg.task
+    return training.dataset_label_classes(dataset), names, cfg.task
 
 
 # ---------------------------------------------------------------------------------------------------------------------

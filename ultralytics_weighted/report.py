@@ -127,12 +127,14 @@ def plot_balance(
     )
     ax.set_xticks(x, labels, rotation=45 if len(present) > 8 else 0, ha="right" if len(present) > 8 else "center")
     ax.set_ylabel("share of object instances (%)")
-    ax.set_title(
-        f"{settings}\nmax/min class share {stats['imbalance_before']:.2f} -> {stats['imbalance_after']:.2f}, "
-        f"ESS {stats['ess']:.2f}, coverage {stats['coverage']:.0%}".strip(),
-        fontsize=10,
+    figures = (
+        f"max/min class share {stats['imbalance_before']:.2f} -> {stats['imbalance_after']:.2f}, "
+        f"ESS {stats['ess']:.2f}, coverage {stats['coverage']:.0%}"
+        if present.size
+        else "no labels: nothing to balance"
     )
-    ax.set_ylim(0, 1.35 * max(before.max(), after.max(), 1e-9))  # headroom keeps the legend off the bars
+    ax.set_title(f"{settings}\n{figures}".strip(), fontsize=10)
+    ax.set_ylim(0, 1.35 * max(before.max(initial=0), after.max(initial=0), 1e-9))  # headroom keeps the legend off
     ax.legend(fontsize=8, frameon=False, loc="upper right")
     ax.spines[["top", "right"]].set_visible(False)
     path = Path(path)

@@ -3,7 +3,8 @@
 
 The decisions shared by every way of adding class balancing to Ultralytics: the `ultralytics-weighted` plugin calls
 these functions from its wrappers, the upstream patch series from the trainers themselves (this file goes upstream
-byte for byte as `ultralytics/data/balanced_training.py`). The weights are `balance.py`'s, the sampler `sampler.py`'s.
+byte for byte as `ultralytics/data/balanced_training.py`, next to `balance.py` (the weights), `sampler.py` and
+`config.py` (the keys), which it imports relatively.
 
 - `check_class_balance(args, trainer, supported)`: refuse or warn about settings balancing cannot honour, before the
   trainer makes its run folder.
@@ -20,7 +21,8 @@ import numpy as np
 
 from ultralytics.utils import LOGGER, RANK, colorstr
 
-from .balance import BalanceSchedule, balance_report, balance_stats
+from .balance import BalanceSchedule, balance_report, balance_settings, balance_stats, nothing_to_balance
+from .config import balance_strength, unused_balance_keys
 from .sampler import BalancedSampler
 
 BALANCED_TASKS = frozenset({"detect", "segment", "pose", "obb", "classify"})
@@ -38,7 +40,13 @@ def check_class_balance(args, trainer: str, supported: bool) -> None:
         NotImplementedError: If the task or the trainer's datasets cannot be balanced yet.
         ValueError: If `rect=True` is combined with balancing.
     """
-    if not args.class_balance:
+    if not balance_strength(args.class_balance):
+        if RANK in {-1, 0} and (unused := unused_balance_keys(vars(args))):
+            LOGGER.warning(
+                f"{colorstr('balance: ')}{', '.join(unused)} {'has' if len(unused) == 1 else 'have'} no effect "
+                f"without class_balance (class_balance={args.class_balance}): training samples as stock. Add "
+                "class_balance=True to balance."
+            )
         return
     if args.task not in BALANCED_TASKS or not supported:
         raise NotImplementedError(
@@ -77,8 +85,9 @@ def is_qat_calibration(trainer) -> bool:
 def balance_train_dataset(trainer, dataset, mode: str = "train"):
     """Return a trainer's freshly built dataset, turned into its balanced subclass in train mode with balancing on.
 
-    Validation datasets, `class_balance=False`, `single_cls=True` and the QAT calibration dataset stay exactly the
-    stock dataset. A balanced dataset logs its table, and the trainer tells its sampler every epoch.
+    Validation datasets, `class_balance=False`, `single_cls=True`, the QAT calibration dataset and labels with fewer
+    than two classes (nothing to balance, said in the log) stay exactly the stock dataset. A balanced dataset logs its
+    table, and the trainer tells its sampler every epoch.
 
     Args:
         trainer (BaseTrainer): The trainer building the dataset (its `args`, `data['names']` and callbacks).
@@ -92,14 +101,18 @@ def balance_train_dataset(trainer, dataset, mode: str = "train"):
         NotImplementedError: If the dataset type cannot be balanced yet.
     """
     args = trainer.args
-    if mode != "train" or not args.class_balance or args.single_cls or is_qat_calibration(trainer):
+    if mode != "train" or not balance_strength(args.class_balance) or args.single_cls or is_qat_calibration(trainer):
         return dataset
     from ultralytics.data.dataset import ClassificationDataset, YOLODataset
     from ultralytics.models.rtdetr.val import RTDETRDataset
 
     if type(dataset) not in {YOLODataset, RTDETRDataset, ClassificationDataset}:
         raise NotImplementedError(f"class_balance is not supported for {type(dataset).__name__} datasets yet.")
-    strength = float(args.class_balance)  # True = 1.0
+    strength = balance_strength(args.class_balance)
+    if reason := nothing_to_balance(dataset_label_classes(dataset), trainer.data["names"]):
+        if RANK in {-1, 0}:
+            LOGGER.info(f"{colorstr('balance: ')}{balance_settings(strength, args.balance_agg)}: {reason}")
+        return dataset  # the stock dataset: trains exactly as without class_balance
     make_balanced(
         dataset,
         strength,

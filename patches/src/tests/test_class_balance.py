@@ -15,9 +15,9 @@ from ultralytics import YOLO
 from ultralytics.cfg import get_cfg
 from ultralytics.data.augment import BaseMixTransform, Compose, Mosaic
 from ultralytics.data.balance import AGGREGATIONS, balance_stats, image_weights
-from ultralytics.data.balance_config import DEFAULTS
 from ultralytics.data.balanced_training import BalancedDatasetMixin
 from ultralytics.data.build import build_dataloader
+from ultralytics.data.config import DEFAULTS
 from ultralytics.data.dataset import YOLODataset
 from ultralytics.data.sampler import BalancedSampler, systematic_draw
 from ultralytics.models.yolo.classify import ClassificationTrainer

@@ -1,0 +1,237 @@
+# ultralytics-weighted, AGPL-3.0 license
+"""`ultralytics-weighted demo`: stock vs balanced training on a generated long-tail dataset, in about 2 minutes on CPU.
+
+The dataset is the synthetic long-tail preset of docs/results.md: 400 training images at 96 px with 'common' green
+rectangles, 'medium' red circles and 'rare' yellow triangles, 'rare' in every 10th labelled image (every other time
+next to a 'common' object), 60 validation images holding every class. Stock and balanced training (`class_balance=True`)
+run through `ultralytics-weighted compare` with otherwise identical settings (6 epochs of yolo11n from scratch); in
+docs/results.md stock reached rare-class AP50 0.00-0.17 over 3 seeds and balanced 0.99 in every seed.
+
+Everything goes to one folder: `runs/demo`, `runs/demo2`, ... in the current directory (as Ultralytics numbers its
+runs), or `dir=PATH`. A folder is only used if it is new, empty, or an earlier demo's (marked by `MARKER` and holding
+nothing else), whose dataset and results are then replaced: the demo never writes into other data.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import shlex
+import shutil
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from ultralytics_weighted.balance import balance_report, balance_stats
+
+MARKER = ".ultralytics-weighted-demo"  # marks a folder as a demo's, so that a later demo may replace its contents
+ENTRIES = (MARKER, "dataset", "compare")  # everything a demo writes into its folder
+DEMO_KEYS = ("dir", "images", "seeds")  # the demo's own keys; the others are `yolo train` keys
+SET_BY_DEMO = ("data", "variants", "project", "name")  # chosen by the demo (the dataset, the variants, the folders)
+TRAIN = {  # the preset of docs/results.md; any of these can be overridden with key=value
+    "model": "yolo11n.yaml",  # built from YAML: no weights to download
+    "epochs": 6,
+    "imgsz": 96,
+    "batch": 16,
+    "val": False,  # compare validates each run's final weights once; validating every epoch costs time
+    "device": "cpu",
+}
+IMAGES, VAL_IMAGES, RARE_EVERY = 400, 60, 10
+
+
+def demo_folder(path: str | None) -> Path:
+    """Return the folder this demo writes to, marked as a demo's; an earlier demo's contents there are removed.
+
+    Args:
+        path (str, optional): The `dir=` value; None for the next free `runs/demo`, `runs/demo2`, ... in the current
+            directory.
+
+    Returns:
+        (Path): The folder (absolute), existing and holding only the marker file.
+
+    Raises:
+        FileExistsError: If `path` is a file, or a folder with anything in it that no earlier demo wrote.
+    """
+    if path is None:
+        folder = Path("runs") / "demo"
+        for n in range(2, 10_000):
+            if not folder.exists():
+                break
+            folder = Path("runs") / f"demo{n}"
+    else:
+        folder = Path(path)
+        if folder.exists() and not folder.is_dir():
+            raise FileExistsError(f"dir={path} is a file; the demo needs a new, empty or earlier demo folder.")
+        if folder.is_dir() and any(folder.iterdir()):
+            others = sorted(p.name for p in folder.iterdir() if p.name not in ENTRIES)
+            if not (folder / MARKER).is_file() or others:
+                found = f"holds {', '.join(others[:3])}{', ...' if len(others) > 3 else ''}" if others else "has files"
+                raise FileExistsError(
+                    f"dir={path} {found} that no earlier demo wrote; the demo does not write into other data. Use a "
+                    "new or empty folder, or leave out dir= to write to runs/demo*."
+                )
+            for name in ENTRIES[1:]:  # an earlier demo's results: replaced, as a re-run of it
+                shutil.rmtree(folder / name, ignore_errors=True)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / MARKER).write_text("Made by `ultralytics-weighted demo`; a later demo with dir= here replaces it.\n")
+    return folder.resolve()
+
+
+def _variant(options: dict) -> str:
+    """Return the balanced `compare` variant (e.g. 'mean', 'auto@0.5+balance_floor=1') for the balancing keys.
+
+    Args:
+        options (dict): The demo's options; `class_balance`, `balance_agg` and the other balancing keys are removed
+            from it (they belong to the balanced run only, not to the stock one).
+
+    Returns:
+        (str): The variant name.
+    """
+    from ultralytics_weighted.config import DEFAULTS, balance_strength, check_balance_args
+
+    keys = {k: options.pop(k) for k in DEFAULTS if k in options}
+    check_balance_args(keys)
+    strength = balance_strength(keys.pop("class_balance", True))
+    if not strength:
+        raise ValueError("class_balance=0 turns balancing off; the demo compares stock with balanced training.")
+    agg = keys.pop("balance_agg", DEFAULTS["balance_agg"])
+    parts = [agg if strength == 1 else f"{agg}@{strength:g}"]
+    return "+".join(parts + [f"{k}={v}" for k, v in keys.items() if v != DEFAULTS[k]])
+
+
+class _ProgressOnly(io.TextIOBase):
+    """Text stream that passes on the progress lines of `compare` ('[k/n] ...') and drops its full report."""
+
+    def __init__(self, out):
+        self.out, self.pending = out, ""
+
+    def write(self, text: str) -> int:
+        self.pending += text
+        *lines, self.pending = self.pending.split("\n")
+        for line in lines:
+            if line.startswith("["):
+                print(line, file=self.out, flush=True)
+        return len(text)
+
+
+def ap50_table(csv_path: Path, names: dict, classes: list, variant: str, balanced: dict) -> list[str]:
+    """Return the demo's markdown table: per class (and all) train instances, share per epoch, AP50 stock vs balanced.
+
+    Args:
+        csv_path (Path): compare.csv of the comparison, read by column name (variant, class, ap50).
+        names (dict): Class names by class id.
+        classes (list): Class ids of each train image's objects.
+        variant (str): Name of the balanced variant in compare.csv ('none' is stock).
+        balanced (dict): `balance_stats` of the balanced variant's (fully balanced) epochs.
+
+    Returns:
+        (list[str]): Markdown table lines.
+    """
+    values = defaultdict(list)
+    with open(csv_path, newline="") as f:
+        for row in csv.DictReader(f):
+            values[row["variant"], row["class"]].append(float(row["ap50"]))
+    ap50 = {key: float(np.mean(v)) for key, v in values.items()}  # mean over seeds
+    stock = balance_stats(classes, len(names), None)
+    head = ["class", "train instances", "share/epoch stock", "share/epoch balanced", "stock AP50", "balanced AP50"]
+    lines = ["| " + " | ".join([*head, "Δ AP50"]) + " |", "|" + "---|" * (len(head) + 1)]
+    for c in [c for c in sorted(names) if stock["instances"][c]] + ["all"]:
+        name = "all" if c == "all" else str(names[c])
+        a, b = ap50.get(("none", name), float("nan")), ap50.get((variant, name), float("nan"))
+        if c == "all":
+            cells = ["**all**", str(int(stock["instances"].sum())), "100%", "100%"]
+        else:
+            cells = [name, str(stock["instances"][c]), f"{stock['share_after'][c]:.1%}"]
+            cells.append(f"{balanced['share_after'][c]:.1%}")
+        lines.append("| " + " | ".join([*cells, f"{a:.3f}", f"{b:.3f}", f"{b - a:+.3f}"]) + " |")
+    return lines
+
+
+def run_demo(options: dict) -> Path:
+    """Generate the dataset, print its balance table, train stock and balanced, and print the AP50 table.
+
+    Args:
+        options (dict): `dir`, `images`, `seeds`, `class_balance`, `balance_agg` and any `yolo train` key=value.
+
+    Returns:
+        (Path): The demo folder.
+    """
+    from ultralytics.cfg import DEFAULT_CFG_DICT, get_cfg, smart_value
+
+    from ultralytics_weighted.compare import parse_variants, run_comparison
+    from ultralytics_weighted.config import check_keys
+    from ultralytics_weighted.integration import load_label_classes
+    from ultralytics_weighted.synthetic import make_dataset
+
+    start = time.time()
+    if chosen := [k for k in SET_BY_DEMO if k in options]:
+        raise ValueError(f"{', '.join(chosen)}: set by the demo itself; use `ultralytics-weighted compare` for that.")
+    check_keys(options, {*DEFAULT_CFG_DICT, *DEMO_KEYS}, "demo")
+    options = {k: smart_value(v) if isinstance(v, str) and k != "dir" else v for k, v in options.items()}
+    path, images, seeds = options.pop("dir", None), int(options.pop("images", IMAGES)), int(options.pop("seeds", 1))
+    if images < 20 or seeds < 1:
+        raise ValueError(f"images={images} and seeds={seeds}: the demo needs images >= 20 and seeds >= 1.")
+    variant = _variant(options)
+    train = {**TRAIN, **options}
+    get_cfg(overrides={**train, "mode": "train"})  # bad values fail here, before anything is written
+    folder = demo_folder(path)
+    print(
+        f"ultralytics-weighted demo: generating a long-tail dataset in {folder / 'dataset'} ({images} train images at "
+        f"{train['imgsz']} px, 'rare' in every {RARE_EVERY}th labelled image; {VAL_IMAGES} val images)",
+        flush=True,
+    )
+    data = make_dataset(folder / "dataset", "detect", images, VAL_IMAGES, int(train["imgsz"]), RARE_EVERY)
+    classes, names, _ = load_label_classes({"data": str(data)})
+    schedule = parse_variants(variant)[0].schedule(classes, len(names), int(train["epochs"]))
+    p = schedule.probabilities(schedule.full_strength_epoch)
+    print("\nThe balance table that balanced training logs at its start:")
+    print("\n".join(balance_report(classes, names, p, schedule.strength, schedule.agg, schedule=schedule)))
+
+    settings = " ".join(f"{k}={v}" for k, v in train.items())
+    print(
+        f"\nTraining stock (none) and balanced ({variant}) with otherwise identical settings, {seeds} seed(s) each: "
+        f"{settings}. Logs: {folder / 'compare' / 'runs'}/*/train.log",
+        flush=True,
+    )
+    compare = {"data": str(data), "variants": f"none,{variant}", "seeds": seeds, **train}
+    command = "ultralytics-weighted compare " + " ".join(shlex.quote(f"{k}={v}") for k, v in compare.items())
+    with contextlib.redirect_stdout(_ProgressOnly(sys.stdout)):
+        out = run_comparison({**compare, "project": str(folder), "name": "compare"}, command)
+
+    balanced = balance_stats(classes, len(names), p, schedule.epoch_size)
+    table = ap50_table(out / "compare.csv", names, classes, variant, balanced)
+    minutes, seconds = divmod(round(time.time() - start), 60)
+    print(
+        f"\nDone in {minutes} min {seconds} s. Everything is in {folder}:\n"
+        f"  {data}  the generated dataset\n"
+        f"  {out / 'compare.md'}, compare.csv, compare.png  the comparison (compare.png: per-class AP50)\n"
+        f"  {out / 'runs'}  the training runs (weights, results.csv, train.log)\n"
+        f"\nAP50 on the val split ({VAL_IMAGES} images), stock vs balanced; share/epoch = expected share of each "
+        "class's objects among those drawn per epoch:\n"
+    )
+    print("\n".join(table))
+    return folder
+
+
+def main(options: dict) -> int:
+    """Run `demo` from parsed key=value options; errors are one line on stderr.
+
+    Args:
+        options (dict): See `run_demo`.
+
+    Returns:
+        (int): Exit code: 0, 2 for bad arguments or a folder that is not the demo's, 1 if training failed.
+    """
+    try:
+        run_demo(options)
+    except (ValueError, TypeError, SyntaxError, FileExistsError) as e:
+        print(f"ultralytics-weighted demo: {' '.join(str(e).split())}", file=sys.stderr)
+        return 2
+    except (RuntimeError, OSError) as e:
+        print(f"ultralytics-weighted demo: {' '.join(str(e).split())}", file=sys.stderr)
+        return 1
+    return 0
