@@ -19,10 +19,10 @@ from ultralytics_weighted.integration import (
     PATCH_SURFACE,
     REFUSAL_SURFACE,
     SUPPORTED_ULTRALYTICS,
-    BalancedDatasetMixin,
     Replacement,
     UnsupportedUltralyticsError,
 )
+from ultralytics_weighted.training import BalancedDatasetMixin
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN = dict(epochs=1, imgsz=64, batch=8, device="cpu", plots=False, workers=0, seed=0, verbose=False)

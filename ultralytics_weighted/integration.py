@@ -210,7 +210,8 @@ def check_trainer(trainer) -> None:
 
         reason = "; ".join(_UNAVAILABLE.values())
         raise UnsupportedUltralyticsError(unsupported_message(ultralytics.__version__, reason))
-    training.check_class_balance(trainer.args, type(trainer).__name__, _is_patched(type(trainer).build_dataset))
+    supported = _is_patched(getattr(type(trainer), "build_dataset", None))
+    training.check_class_balance(trainer.args, type(trainer).__name__, supported)
 
 
 def _check_after_resume(check_resume):

@@ -39,6 +39,19 @@ def check_class_balance(args, trainer: str, supported: bool) -> None:
     Raises:
         NotImplementedError: If the task or the trainer's datasets cannot be balanced yet.
         ValueError: If `rect=True` is combined with balancing.
+
+    Examples:
+        >>> from types import SimpleNamespace
+        >>> check_class_balance(SimpleNamespace(class_balance=False), "DetectionTrainer", True)  # off: nothing to do
+        >>> args = SimpleNamespace(class_balance=True, task="detect", rect=True, single_cls=False)
+        >>> check_class_balance(args, "DetectionTrainer", True)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: 'rect=True' cannot be combined with class_balance: ...
+        >>> check_class_balance(args, "WorldTrainer", False)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        NotImplementedError: class_balance is not supported for task=detect with WorldTrainer yet. ...
     """
     if not balance_strength(args.class_balance):
         if RANK in {-1, 0} and (unused := unused_balance_keys(vars(args))):
@@ -140,6 +153,10 @@ def train_sampler(dataset, rank: int = -1) -> BalancedSampler | None:
 
     Returns:
         (BalancedSampler | None): The balanced sampler, or None to let the loader shuffle as stock.
+
+    Examples:
+        >>> train_sampler([0, 1, 2]) is None  # a dataset that is not balanced keeps the stock shuffling
+        True
     """
     if not isinstance(dataset, BalancedDatasetMixin):
         return None
