@@ -624,11 +624,12 @@ class BalanceSchedule:
         """Return what the schedule adds to the train-start table: the ramp, in one line (none without a ramp)."""
         if self.ramp_epochs <= 0:
             return []
-        full = self.full_strength_epoch
-        return [
+        line = (
             f"balance_ramp={self.ramp:g}: class_balance rises linearly from 0 in epoch 1 to {self.strength:g} from "
-            f"epoch {full + 1} of {self.epochs} on; the figures above are those of the balanced epochs."
-        ]
+            f"epoch {self.full_strength_epoch + 1} of {self.epochs} on; the figures above are those of the balanced "
+            "epochs."
+        )
+        return [line]
 
 
 def nothing_to_balance(classes: Sequence[np.ndarray], names: dict | Sequence[str]) -> str | None:
