@@ -235,6 +235,8 @@ def test_resume_keeps_balancing(datasets, tmp_path):
             data=str(datasets("detect")),
             class_balance=True,
             balance_agg="sum",
+            balance_floor=1,
+            balance_ramp=1.0,  # 2 epochs: strength 0 in epoch 0, full strength in epoch 1
             **{**TRAIN, "epochs": 2},
             project=str(tmp_path),
             name="run",
@@ -244,7 +246,12 @@ def test_resume_keeps_balancing(datasets, tmp_path):
     trainer = resumed.trainer
     assert trainer.start_epoch == 1 and trainer.args.class_balance is True and trainer.args.balance_agg == "sum"
     assert isinstance(trainer.train_loader.dataset, BalancedDatasetMixin)
-    assert trainer.train_loader.sampler.epoch == 2  # epoch 1 was drawn: the sampler followed the resumed trainer
+    sampler, schedule = trainer.train_loader.sampler, trainer.train_loader.dataset.balance_schedule
+    assert (
+        sampler.epoch == 2 and sampler._last_drawn == 1
+    )  # epoch 1 was drawn: the sampler followed the resumed trainer
+    assert (schedule.floor, schedule.ramp, schedule.strength_at(1)) == (1.0, 1.0, 1.0)  # the schedule continued
+    assert len(sampler) == schedule.epoch_size > len(trainer.train_loader.dataset)  # the grown epoch, after resume too
 
 
 def build_train_dataset(data, tmp_path, **overrides):
