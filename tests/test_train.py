@@ -52,7 +52,7 @@ def test_model_train_kwargs(datasets, tmp_path):
     )
     dataset = model.trainer.train_loader.dataset
     assert isinstance(dataset, BalancedDatasetMixin)
-    assert (dataset.balance_strength, dataset.balance_agg) == (0.5, "median")
+    assert (dataset.balance_schedule.strength, dataset.balance_schedule.agg) == (0.5, "median")
     assert isinstance(model.trainer.train_loader.sampler, BalancedSampler)
 
 

@@ -257,11 +257,10 @@ def _balanced_build_dataset(build_dataset):
         bound.apply_defaults()
         dataset = training.balance_train_dataset(self, build_dataset(self, *args, **kwargs), bound.arguments["mode"])
         if isinstance(dataset, training.BalancedDatasetMixin) and self.args.plots and _rank() in {-1, 0}:
-            strength, schedule = dataset.balance_strength, dataset.balance_schedule
-            settings = balance_settings(strength, dataset.balance_agg, schedule)
-            plot_balance(
-                dataset.balance_stats(), self.data["names"], self.save_dir / "class_balance.png", strength, settings
-            )
+            schedule = dataset.balance_schedule
+            settings = balance_settings(schedule.strength, schedule.agg, schedule)
+            path = self.save_dir / "class_balance.png"
+            plot_balance(dataset.balance_stats(), self.data["names"], path, schedule.strength, settings)
         return dataset
 
     build_balanced_dataset.__doc__ = build_dataset.__doc__

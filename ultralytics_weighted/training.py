@@ -121,21 +121,17 @@ def balance_train_dataset(trainer, dataset, mode: str = "train"):
 
     if type(dataset) not in {YOLODataset, RTDETRDataset, ClassificationDataset}:
         raise NotImplementedError(f"class_balance is not supported for {type(dataset).__name__} datasets yet.")
-    strength = balance_strength(args.class_balance)
-    if reason := nothing_to_balance(dataset_label_classes(dataset), trainer.data["names"]):
+    strength, classes, names = (
+        balance_strength(args.class_balance),
+        dataset_label_classes(dataset),
+        trainer.data["names"],
+    )
+    if reason := nothing_to_balance(classes, names):
         if RANK in {-1, 0}:
             LOGGER.info(f"{colorstr('balance: ')}{balance_settings(strength, args.balance_agg)}: {reason}")
         return dataset  # the stock dataset: trains exactly as without class_balance
-    make_balanced(
-        dataset,
-        strength,
-        args.balance_agg,
-        trainer.data["names"],
-        args.seed,
-        args.balance_floor,
-        args.balance_ramp,
-        args.epochs,
-    )
+    keys = (args.balance_agg, args.balance_floor, args.balance_ramp, args.epochs)
+    make_balanced(dataset, BalanceSchedule(classes, len(names), strength, *keys), names, args.seed)
     if sync_sampler_epoch not in trainer.callbacks["on_train_epoch_start"]:
         trainer.add_callback("on_train_epoch_start", sync_sampler_epoch)
     if RANK in {-1, 0}:
@@ -197,41 +193,27 @@ class BalancedDatasetMixin:
     __slots__ = ()  # no layout of its own, so that a built stock dataset can switch to the balanced subclass
     stock_class: type  # the stock dataset class this balanced class extends (set by `balanced_class`)
 
-    def set_balance(
-        self,
-        strength: float,
-        agg: str,
-        names: dict,
-        seed: int = 0,
-        floor: float = 0.0,
-        ramp: float = 0.0,
-        epochs: int = 1,
-    ) -> None:
-        """Compute the epoch schedule and per-image probabilities, and re-point the augmentation partners at them.
+    def set_balance(self, schedule: BalanceSchedule, names: dict, seed: int = 0) -> None:
+        """Take the epoch schedule and its per-image probabilities, and re-point the augmentation partners at them.
 
         Args:
-            strength (float): Balancing strength in (0, 1].
-            agg (str): How an image's objects combine their class weights.
+            schedule (BalanceSchedule): The schedule of this dataset's labels (`dataset_label_classes`), built from
+                the train arguments `class_balance`, `balance_agg`, `balance_floor`, `balance_ramp` and `epochs`.
             names (dict): Class names by class id (the trainer's `data["names"]`).
             seed (int): Seed of the per-epoch draws.
-            floor (float): Least expected draws of each image per epoch (`balance_floor`).
-            ramp (float): Fraction of the epochs over which the strength rises from 0 (`balance_ramp`).
-            epochs (int): Epochs of the training.
         """
-        self.balance_strength, self.balance_agg, self.balance_names, self.balance_seed = strength, agg, names, seed
-        classes = dataset_label_classes(self)
-        self.balance_schedule = BalanceSchedule(classes, len(names), strength, agg, floor, ramp, epochs)
+        self.balance_schedule, self.balance_names, self.balance_seed = schedule, names, seed
         # the balanced epochs' probabilities: the table, the plot and the mix partners (worker processes keep their
         # copy of the dataset, so partners cannot follow a ramp; they use the full strength throughout)
-        self.image_probabilities = self.balance_schedule.probabilities(self.balance_schedule.full_strength_epoch)
+        self.image_probabilities = schedule.probabilities(schedule.full_strength_epoch)
         self._cumulative_probabilities = np.cumsum(self.image_probabilities)
         if hasattr(self, "transforms"):
             _weight_mix_partners(self, self.transforms)
 
     def balance_stats(self) -> dict:
         """Return `balance_stats` (shares before/after, imbalance, ESS, coverage) for this dataset's probabilities."""
-        classes, schedule = dataset_label_classes(self), self.balance_schedule
-        return balance_stats(classes, len(self.balance_names), self.image_probabilities, schedule.epoch_size)
+        schedule = self.balance_schedule
+        return balance_stats(schedule.classes, len(self.balance_names), self.image_probabilities, schedule.epoch_size)
 
     def sampler(self, num_replicas: int | None = None, rank: int | None = None) -> BalancedSampler:
         """Return the train sampler of this dataset's schedule (DDP layout from torch.distributed if None)."""
@@ -300,49 +282,38 @@ def balanced_class(dataset_class: type) -> type:
     return _BALANCED_CLASSES[dataset_class]
 
 
-def make_balanced(
-    dataset,
-    strength: float,
-    agg: str,
-    names: dict,
-    seed: int = 0,
-    floor: float = 0.0,
-    ramp: float = 0.0,
-    epochs: int = 1,
-):
+def make_balanced(dataset, schedule: BalanceSchedule, names: dict, seed: int = 0):
     """Turn a built stock train dataset into its balanced subclass, in place, and return it.
 
     The stock constructor has already loaded, filtered and ordered the labels exactly as training uses them, so the
-    weights are computed from those; switching the instance's class keeps everything else the stock dataset did.
+    schedule is computed from those (`dataset_label_classes`); switching the instance's class keeps everything else the
+    stock dataset did.
 
     Args:
         dataset (YOLODataset | ClassificationDataset): A stock train dataset.
-        strength (float): Balancing strength in (0, 1].
-        agg (str): Aggregation of an image's class weights.
+        schedule (BalanceSchedule): The epoch schedule of the dataset's labels.
         names (dict): Class names by class id.
         seed (int): Seed of the per-epoch draws.
-        floor (float): Least expected draws of each image per epoch (`balance_floor`).
-        ramp (float): Fraction of the epochs over which the strength rises from 0 (`balance_ramp`).
-        epochs (int): Epochs of the training.
 
     Returns:
         (BalancedDatasetMixin): The same object, now of the balanced subclass.
     """
     dataset.__class__ = balanced_class(type(dataset))
-    dataset.set_balance(strength, agg, names, seed, floor, ramp, epochs)
+    dataset.set_balance(schedule, names, seed)
     return dataset
 
 
 def log_balance(dataset: BalancedDatasetMixin, task: str) -> None:
     """Log the per-class table and summary line of a balanced dataset, and what does not apply or is never drawn."""
+    schedule = dataset.balance_schedule
     lines = balance_report(
-        dataset_label_classes(dataset),
+        schedule.classes,
         dataset.balance_names,
         dataset.image_probabilities,
-        dataset.balance_strength,
-        dataset.balance_agg,
+        schedule.strength,
+        schedule.agg,
         task,
-        dataset.balance_schedule,
+        schedule,
     )
     prefix = colorstr("balance: ")
     LOGGER.info("\n".join(prefix + line for line in lines))
