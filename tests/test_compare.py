@@ -71,12 +71,14 @@ def test_compare_end_to_end_and_resume(datasets, tmp_path):
         (["variants=mean+balance_ramp=2"], "variant 'mean+balance_ramp=2': 'balance_ramp=2' is an invalid value"),
         (["variants=mean+sum"], "variant 'mean+sum' sets balance_agg, class_balance twice"),
         (["parallel=0"], "parallel=0 must be at least 1"),
+        (["epoch=2"], "'epoch' is not a valid key (similar: epochs)"),
         (["epochs=-1"], "epochs"),
     ],
 )
 def test_bad_arguments_fail_before_any_training(args, message, datasets, tmp_path):
     out = compare(f"data={datasets('detect')}", *args, f"project={tmp_path}", cwd=tmp_path)
     assert out.returncode != 0 and message in out.stdout
+    assert "Train a detection model" not in out.stdout  # one message, not Ultralytics' whole CLI help
     assert not list(tmp_path.rglob("*.pt"))
 
 

@@ -246,11 +246,14 @@ def run_comparison(options: dict, command: str = "") -> Path:
     """
     from ultralytics import __version__ as ultralytics_version
     from ultralytics.cfg import get_cfg, smart_value
+    from ultralytics.utils import DEFAULT_CFG_DICT
 
     from ultralytics_weighted import __version__
+    from ultralytics_weighted.config import check_keys
     from ultralytics_weighted.integration import load_label_classes
 
     options = dict(options)
+    check_keys(options, {*DEFAULT_CFG_DICT, *COMPARE_KEYS}, "compare")  # one line, not Ultralytics' whole help
     variants = parse_variants(options.pop("variants", "none,mean,sum,auto"))  # before smart_value: 'none' is no None
     options = {k: smart_value(str(v)) if isinstance(v, str) else v for k, v in options.items()}
     data = options.pop("data", None)
