@@ -281,16 +281,17 @@ def run_comparison(options: dict, command: str = "") -> Path:
     versions = {"ultralytics": ultralytics_version, "ultralytics-weighted": __version__}
     labels = labels_digest(classes, val_classes)
 
-    runs = []
+    runs, shares = [], {}  # shares: what each variant's balanced epochs draw (balance_stats), for runs and reports
     for v in variants:
         schedule = v.schedule(classes, len(names), cfgs[v.name].epochs)
+        p = schedule.probabilities(schedule.full_strength_epoch) if schedule else None
+        shares[v.name] = balance_stats(classes, len(names), p, schedule.epoch_size if schedule else None)
         for seed in range(seeds):
             folder = out / "runs" / f"{v.slug}-seed{seed}"
             args = {**train, "data": data, **v.overrides, "seed": seed}
             extra = {"project": str(out / "runs"), "name": folder.name, "exist_ok": True, "plots": False}
             key = {"args": {k: str(x) for k, x in args.items()}, "labels": labels, "versions": versions}
-            epoch_images = schedule.epoch_size if schedule else len(classes)
-            runs.append(Run(v, seed, folder, {**args, **extra}, key, epoch_images))
+            runs.append(Run(v, seed, folder, {**args, **extra}, key, shares[v.name]["epoch_size"]))
     for k, run in enumerate(runs, 1):
         run.label = f"[{k}/{len(runs)}] {run.variant.name} seed {run.seed}"
 
@@ -313,11 +314,6 @@ def run_comparison(options: dict, command: str = "") -> Path:
                 raise future.exception()
             results[futures[future].label] = future.result()
 
-    shares = {}
-    for v in variants:
-        schedule = v.schedule(classes, len(names), cfgs[v.name].epochs)
-        p = schedule.probabilities(schedule.full_strength_epoch) if schedule else None
-        shares[v.name] = balance_stats(classes, len(names), p, schedule.epoch_size if schedule else None)
     write_reports(out, variants, [results[r.label] for r in runs], names, shares, command)
     return out
 
