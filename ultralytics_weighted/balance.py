@@ -533,14 +533,18 @@ def image_weights(classes: Sequence[np.ndarray], nc: int, agg: str = "mean", str
 class BalanceSchedule:
     """The sampling probabilities of every epoch of class-balanced training, and the epoch length.
 
-    Epoch e (0-based) balances at strength s_e = strength * min(1, e / (ramp * (epochs - 1))): with `ramp` > 0 the
-    strength rises linearly from 0 (uniform, as stock) in the first epoch over that fraction of the training (`ramp=1`
-    reaches `strength` in the last epoch), otherwise every epoch uses `strength`. Its image
+    The first floor(start * epochs) epochs (`start_epoch`, 0-based: the first balanced epoch) sample uniformly, every
+    image once, as stock shuffling does. From there epoch e balances at strength
+    s_e = strength * min(1, (e - start_epoch) / (ramp * (epochs - start_epoch - 1))): with `ramp` > 0 the strength
+    rises linearly from 0 (instance-balanced, as stock) in the first balanced epoch over that fraction of the remaining
+    epochs (`ramp=1` reaches `strength` in the last epoch), otherwise every balanced epoch uses `strength`. Its image
     probabilities are `image_weights` at s_e, with the expected draws of every image raised to at least `floor`:
     d_i = max(N * p_i, floor). With `floor` > 0 the epoch grows (no image is skipped for another's extra draws, as in
-    repeat factor sampling) instead of keeping N draws: `epoch_size` is the largest sum(d) of the schedule, rounded up,
-    and each epoch draws that many images with probabilities d / sum(d), so image i is still drawn at least `floor`
-    times in expectation. One fixed length keeps the loader's length, warmup and progress bars as Ultralytics set them.
+    repeat factor sampling) instead of keeping N draws: `epoch_size` is the largest sum(d) of the balanced epochs,
+    rounded up, and each epoch draws that many images with probabilities d / sum(d), so image i is still drawn at least
+    `floor` times in expectation. One fixed length keeps the loader's length, warmup and progress bars as Ultralytics
+    set them; the stock epochs before `start_epoch` then draw `epoch_size` images uniformly (each image
+    floor(epoch_size / N) or ceil(epoch_size / N) times), so they cost as many images as the balanced ones.
 
     Args:
         classes (Sequence[np.ndarray]): Class ids of each image's objects, in dataset order.
@@ -548,8 +552,10 @@ class BalanceSchedule:
         strength (float): Balancing strength in [0, 1] (`class_balance`), reached after the ramp.
         agg (str): Aggregation of the image weights (`balance_agg`).
         floor (float): Least expected draws of each image per epoch (`balance_floor`); 0 keeps N draws per epoch.
-        ramp (float): Fraction of the epochs over which the strength rises from 0 (`balance_ramp`), in [0, 1].
-        epochs (int): Epochs of the training; the strength is reached in epoch ramp * (epochs - 1) (0-based).
+        ramp (float): Fraction of the balanced epochs over which the strength rises from 0 (`balance_ramp`), in [0, 1].
+        epochs (int): Epochs of the training.
+        start (float): Fraction of the epochs sampled uniformly (stock) before balancing starts (`balance_start`), in
+            [0, 1); the stock epochs are floor(start * epochs).
 
     Examples:
         >>> labels = [np.array([0])] * 6 + [np.array([1])] * 2
@@ -560,6 +566,15 @@ class BalanceSchedule:
         10
         >>> (schedule.epoch_size * schedule.probabilities(3)).round(2).tolist()
         [1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 2.0, 2.0]
+        >>> late = BalanceSchedule(labels, nc=2, strength=1.0, epochs=10, start=0.7)  # stock in epochs 0-6
+        >>> late.start_epoch, (8 * late.probabilities(6)).tolist(), (8 * late.probabilities(7)).round(2).tolist()
+        (7, [1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0], [0.67, 0.67, 0.67, 0.67, 0.67, 0.67, 2.0, 2.0])
+        >>> late = BalanceSchedule(labels, nc=2, strength=1.0, ramp=0.5, epochs=10, start=0.5)  # ramp after start
+        >>> [round(late.strength_at(e), 2) for e in range(10)], late.full_strength_epoch
+        ([0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.5, 1.0, 1.0, 1.0], 7)
+        >>> late = BalanceSchedule(labels, nc=2, strength=1.0, floor=1.0, epochs=4, start=0.5)  # stock epochs grow too
+        >>> late.epoch_size, (late.epoch_size * late.probabilities(0)).tolist()
+        (10, [1.25, 1.25, 1.25, 1.25, 1.25, 1.25, 1.25, 1.25])
     """
 
     def __init__(
@@ -571,30 +586,40 @@ class BalanceSchedule:
         floor: float = 0.0,
         ramp: float = 0.0,
         epochs: int = 1,
+        start: float = 0.0,
     ):
         """Compute the schedule's epoch length (the probabilities of each epoch are computed when asked for)."""
-        if floor < 0 or not 0.0 <= ramp <= 1.0:
-            raise ValueError(f"floor must be >= 0 and ramp in [0, 1], got floor={floor}, ramp={ramp}.")
+        if floor < 0 or not 0.0 <= ramp <= 1.0 or not 0.0 <= start < 1.0:
+            raise ValueError(
+                f"floor must be >= 0, ramp in [0, 1] and start in [0, 1), got floor={floor}, ramp={ramp}, "
+                f"start={start}."
+            )
         self.classes, self.nc, self.agg = classes, nc, agg
         self.strength, self.floor, self.ramp, self.epochs = float(strength), float(floor), float(ramp), int(epochs)
-        self.ramp_epochs = self.ramp * max(self.epochs - 1, 0)  # full strength from epoch ceil(ramp_epochs) (0-based)
-        self._cached = (None, None)  # (strength, probabilities) of the most recent epoch asked for
-        # without a floor every epoch has N draws; with one, the longest epoch of the schedule sets the length
+        self.start = float(start)
+        # floor, not round: start < 1 leaves at least one balanced epoch; 1e-9 absorbs float products such as 0.29 * 100
+        self.start_epoch = min(math.floor(self.start * self.epochs + 1e-9), max(self.epochs - 1, 0))
+        self.ramp_epochs = self.ramp * max(self.epochs - self.start_epoch - 1, 0)  # length of the rise, in epochs
+        self._cached = (None, None)  # (strength, or "stock" before the start; probabilities) of the latest epoch
+        # without a floor every epoch has N draws; with one, the longest balanced epoch of the schedule sets the length
         ramping = self.floor and self.ramp_epochs
-        strengths = {self.strength_at(e) for e in range(math.ceil(self.ramp_epochs) + 1)} if ramping else {strength}
+        balanced = range(self.start_epoch, self.full_strength_epoch + 1)
+        strengths = {self.strength_at(e) for e in balanced} if ramping else {self.strength}
         totals = [self._expected_draws(s).sum() for s in strengths] if self.floor else [len(classes)]
         self.epoch_size = max(len(classes), math.ceil(max(totals) - 1e-9))  # round-off must not add a draw
 
     @property
     def full_strength_epoch(self) -> int:
         """Return the first epoch (0-based) that samples at the full `strength`."""
-        return math.ceil(self.ramp_epochs)
+        return self.start_epoch + math.ceil(self.ramp_epochs)
 
     def strength_at(self, epoch: int) -> float:
-        """Return the balancing strength of `epoch` (0-based)."""
+        """Return the balancing strength of `epoch` (0-based): 0 before `start_epoch`, which samples uniformly."""
+        if epoch < self.start_epoch:
+            return 0.0
         if self.ramp_epochs <= 0:
             return self.strength
-        return self.strength * min(1.0, epoch / self.ramp_epochs)
+        return self.strength * min(1.0, (epoch - self.start_epoch) / self.ramp_epochs)
 
     def _expected_draws(self, strength: float) -> np.ndarray:
         """Return max(N * p_i, floor) for the image probabilities p at `strength`."""
@@ -608,28 +633,41 @@ class BalanceSchedule:
             epoch (int): Epoch number (0-based), as the trainer counts it.
 
         Returns:
-            (np.ndarray): float64 probabilities summing to 1.
+            (np.ndarray): float64 probabilities summing to 1; uniform before `start_epoch`.
         """
-        strength = self.strength_at(epoch)
-        if self._cached[0] != strength:
-            if self.floor:
-                draws = self._expected_draws(strength)
+        key = "stock" if epoch < self.start_epoch else self.strength_at(epoch)
+        if self._cached[0] != key:
+            if key == "stock":  # uniform, not strength 0: balance_agg=sum weighs crowded images more even at 0
+                p = np.full(len(self.classes), 1.0 / len(self.classes))
+            elif self.floor:
+                draws = self._expected_draws(key)
                 p = draws / draws.sum()
             else:  # exactly image_weights, so that the draws stay those of a schedule-free sampler
-                p = image_weights(self.classes, self.nc, self.agg, strength)
-            self._cached = (strength, p)
+                p = image_weights(self.classes, self.nc, self.agg, key)
+            self._cached = (key, p)
         return self._cached[1]
 
     def describe(self) -> list[str]:
-        """Return what the schedule adds to the train-start table: the ramp, in one line (none without a ramp)."""
-        if self.ramp_epochs <= 0:
-            return []
-        line = (
-            f"balance_ramp={self.ramp:g}: class_balance rises linearly from 0 in epoch 1 to {self.strength:g} from "
-            f"epoch {self.full_strength_epoch + 1} of {self.epochs} on; the figures above are those of the balanced "
-            "epochs."
-        )
-        return [line]
+        """Return what the schedule adds to the train-start table: the late start and the ramp, one line each."""
+        lines = []
+        if self.start:
+            stock = "epoch 1" if self.start_epoch == 1 else f"epochs 1-{self.start_epoch}"
+            grown = f" ({self.epoch_size:,} uniform draws per epoch)" if self.epoch_size != len(self.classes) else ""
+            lines.append(
+                f"balance_start={self.start:g}: stock sampling in {stock}{grown}, balanced from epoch "
+                f"{self.start_epoch + 1} of {self.epochs}"
+                if self.start_epoch
+                else f"balance_start={self.start:g}: {self.start:g} x {self.epochs} epochs leaves no stock epoch, "
+                f"balanced from epoch 1 of {self.epochs}"
+            )
+        if self.ramp_epochs > 0:
+            lines.append(
+                f"balance_ramp={self.ramp:g}: class_balance rises linearly from 0 in epoch {self.start_epoch + 1} to "
+                f"{self.strength:g} from epoch {self.full_strength_epoch + 1} of {self.epochs} on"
+            )
+        if lines:
+            lines[-1] += "; the figures above are those of the balanced epochs."
+        return lines
 
 
 def nothing_to_balance(classes: Sequence[np.ndarray], names: dict | Sequence[str]) -> str | None:
@@ -727,7 +765,13 @@ def balance_settings(strength: float, agg: str | None, schedule: BalanceSchedule
     text = f"class_balance={strength:g}" + (f" balance_agg={agg}" if agg else "")
     if schedule:
         text += "".join(
-            f" {k}={v:g}" for k, v in (("balance_floor", schedule.floor), ("balance_ramp", schedule.ramp)) if v
+            f" {k}={v:g}"
+            for k, v in (
+                ("balance_floor", schedule.floor),
+                ("balance_ramp", schedule.ramp),
+                ("balance_start", schedule.start),
+            )
+            if v
         )
     return text
 
@@ -751,7 +795,7 @@ def balance_report(
         agg (str): Aggregation of the image weights (`balance_agg`).
         task (str): Training task; 'classify' has one label per image, so `agg` does not apply there.
         schedule (BalanceSchedule, optional): The epoch schedule `p` belongs to (its balanced epochs), when
-            `balance_floor` or `balance_ramp` is set: adds the epoch length and the ramp.
+            `balance_floor`, `balance_ramp` or `balance_start` is set: adds the epoch length, the start and the ramp.
 
     Returns:
         (list[str]): Lines without a prefix: per class instances, images, share of instances before and expected

@@ -22,7 +22,8 @@ USAGE = "Usage: ultralytics-weighted COMMAND [key=value ...]"
 COMMAND_HELP = {
     "stats": """\
   stats data=PATH [class_balance=1.0] [split=train] [format=table|json] [plot=FILE.png] [balance_agg=mean]
-        [balance_floor=0] [balance_ramp=0] [task=...] [classes=...] [fraction=...] [single_cls=...]
+        [balance_floor=0] [balance_ramp=0] [balance_start=0] [epochs=100] [task=...] [classes=...] [fraction=...]
+        [single_cls=...]
       Read the split's labels the way training does (data.yaml for detect/segment/pose/obb, or a classification
       folder) and print one row per aggregation (none, mean, max, median, sum, ...): max/min class share, effective
       sample size, coverage, largest expected repeats of one image per epoch, and each class's expected share.
@@ -145,7 +146,7 @@ def _stats(options: dict[str, str], report) -> int:
     from ultralytics.cfg import DEFAULT_CFG_DICT, smart_value
 
     from ultralytics_weighted.balance import BalanceSchedule, balance_settings, balance_stats, nothing_to_balance
-    from ultralytics_weighted.config import balance_strength, check_balance_args, check_keys
+    from ultralytics_weighted.config import DEFAULTS, balance_strength, check_balance_args, check_keys
     from ultralytics_weighted.integration import load_label_classes
     from ultralytics_weighted.report import compare_aggregations, format_aggregation_table, plot_balance
 
@@ -159,16 +160,17 @@ def _stats(options: dict[str, str], report) -> int:
     check_keys(values, {*DEFAULT_CFG_DICT, *STATS_KEYS}, "stats")
     check_balance_args(values)
     strength = balance_strength(values["class_balance"])
-    floor, ramp = values.get("balance_floor", 0.0), values.get("balance_ramp", 0.0)
+    floor, ramp, start = (values.get(k, DEFAULTS[k]) for k in ("balance_floor", "balance_ramp", "balance_start"))
     classes, names, task = load_label_classes(values, split)
     rows = compare_aggregations(classes, len(names), strength, floor)
     agg = values.get("balance_agg", "mean")  # checked above by check_balance_args
-    schedule = BalanceSchedule(classes, len(names), strength, agg, floor, ramp, values.get("epochs", 100))
+    schedule = BalanceSchedule(classes, len(names), strength, agg, floor, ramp, values.get("epochs", 100), start)
     note = nothing_to_balance(classes, names)  # instead of a table of identical rows
     off = None if strength else "class_balance=0 is off: training samples every image once per epoch, as here."
     if fmt == "json":
         summary = {"data": str(values["data"]), "split": split, "task": task, "class_balance": strength}
-        summary.update(balance_floor=floor, balance_ramp=ramp)
+        summary.update(balance_floor=floor, balance_ramp=ramp, balance_start=start)
+        summary.update(epochs=schedule.epochs, stock_epochs=schedule.start_epoch)
         rows = [{k: None if isinstance(v, float) and math.isnan(v) else v for k, v in r.items()} for r in rows]
         result = {**summary, "images": len(classes), "names": names, "note": note or off, "aggregations": rows}
         print(json.dumps(result, indent=2, allow_nan=False), file=report)

@@ -56,7 +56,8 @@ class Variant:
         if not strength:
             return None
         keys = {k: self.overrides.get(k, DEFAULTS[k]) for k in ("balance_agg", "balance_floor", "balance_ramp")}
-        return BalanceSchedule(classes, nc, strength, *keys.values(), epochs=epochs)
+        start = self.overrides.get("balance_start", DEFAULTS["balance_start"])
+        return BalanceSchedule(classes, nc, strength, *keys.values(), epochs=epochs, start=start)
 
 
 def _parse_part(part: str, token: str) -> dict:

@@ -14,8 +14,15 @@ class_balance: False # (bool | float) class-balanced train sampling; True=1.0 in
 balance_agg: mean # (str) how an image's objects combine class weights, i.e. mean, max, median, sum, auto (solved)
 balance_floor: 0.0 # (float) least expected draws of each train image per epoch when balancing; 1 = skip none
 balance_ramp: 0.0 # (float) fraction of epochs over which class_balance rises linearly from 0; 0 = balanced at once
+balance_start: 0.0 # (float) fraction of epochs trained with stock sampling before balancing starts, in [0, 1)
 """
-DEFAULTS = {"class_balance": False, "balance_agg": "mean", "balance_floor": 0.0, "balance_ramp": 0.0}
+DEFAULTS = {
+    "class_balance": False,
+    "balance_agg": "mean",
+    "balance_floor": 0.0,
+    "balance_ramp": 0.0,
+    "balance_start": 0.0,
+}
 AFTER_KEY = "fraction"  # the keys are listed right after this train setting
 
 
@@ -58,6 +65,10 @@ def check_balance_args(cfg: dict) -> None:
         Traceback (most recent call last):
         ...
         ValueError: 'balance_ramp=2' is an invalid value. Valid 'balance_ramp' values are between 0.0 and 1.0 (...).
+        >>> check_balance_args({"balance_start": 1.0})  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: 'balance_start=1.0' is an invalid value. Valid 'balance_start' values are at least 0.0 and below...
     """
     for key in DEFAULTS:
         if key in cfg and cfg[key] is None:
@@ -87,6 +98,13 @@ def check_balance_args(cfg: dict) -> None:
         "between 0.0 and 1.0 (the fraction of the epochs over which class_balance rises from 0)",
         0.0,
         1.0,
+    )
+    _check_number(
+        cfg,
+        "balance_start",
+        "at least 0.0 and below 1.0 (the fraction of the epochs trained with stock sampling before balancing)",
+        0.0,
+        math.nextafter(1.0, 0.0),  # 1.0 itself would leave no balanced epoch
     )
 
 

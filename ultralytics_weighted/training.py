@@ -130,7 +130,7 @@ def balance_train_dataset(trainer, dataset, mode: str = "train"):
         if RANK in {-1, 0}:
             LOGGER.info(f"{colorstr('balance: ')}{balance_settings(strength, args.balance_agg)}: {reason}")
         return dataset  # the stock dataset: trains exactly as without class_balance
-    keys = (args.balance_agg, args.balance_floor, args.balance_ramp, args.epochs)
+    keys = (args.balance_agg, args.balance_floor, args.balance_ramp, args.epochs, args.balance_start)
     make_balanced(dataset, BalanceSchedule(classes, len(names), strength, *keys), names, args.seed)
     if sync_sampler_epoch not in trainer.callbacks["on_train_epoch_start"]:
         trainer.add_callback("on_train_epoch_start", sync_sampler_epoch)
@@ -198,13 +198,14 @@ class BalancedDatasetMixin:
 
         Args:
             schedule (BalanceSchedule): The schedule of this dataset's labels (`dataset_label_classes`), built from
-                the train arguments `class_balance`, `balance_agg`, `balance_floor`, `balance_ramp` and `epochs`.
+                the train arguments `class_balance`, `balance_agg`, `balance_floor`, `balance_ramp`, `epochs` and
+                `balance_start`.
             names (dict): Class names by class id (the trainer's `data["names"]`).
             seed (int): Seed of the per-epoch draws.
         """
         self.balance_schedule, self.balance_names, self.balance_seed = schedule, names, seed
         # the balanced epochs' probabilities: the table, the plot and the mix partners (worker processes keep their
-        # copy of the dataset, so partners cannot follow a ramp; they use the full strength throughout)
+        # copy of the dataset, so partners cannot follow a ramp or a late start; they use the full strength throughout)
         self.image_probabilities = schedule.probabilities(schedule.full_strength_epoch)
         self._cumulative_probabilities = np.cumsum(self.image_probabilities)
         if hasattr(self, "transforms"):
