@@ -32,8 +32,8 @@ def test_yolo_train_cli_balances_every_task(task, extra, datasets, yolo, tmp_pat
 
 def test_cfg_file_carries_the_keys(datasets, tmp_path):
     cfg = tmp_path / "balanced.yaml"
-    keys = "class_balance: 0.5\nbalance_agg: median\nbalance_floor: 1\nbalance_ramp: 0.5\n"
-    cfg.write_text(keys + "epochs: 1\nimgsz: 64\nbatch: 8\nplots: False\n")
+    keys = "class_balance: 0.5\nbalance_agg: median\nbalance_floor: 1\nbalance_ramp: 0.5\nbalance_start: 0.5\n"
+    cfg.write_text(keys + "epochs: 2\nimgsz: 64\nbatch: 8\nplots: False\nval: False\n")
     out = run(
         [
             *YOLO,
@@ -49,5 +49,7 @@ def test_cfg_file_carries_the_keys(datasets, tmp_path):
     )
     assert out.returncode == 0, out.stdout[-3000:]
     table = balance_table(out.stdout)
-    assert "class_balance=0.5 balance_agg=median balance_floor=1 balance_ramp=0.5:" in table[0]
+    assert "class_balance=0.5 balance_agg=median balance_floor=1 balance_ramp=0.5 balance_start=0.5:" in table[0]
     assert any("images (+" in line for line in table)  # the floor grew the epoch
+    assert any(line.startswith("balance_start=0.5: stock sampling in epoch 1 (") for line in table)  # the grown length
+    assert any(" balanced from epoch 2 of 2" in line for line in table)

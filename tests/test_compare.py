@@ -69,6 +69,8 @@ def test_compare_end_to_end_and_resume(datasets, tmp_path):
         (["variants=mean@abc"], "variant 'mean@abc': the strength 'abc' is not a number"),
         (["variants=balance_floor=1"], "variant 'balance_floor=1' sets balance_floor without balancing"),
         (["variants=mean+balance_ramp=2"], "variant 'mean+balance_ramp=2': 'balance_ramp=2' is an invalid value"),
+        (["variants=balance_start=0.7"], "variant 'balance_start=0.7' sets balance_start without balancing"),
+        (["variants=mean+balance_start=1"], "variant 'mean+balance_start=1': 'balance_start=1' is an invalid value"),
         (["variants=mean+sum"], "variant 'mean+sum' sets balance_agg, class_balance twice"),
         (["parallel=0"], "parallel=0 must be at least 1"),
         (["epoch=2"], "'epoch' is not a valid key (similar: epochs)"),
@@ -122,3 +124,7 @@ def test_rerun_trains_again_when_settings_or_data_changed(datasets, tmp_path):
     assert third.returncode == 0, third.stdout[-3000:]
     assert "settings or data changed since the earlier run (data" in third.stdout and "labels" in third.stdout
     assert "| none | 16 | 2 | 32 |" in (tmp_path / "cmp" / "compare.md").read_text()
+    late = parse_variants("none,mean+balance_start=0.7")[1]
+    assert late.overrides == {"class_balance": 1.0, "balance_agg": "mean", "balance_start": 0.7}
+    schedule = late.schedule([np.array([0]), np.array([1]), np.array([1])], 2, epochs=10)
+    assert (schedule.start, schedule.start_epoch, schedule.full_strength_epoch) == (0.7, 7, 7)

@@ -27,14 +27,14 @@ def test_fresh_process_that_only_imports_ultralytics_accepts_the_keys(tmp_path):
         "from ultralytics.utils import DEFAULT_CFG_DICT, DEFAULT_CFG\n"
         "from ultralytics.cfg import get_cfg\n"
         "cfg = get_cfg(DEFAULT_CFG_DICT.copy(), overrides={'class_balance': True, 'balance_agg': 'sum', "
-        "'balance_floor': 1, 'balance_ramp': 0.5})\n"
-        "print('OK', cfg.class_balance, cfg.balance_agg, cfg.balance_floor, cfg.balance_ramp, "
+        "'balance_floor': 1, 'balance_ramp': 0.5, 'balance_start': 0.7})\n"
+        "print('OK', cfg.class_balance, cfg.balance_agg, cfg.balance_floor, cfg.balance_ramp, cfg.balance_start, "
         "DEFAULT_CFG.class_balance, DEFAULT_CFG_DICT['balance_agg'], DEFAULT_CFG.balance_floor, "
-        "DEFAULT_CFG_DICT['balance_ramp'])"
+        "DEFAULT_CFG_DICT['balance_ramp'], DEFAULT_CFG.balance_start)"
     )
     out = python(code, tmp_path)
     assert out.returncode == 0, out.stdout
-    assert "OK True sum 1 0.5 False mean 0.0 0.0" in out.stdout
+    assert "OK True sum 1 0.5 0.7 False mean 0.0 0.0 0.0" in out.stdout
 
 
 def test_opt_out_variable_turns_the_hook_off(tmp_path):
@@ -58,14 +58,15 @@ def test_with_the_hook_off_the_error_for_a_key_names_the_plugin(tmp_path):
     )
     assert stdout.count(hint) == 1
     assert "'epoch' is a key of ultralytics-weighted" not in stdout  # a typo of a stock key gets no hint
-    out = run([*YOLO, "train", "balance_agg=sum"], cwd=tmp_path, env={"ULTRALYTICS_WEIGHTED_HOOK": "0"})
-    assert out.returncode != 0 and "'balance_agg' is a key of ultralytics-weighted" in plain(out.stdout)
+    out = run([*YOLO, "train", "balance_start=0.7"], cwd=tmp_path, env={"ULTRALYTICS_WEIGHTED_HOOK": "0"})
+    assert out.returncode != 0 and "'balance_start' is a key of ultralytics-weighted" in plain(out.stdout)
 
 
 def test_yolo_cfg_lists_the_keys(tmp_path):
     out = run([*YOLO, "cfg"], cwd=tmp_path)
     assert out.returncode == 0
-    for line in ("class_balance: false", "balance_agg: mean", "balance_floor: 0.0", "balance_ramp: 0.0"):
+    keys = "class_balance: false", "balance_agg: mean", "balance_floor: 0.0", "balance_ramp: 0.0", "balance_start: 0.0"
+    for line in keys:
         assert line in out.stdout
 
 

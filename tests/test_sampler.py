@@ -11,7 +11,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from ultralytics_weighted import BalancedSampler, image_weights
-from ultralytics_weighted.balance import balance_stats
+from ultralytics_weighted.balance import BalanceSchedule, balance_stats
 from ultralytics_weighted.sampler import systematic_draw
 
 RNG = np.random.default_rng(0)
@@ -89,10 +89,22 @@ def test_bad_weights_and_rank_are_refused():
         BalancedSampler(P, num_replicas=2, rank=2)
 
 
+LABELS = [np.array([0, 0]) if i % 10 else np.array([1]) for i in range(101)]  # class 1 in every 10th image
+
+
+def late_start_schedule() -> BalanceSchedule:
+    """balance_floor=1, balance_start=0.5, 2 epochs: epoch 0 draws the grown epoch uniformly, epoch 1 balanced."""
+    return BalanceSchedule(LABELS, 2, 1.0, "mean", floor=1.0, epochs=2, start=0.5)
+
+
 def _ddp_worker(rank: int, world_size: int, store: str, out: str, epoch_size: int | None) -> None:
     dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=world_size)
     try:
-        sampler = BalancedSampler(P[:101], seed=11, epoch_size=epoch_size)  # 101 images: not divisible by 2 ranks
+        if epoch_size == "late start":  # the sampler training builds from a schedule (`BalancedDatasetMixin.sampler`)
+            schedule = late_start_schedule()
+            sampler = BalancedSampler(schedule.probabilities, seed=11, epoch_size=schedule.epoch_size)
+        else:
+            sampler = BalancedSampler(P[:101], seed=11, epoch_size=epoch_size)  # 101 images: not divisible by 2 ranks
         assert (sampler.rank, sampler.num_replicas) == (rank, world_size)  # taken from torch.distributed
         shards = []
         for epoch in range(2):
@@ -107,13 +119,22 @@ def _ddp_worker(rank: int, world_size: int, store: str, out: str, epoch_size: in
         dist.destroy_process_group()
 
 
-@pytest.mark.parametrize("epoch_size, total", [(None, 102), (131, 132)])  # stock length, and a grown epoch
+@pytest.mark.parametrize(
+    "epoch_size, total",
+    [(None, 102), (131, 132), ("late start", 2 * ((late_start_schedule().epoch_size + 1) // 2))],
+)  # stock length, a grown epoch, and a schedule that starts balancing in epoch 1
 def test_ddp_shards_on_real_gloo_processes(epoch_size, total, tmp_path):
     world_size, out = 2, tmp_path / "shards.json"
     args = (world_size, str(tmp_path / "store"), str(out), epoch_size)
     mp.spawn(_ddp_worker, args=args, nprocs=world_size, join=True)
     gathered = json.loads(out.read_text())  # [rank][epoch] -> indices
-    reference = BalancedSampler(P[:101], seed=11, num_replicas=world_size, rank=0, epoch_size=epoch_size)
+    if epoch_size == "late start":
+        schedule = late_start_schedule()
+        reference = BalancedSampler(schedule.probabilities, 11, world_size, 0, schedule.epoch_size)
+        stock, balanced = (np.bincount(reference.global_draw(e), minlength=101) for e in (0, 1))
+        assert set(stock) == {1, 2} and balanced[::10].min() > stock[::10].max()  # uniform, then the rare repeat
+    else:
+        reference = BalancedSampler(P[:101], seed=11, num_replicas=world_size, rank=0, epoch_size=epoch_size)
     for epoch in range(2):
         whole = reference.global_draw(epoch).tolist()
         assert len(whole) == total  # rounded up to a multiple of 2 ranks

@@ -1,5 +1,6 @@
 # ultralytics-weighted, AGPL-3.0 license
-"""balance_floor and balance_ramp: grown epochs that skip no image, strengths that rise per epoch, in real training."""
+"""balance_floor, balance_ramp and balance_start: grown epochs that skip no image, strengths that rise per epoch, stock
+epochs before balancing starts, in real training."""
 
 from __future__ import annotations
 
@@ -89,6 +90,76 @@ def test_floor_with_ramp_keeps_one_epoch_length_that_covers_every_epoch():
         assert (draw_counts(schedule, epoch) >= 1).all()
 
 
+@pytest.mark.parametrize("agg", ["mean", "sum", "auto"])
+def test_start_samples_every_image_once_before_and_balanced_after(agg):
+    schedule = BalanceSchedule(LABELS, 3, 1.0, agg, epochs=10, start=0.7)  # stock in epochs 0-6 (0-based)
+    assert (schedule.start_epoch, schedule.full_strength_epoch, schedule.epoch_size) == (7, 7, len(LABELS))
+    balanced = image_weights(LABELS, 3, agg, 1.0)
+    for epoch in range(10):
+        # uniform even for sum, whose weights at strength 0 still favour crowded images: stock shuffling draws each once
+        want = np.full(len(LABELS), 1 / len(LABELS)) if epoch < 7 else balanced
+        np.testing.assert_array_equal(schedule.probabilities(epoch), want)
+    assert [schedule.strength_at(e) for e in range(10)] == [0.0] * 7 + [1.0] * 3
+    for epoch in range(7):
+        assert (draw_counts(schedule, epoch, seed=epoch) == 1).all()  # a permutation, as stock shuffling draws
+    rare = np.array([2 in c for c in LABELS])
+    assert draw_counts(schedule, 7)[rare].mean() > 2  # balanced: the rare class' images repeat
+    assert schedule.describe() == [
+        "balance_start=0.7: stock sampling in epochs 1-7, balanced from epoch 8 of 10; the figures above are those of "
+        "the balanced epochs."
+    ]
+
+
+@pytest.mark.parametrize(
+    "start, epochs, stock",
+    [(0.75, 20, 15), (0.7, 10, 7), (0.29, 100, 29), (0.5, 3, 1), (0.99, 10, 9), (0.3, 1, 0), (0.1, 5, 0)],
+)
+def test_start_epoch_is_the_fraction_of_the_epochs_rounded_down_and_leaves_one_balanced(start, epochs, stock):
+    schedule = BalanceSchedule(LABELS, 3, 1.0, epochs=epochs, start=start)
+    assert schedule.start_epoch == stock  # 0.29 * 100 is 28.999... in floats: still 29 stock epochs
+    assert schedule.probabilities(epochs - 1) is not None and schedule.strength_at(epochs - 1) == 1.0
+    if not stock:
+        assert f"leaves no stock epoch, balanced from epoch 1 of {epochs}" in schedule.describe()[0]
+
+
+def test_start_with_ramp_rises_from_the_start_epoch_over_ramp_times_the_remaining_epochs():
+    schedule = BalanceSchedule(LABELS, 3, 0.8, "mean", ramp=0.5, epochs=13, start=0.5)  # 6 stock, ramp over 3 epochs
+    want = [0.0] * 6 + [0.0, 0.8 / 3, 1.6 / 3, 0.8, 0.8, 0.8, 0.8]
+    assert [schedule.strength_at(e) for e in range(13)] == pytest.approx(want)
+    assert (schedule.start_epoch, schedule.full_strength_epoch) == (6, 9)
+    np.testing.assert_array_equal(schedule.probabilities(7), image_weights(LABELS, 3, "mean", 0.8 / 3))
+    assert schedule.describe() == [
+        "balance_start=0.5: stock sampling in epochs 1-6, balanced from epoch 7 of 13",
+        "balance_ramp=0.5: class_balance rises linearly from 0 in epoch 7 to 0.8 from epoch 10 of 13 on; the figures "
+        "above are those of the balanced epochs.",
+    ]
+
+
+def test_start_with_floor_keeps_the_balanced_epoch_length_and_draws_it_uniformly_before():
+    schedule = BalanceSchedule(LABELS, 3, 1.0, "sum", floor=1.0, ramp=1.0, epochs=6, start=0.5)
+    balanced_lengths = [
+        np.maximum(len(LABELS) * image_weights(LABELS, 3, "sum", schedule.strength_at(e)), 1.0).sum() for e in (3, 4, 5)
+    ]
+    assert schedule.epoch_size == math.ceil(max(balanced_lengths) - 1e-9) > len(LABELS)  # the stock epochs set none
+    share = schedule.epoch_size / len(LABELS)  # the cost: each stock epoch draws that many images per image
+    for epoch in range(3):
+        counts = draw_counts(schedule, epoch, seed=epoch)
+        assert counts.sum() == schedule.epoch_size and set(counts) <= {math.floor(share), math.ceil(share)}
+    for epoch in range(3, 6):
+        assert (draw_counts(schedule, epoch) >= 1).all()
+    assert f"stock sampling in epochs 1-3 ({schedule.epoch_size} uniform draws per epoch)" in schedule.describe()[0]
+
+
+def test_resumed_sampler_draws_what_an_uninterrupted_one_draws_across_the_start():
+    schedule = BalanceSchedule(LABELS, 3, 1.0, "mean", floor=1.0, epochs=6, start=0.5)
+    straight = BalancedSampler(schedule.probabilities, 5, 1, 0, schedule.epoch_size)
+    draws = [list(straight) for _ in range(6)]
+    for stop in (1, 3, 4):  # resumed in the stock epochs, at the start, after it
+        resumed = BalancedSampler(schedule.probabilities, 5, 1, 0, schedule.epoch_size)
+        resumed.set_epoch(stop)
+        assert [list(resumed) for _ in range(stop, 6)] == draws[stop:]
+
+
 @pytest.mark.parametrize(
     "arg, error",
     [
@@ -96,6 +167,10 @@ def test_floor_with_ramp_keeps_one_epoch_length_that_covers_every_epoch():
         ("balance_floor=yes", "'balance_floor=yes' is of invalid type str"),
         ("balance_ramp=1.5", "'balance_ramp=1.5' is an invalid value"),
         ("balance_ramp=True", "'balance_ramp=True' is of invalid type bool"),
+        ("balance_start=1", "'balance_start=1' is an invalid value. Valid 'balance_start' values are at least 0.0 and"),
+        ("balance_start=-0.1", "'balance_start=-0.1' is an invalid value"),
+        ("balance_start=True", "'balance_start=True' is of invalid type bool"),
+        ("balance_start=half", "'balance_start=half' is of invalid type str"),
     ],
 )
 def test_bad_floor_and_ramp_fail_before_any_data_is_loaded(arg, error, datasets, yolo, tmp_path):
@@ -146,3 +221,53 @@ def test_training_with_floor_and_ramp_grows_the_loader_and_follows_the_ramp(data
     table = "\n".join(line for line in log if "max/min class share" in line or "balance_ramp=1:" in line)
     assert f"epoch {n} -> {schedule.epoch_size} images" in table  # the length the loader really has
     assert "class_balance rises linearly from 0 in epoch 1 to 1 from epoch 3 of 3 on" in table
+
+
+@pytest.mark.parametrize("value", [1.0, 1, -0.5, math.nan, math.inf, -math.inf, True, "0.5", None])
+def test_bad_start_fails_in_python_and_cfg_files_before_any_run_folder(value, datasets, tmp_path):
+    from ultralytics import YOLO as Model
+
+    error = TypeError if isinstance(value, (bool, str)) or value is None else ValueError
+    with pytest.raises(error, match=f"'balance_start={value}' is"):
+        Model("yolo11n.yaml").train(
+            data=str(datasets("detect")), class_balance=True, balance_start=value, project=str(tmp_path / "runs")
+        )
+    with pytest.raises(error, match=f"'balance_start={value}' is"):
+        Model("yolo11n.yaml").train(data=str(datasets("detect")), project=str(tmp_path / "runs"), balance_start=value)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_training_starts_late_and_a_resumed_run_draws_what_an_uninterrupted_one_draws(datasets, tmp_path):
+    from ultralytics import YOLO as Model
+
+    class Stop(Exception):
+        pass
+
+    seen = []
+
+    def record(trainer):
+        sampler = trainer.train_loader.sampler
+        seen.append((trainer.epoch, sampler._last_drawn, sampler.global_draw(trainer.epoch).tolist()))
+
+    def stop_after_first_epoch(trainer):
+        raise Stop
+
+    train = dict(epochs=2, imgsz=64, batch=8, device="cpu", plots=False, workers=0, seed=3, val=False)
+    model = Model("yolo11n.yaml")
+    model.add_callback("on_train_epoch_end", record)
+    model.add_callback("on_fit_epoch_end", stop_after_first_epoch)
+    with captured_log() as log, pytest.raises(Stop):
+        model.train(data=str(datasets("detect")), class_balance=True, balance_start=0.5, **train, project=str(tmp_path))
+    table = "\n".join(log)
+    assert "class_balance=1 balance_agg=mean balance_start=0.5: 24 train images" in table
+    assert "balance_start=0.5: stock sampling in epoch 1, balanced from epoch 2 of 2" in table
+    resumed = Model(tmp_path / "train" / "weights" / "last.pt")
+    resumed.add_callback("on_train_epoch_end", record)
+    resumed.train(resume=True)
+    schedule = resumed.trainer.train_loader.dataset.balance_schedule
+    assert (resumed.trainer.start_epoch, resumed.trainer.args.balance_start, schedule.start_epoch) == (1, 0.5, 1)
+    assert [(epoch, drawn) for epoch, drawn, _ in seen] == [(0, 0), (1, 1)]  # the sampler followed the resumed trainer
+    uninterrupted = BalancedSampler(schedule.probabilities, 3, 1, 0, schedule.epoch_size)
+    assert [draw for _, _, draw in seen] == [list(uninterrupted), list(uninterrupted)]
+    assert sorted(seen[0][2]) == list(range(24))  # epoch 1: every image once, as stock
+    assert len(set(seen[1][2])) < 24  # epoch 2: balanced, the rare images repeat

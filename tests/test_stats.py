@@ -40,6 +40,19 @@ def test_stats_json_matches_the_weights_training_uses(datasets, tmp_path):
     assert none["imbalance"] == pytest.approx(26 / 4)  # 26 common vs 4 rare instances, as in the data
 
 
+def test_stats_shows_the_late_start_as_training_will(datasets, tmp_path):
+    args = f"data={datasets('detect')}", "balance_start=0.75", "epochs=20", "balance_floor=1"
+    out = stats(*args, "format=json", cwd=tmp_path)
+    assert out.returncode == 0, out.stdout[-2000:]
+    report = json.loads(out.stdout[out.stdout.index("{") :])
+    assert (report["balance_start"], report["epochs"], report["stock_epochs"]) == (0.75, 20, 15)
+    table = stats(*args, cwd=tmp_path).stdout
+    assert "class_balance=1 balance_floor=1 balance_start=0.75; expected share" in table
+    assert "balance_start=0.75: stock sampling in epochs 1-15 (" in table and "balanced from epoch 16 of 20" in table
+    out = stats(f"data={datasets('detect')}", "balance_start=1.0", cwd=tmp_path)
+    assert out.returncode != 0 and "'balance_start=1.0' is an invalid value" in out.stdout
+
+
 def test_stats_table_and_plot(datasets, tmp_path):
     out = stats(f"data={datasets('detect')}", f"plot={tmp_path / 'balance.png'}", "balance_agg=max", cwd=tmp_path)
     assert out.returncode == 0, out.stdout[-2000:]
