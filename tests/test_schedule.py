@@ -96,7 +96,6 @@ def test_start_samples_every_image_once_before_and_balanced_after(agg):
     assert (schedule.start_epoch, schedule.full_strength_epoch, schedule.epoch_size) == (7, 7, len(LABELS))
     balanced = image_weights(LABELS, 3, agg, 1.0)
     for epoch in range(10):
-        # uniform even for sum, whose weights at strength 0 still favour crowded images: stock shuffling draws each once
         want = np.full(len(LABELS), 1 / len(LABELS)) if epoch < 7 else balanced
         np.testing.assert_array_equal(schedule.probabilities(epoch), want)
     assert [schedule.strength_at(e) for e in range(10)] == [0.0] * 7 + [1.0] * 3

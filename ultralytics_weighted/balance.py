@@ -533,8 +533,8 @@ def image_weights(classes: Sequence[np.ndarray], nc: int, agg: str = "mean", str
 class BalanceSchedule:
     """The sampling probabilities of every epoch of class-balanced training, and the epoch length.
 
-    The first floor(start * epochs) epochs (`start_epoch`, 0-based: the first balanced epoch) sample uniformly, every
-    image once, as stock shuffling does. From there epoch e balances at strength
+    The first floor(start * epochs) epochs (`start_epoch`, 0-based: the first balanced epoch) have strength 0, which
+    samples uniformly, every image once, as stock shuffling does. From there epoch e balances at strength
     s_e = strength * min(1, (e - start_epoch) / (ramp * (epochs - start_epoch - 1))): with `ramp` > 0 the strength
     rises linearly from 0 (instance-balanced, as stock) in the first balanced epoch over that fraction of the remaining
     epochs (`ramp=1` reaches `strength` in the last epoch), otherwise every balanced epoch uses `strength`. Its image
@@ -600,7 +600,7 @@ class BalanceSchedule:
         # floor, not round: start < 1 leaves at least one balanced epoch; 1e-9 absorbs float products such as 0.29 * 100
         self.start_epoch = min(math.floor(self.start * self.epochs + 1e-9), max(self.epochs - 1, 0))
         self.ramp_epochs = self.ramp * max(self.epochs - self.start_epoch - 1, 0)  # length of the rise, in epochs
-        self._cached = (None, None)  # (strength, or "stock" before the start; probabilities) of the latest epoch
+        self._cached = (None, None)  # (strength, probabilities) of the most recent epoch asked for
         # without a floor every epoch has N draws; with one, the longest balanced epoch of the schedule sets the length
         ramping = self.floor and self.ramp_epochs
         balanced = range(self.start_epoch, self.full_strength_epoch + 1)
@@ -635,16 +635,14 @@ class BalanceSchedule:
         Returns:
             (np.ndarray): float64 probabilities summing to 1; uniform before `start_epoch`.
         """
-        key = "stock" if epoch < self.start_epoch else self.strength_at(epoch)
-        if self._cached[0] != key:
-            if key == "stock":  # uniform, not strength 0: balance_agg=sum weighs crowded images more even at 0
-                p = np.full(len(self.classes), 1.0 / len(self.classes))
-            elif self.floor:
-                draws = self._expected_draws(key)
+        strength = self.strength_at(epoch)  # 0 before start_epoch: image_weights is uniform at 0 for every agg
+        if self._cached[0] != strength:
+            if self.floor:  # max(N * p_i, floor) of uniform p is one constant: uniform too
+                draws = self._expected_draws(strength)
                 p = draws / draws.sum()
             else:  # exactly image_weights, so that the draws stay those of a schedule-free sampler
-                p = image_weights(self.classes, self.nc, self.agg, key)
-            self._cached = (key, p)
+                p = image_weights(self.classes, self.nc, self.agg, strength)
+            self._cached = (strength, p)
         return self._cached[1]
 
     def describe(self) -> list[str]:
