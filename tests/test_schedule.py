@@ -8,7 +8,7 @@ import math
 
 import numpy as np
 import pytest
-from conftest import captured_log
+from conftest import YOLO, captured_log, run
 
 from ultralytics_weighted import BalancedSampler, image_weights
 from ultralytics_weighted.balance import BalanceSchedule, balance_report
@@ -223,7 +223,7 @@ def test_training_with_floor_and_ramp_grows_the_loader_and_follows_the_ramp(data
 
 
 @pytest.mark.parametrize("value", [1.0, 1, -0.5, math.nan, math.inf, -math.inf, True, "0.5", None])
-def test_bad_start_fails_in_python_and_cfg_files_before_any_run_folder(value, datasets, tmp_path):
+def test_bad_start_fails_in_python_before_any_run_folder(value, datasets, tmp_path):
     from ultralytics import YOLO as Model
 
     error = TypeError if isinstance(value, (bool, str)) or value is None else ValueError
@@ -234,6 +234,15 @@ def test_bad_start_fails_in_python_and_cfg_files_before_any_run_folder(value, da
     with pytest.raises(error, match=f"'balance_start={value}' is"):
         Model("yolo11n.yaml").train(data=str(datasets("detect")), project=str(tmp_path / "runs"), balance_start=value)
     assert not (tmp_path / "runs").exists()
+
+
+def test_bad_start_in_a_cfg_file_fails_before_any_run_folder(datasets, tmp_path):
+    cfg = tmp_path / "late.yaml"
+    cfg.write_text("class_balance: True\nbalance_start: .nan\n")  # YAML's NaN: a float that no range check passes
+    args = [f"cfg={cfg}", f"data={datasets('detect')}", "model=yolo11n.yaml", f"project={tmp_path / 'runs'}"]
+    out = run([*YOLO, "train", *args], cwd=tmp_path)
+    assert out.returncode != 0 and "'balance_start=nan' is an invalid value" in out.stdout
+    assert "Scanning" not in out.stdout and not (tmp_path / "runs").exists()
 
 
 def test_training_starts_late_and_a_resumed_run_draws_what_an_uninterrupted_one_draws(datasets, tmp_path):
