@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import sys
 
 from .balance import AGGREGATIONS, check_aggregation
 
@@ -14,8 +15,15 @@ class_balance: False # (bool | float) class-balanced train sampling; True=1.0 in
 balance_agg: mean # (str) how an image's objects combine class weights, i.e. mean, max, median, sum, auto (solved)
 balance_floor: 0.0 # (float) least expected draws of each train image per epoch when balancing; 1 = skip none
 balance_ramp: 0.0 # (float) fraction of epochs over which class_balance rises linearly from 0; 0 = balanced at once
+balance_tau: 0.0 # (float) also save best.pt with the data's class prior restored, tau * log(share before / trained)
 """
-DEFAULTS = {"class_balance": False, "balance_agg": "mean", "balance_floor": 0.0, "balance_ramp": 0.0}
+DEFAULTS = {
+    "class_balance": False,
+    "balance_agg": "mean",
+    "balance_floor": 0.0,
+    "balance_ramp": 0.0,
+    "balance_tau": 0.0,
+}
 AFTER_KEY = "fraction"  # the keys are listed right after this train setting
 
 
@@ -87,6 +95,10 @@ def check_balance_args(cfg: dict) -> None:
         "between 0.0 and 1.0 (the fraction of the epochs over which class_balance rises from 0)",
         0.0,
         1.0,
+    )
+    # a finite upper bound: tau=inf would make every offset infinite
+    _check_number(
+        cfg, "balance_tau", "finite and 0.0 or more (0 = off, 1 = the data's class prior)", 0.0, sys.float_info.max
     )
 
 
