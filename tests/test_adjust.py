@@ -74,6 +74,19 @@ def test_balanced_checkpoints_carry_the_priors_as_plain_data(classify_run):
         assert priors["settings"] == "class_balance=1 balance_agg=mean"
 
 
+def test_stock_ultralytics_without_the_plugin_loads_and_runs_a_corrected_model(classify_run, tmp_path):
+    script = (
+        "import sys, numpy as np\n"
+        "from ultralytics import YOLO\n"
+        f"model = YOLO({str(classify_run.wdir / 'best-tau1.pt')!r})\n"
+        "result = model.predict(np.zeros((32, 32, 3), np.uint8), imgsz=32, device='cpu', verbose=False)[0]\n"
+        "assert not any(name.startswith('ultralytics_weighted') for name in sys.modules)\n"
+        "print('tau', model.model.balance_priors['tau'], 'top1', result.probs.top1)\n"
+    )
+    out = run([sys.executable, "-c", script], cwd=tmp_path, env={"ULTRALYTICS_WEIGHTED_HOOK": "0"})
+    assert out.returncode == 0 and "tau 1.0 top1" in out.stdout, out.stdout[-2000:]
+
+
 def test_priors_of_a_resumed_training_are_those_of_an_uninterrupted_one():
     labels = [np.array([0])] * 6 + [np.array([1, 1])] * 2 + [np.array([2])]
     schedule = BalanceSchedule(labels, nc=3, strength=1.0, floor=0.5, ramp=0.5, epochs=5)
