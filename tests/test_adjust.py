@@ -144,7 +144,7 @@ def test_adjust_twice_composes_and_never_overwrites(detect_run, tmp_path):
 @pytest.mark.parametrize(
     "tau, message",
     [
-        ("-1", "tau=-1.0 is invalid"),
+        ("-1", "tau=-1 is invalid"),
         ("nan", "tau=nan is invalid"),
         ("inf", "tau=inf is invalid"),
         ("big", "tau=big is not a number"),

@@ -43,7 +43,10 @@ def main(options: dict[str, str]) -> int:
         print(f"ultralytics-weighted adjust: {' '.join(str(e).split())}", file=sys.stderr)
         return 2
     width = max(len("class"), *(len(name) for name in priors["names"]))
-    print(f"{options['model']} ({priors['settings']}, {priors['epochs']} epochs), tau={tau:g}: class logit offsets")
+    epochs, earlier = priors["epochs"], priors["tau"] - tau
+    before = f", corrected by tau={earlier:g} before" if earlier else ""
+    trained = f"{priors['settings']}, {epochs} epoch{'s' * (epochs != 1)}{before}"
+    print(f"{options['model']} ({trained}), tau={tau:g}: class logit offsets")
     print(f"{'class':>{width}} {'share before':>13} {'share trained':>14} {'offset':>8}")
     for name, before, trained, offset in zip(priors["names"], priors["share_before"], priors["share_trained"], offsets):
         print(f"{name:>{width}} {before:>13.1%} {trained:>14.1%} {offset:>+8.3f}")

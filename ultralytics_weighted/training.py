@@ -273,7 +273,9 @@ def correct_class_prior(model, tau: float) -> np.ndarray:
         raise ValueError("the model was trained without class_balance: there is no balanced prior to correct.")
     if isinstance(tau, bool) or not isinstance(tau, (int, float)) or not 0 <= tau < float("inf"):
         raise ValueError(
-            f"tau={tau} is invalid: tau must be a finite number >= 0 (0 = no change, 1 = the data's prior)."
+            f"tau={tau:g} is invalid: tau must be a finite number >= 0 (0 = no change, 1 = the data's prior)."
+            if isinstance(tau, (int, float))
+            else f"tau={tau!r} is invalid: tau must be a finite number >= 0."
         )
     offsets = prior_offsets(priors["share_before"], priors["share_trained"], float(tau))
     with torch.no_grad():
