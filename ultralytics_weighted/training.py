@@ -265,6 +265,19 @@ def correct_class_prior(model, tau: float) -> np.ndarray:
 
     Raises:
         ValueError: If the model was trained without class balancing, tau is invalid or the head cannot be corrected.
+
+    Examples:
+        >>> import torch
+        >>> from ultralytics.nn.modules.head import Classify
+        >>> model = torch.nn.Module()
+        >>> model.model, model.names = torch.nn.Sequential(Classify(8, 3)), {0: "car", 1: "bus", 2: "bike"}
+        >>> model.balance_priors = {"share_before": [0.8, 0.1, 0.1], "share_trained": [0.4, 0.3, 0.3], "tau": 0.0}
+        >>> bias = model.model[0].linear.bias.detach().clone()
+        >>> offsets = correct_class_prior(model, 1.0)
+        >>> offsets.round(3).tolist(), (model.model[0].linear.bias.detach() - bias).double().numpy().round(3).tolist()
+        ([0.693, -1.099, -1.099], [0.693, -1.099, -1.099])
+        >>> model.balance_priors["tau"]
+        1.0
     """
     import torch
 
@@ -287,7 +300,12 @@ def correct_class_prior(model, tau: float) -> np.ndarray:
 
 
 def corrected_path(path: str | Path, tau: float) -> Path:
-    """Return where a checkpoint corrected by tau goes by default: next to it, e.g. best.pt -> best-tau1.pt."""
+    """Return where a checkpoint corrected by tau goes by default: next to it, e.g. best.pt -> best-tau1.pt.
+
+    Examples:
+        >>> corrected_path("runs/detect/train/weights/best.pt", 0.5).name
+        'best-tau0.5.pt'
+    """
     path = Path(path)
     return path.with_name(f"{path.stem}-tau{tau:g}{path.suffix}")
 
