@@ -876,3 +876,89 @@ def coverage(p: np.ndarray, method: str = "systematic", draws: int | None = None
     if method == "multinomial":
         return float((1.0 - np.power(1.0 - p, draws)).mean())
     raise ValueError(f"method='{method}' is not supported, use 'systematic' or 'multinomial'.")
+
+
+class TrainedPriors:
+    """The class priors of a balanced training: each class's share in the data and its share over the epochs trained.
+
+    The share trained is the mean, over the epochs trained so far, of each epoch's expected class share under the
+    schedule's probabilities (`BalanceSchedule.probabilities`, so a ramp or any other per-epoch schedule counts as
+    sampled). Each epoch's share is computed once, so asking after every epoch costs one epoch's pass.
+
+    Attributes:
+        schedule (BalanceSchedule): The schedule the training samples with.
+        share_before (np.ndarray): Share of each class among the train instances (0 for absent classes).
+        epoch_shares (list[np.ndarray]): Expected class share of each epoch computed so far, by epoch.
+
+    Examples:
+        >>> labels = [np.array([0])] * 3 + [np.array([1])]
+        >>> priors = TrainedPriors(BalanceSchedule(labels, nc=2, strength=1.0, ramp=1.0, epochs=3))
+        >>> priors.share_before.tolist(), priors.share_trained(1).tolist()  # epoch 0 samples as stock (ramp)
+        ([0.75, 0.25], [0.75, 0.25])
+        >>> priors.share_trained(3).round(3).tolist()  # epochs at strength 0, 0.5 and 1: shares 0.75, 0.634, 0.5
+        [0.628, 0.372]
+    """
+
+    def __init__(self, schedule: BalanceSchedule):
+        """Flatten the schedule's labels once and compute the shares before balancing."""
+        self.schedule = schedule
+        self._cls, self._img = flatten_labels(schedule.classes)
+        instances = np.bincount(self._cls, minlength=schedule.nc).astype(np.float64)
+        self.share_before = instances / max(instances.sum(), 1.0)
+        self.epoch_shares: list[np.ndarray] = []
+
+    def share_trained(self, epochs: int) -> np.ndarray:
+        """Return each class's expected share over epochs 0 .. epochs - 1, each epoch weighted equally."""
+        while len(self.epoch_shares) < epochs:
+            p = self.schedule.probabilities(len(self.epoch_shares))
+            expected = np.bincount(self._cls, weights=p[self._img], minlength=self.schedule.nc)
+            self.epoch_shares.append(expected / max(expected.sum(), np.finfo(float).tiny))
+        return np.mean(self.epoch_shares[:epochs], axis=0) if epochs > 0 else self.share_before.copy()
+
+    def record(self, epochs: int, names: dict | Sequence[str], settings: str) -> dict:
+        """Return the priors after `epochs` epochs as plain Python data (lists, floats, str), to store in a checkpoint.
+
+        Args:
+            epochs (int): Epochs trained so far.
+            names (dict | Sequence[str]): Class names by class id.
+            settings (str): The balancing train keys (`balance_settings`).
+
+        Returns:
+            (dict): 'names', 'share_before', 'share_trained' (lists by class id), 'epochs', 'settings' and 'tau' (the
+                correction applied so far: 0.0 at training time).
+        """
+        names = names if isinstance(names, dict) else dict(enumerate(names))
+        return {
+            "names": [str(names.get(c, c)) for c in range(self.schedule.nc)],
+            "share_before": [float(x) for x in self.share_before],
+            "share_trained": [float(x) for x in self.share_trained(epochs)],
+            "epochs": int(epochs),
+            "settings": str(settings),
+            "tau": 0.0,
+        }
+
+
+def prior_offsets(share_before: Sequence[float], share_trained: Sequence[float], tau: float) -> np.ndarray:
+    """Return the logit offsets tau * log(share before / share trained) that restore the data's class prior.
+
+    A model trained on balanced draws has learned the trained shares as its class prior; adding these offsets to its
+    class logits exchanges that prior for the data's (logit adjustment, Menon et al. 2021) at tau = 1, and for a prior
+    in between at 0 < tau < 1. Classes with no share on either side get 0 (nothing was learned about their prior).
+
+    Args:
+        share_before (Sequence[float]): Share of each class in the data.
+        share_trained (Sequence[float]): Share of each class over the epochs trained.
+        tau (float): Strength of the correction, >= 0.
+
+    Returns:
+        (np.ndarray): float64 offset per class.
+
+    Examples:
+        >>> prior_offsets([0.8, 0.2, 0.0], [0.5, 0.5, 0.0], tau=1.0).round(3).tolist()
+        [0.47, -0.916, 0.0]
+    """
+    before, trained = np.asarray(share_before, dtype=np.float64), np.asarray(share_trained, dtype=np.float64)
+    known = (before > 0) & (trained > 0)
+    offsets = np.zeros_like(before)
+    offsets[known] = tau * np.log(before[known] / trained[known])
+    return offsets

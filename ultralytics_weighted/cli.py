@@ -4,6 +4,7 @@
 Commands:
     stats     compare the aggregations on a dataset's labels, without training
     compare   train variants x seeds with otherwise identical settings and report per-class AP
+    adjust    restore the data's class prior in a balanced model (tau), as a new checkpoint
     patch     check, apply or revert the upstream patch series on an Ultralytics source tree
     demo      train stock and balanced on a generated long-tail dataset and compare per-class AP
     version   print the package version
@@ -37,6 +38,13 @@ COMMAND_HELP = {
       when re-run), validate each run's best weights on the val split and write compare.md, compare.csv and
       compare.png. A variant is none (stock), an aggregation (mean, max, median, sum, auto), an aggregation@strength
       (mean@0.5), a train key=value (cls_pw=1.0), or such parts joined by + (mean+balance_floor=1).
+""",
+    "adjust": """\
+  adjust model=PATH tau=T [save=PATH]
+      Write a copy of a checkpoint trained with class_balance whose class logits get tau * log(share before / share
+      trained) per class, in the bias of the head's class-logit layers: tau=1 restores the data's class prior (overall
+      accuracy first), tau=0 keeps the balanced one (rare classes first). The copy goes to save=PATH or next to the
+      model (best.pt -> best-tau1.pt), never over it, and works with stock Ultralytics; adjusting it again adds taus.
 """,
     "patch": """\
   patch --check PATH | --apply PATH | --revert PATH
@@ -233,6 +241,10 @@ def main(argv: list[str] | None = None) -> int:
         from ultralytics_weighted.compare import main as compare
 
         return compare(parse_key_values(args))
+    if command == "adjust":
+        from ultralytics_weighted.adjust import main as adjust
+
+        return adjust(parse_key_values(args))
     if command == "patch":
         from ultralytics_weighted.patching import main as patch
 

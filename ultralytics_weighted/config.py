@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import sys
 
 from .balance import AGGREGATIONS, check_aggregation
 
@@ -15,6 +16,7 @@ balance_agg: mean # (str) how an image's objects combine class weights, i.e. mea
 balance_floor: 0.0 # (float) least expected draws of each train image per epoch when balancing; 1 = skip none
 balance_ramp: 0.0 # (float) fraction of epochs over which class_balance rises linearly from 0; 0 = balanced at once
 balance_start: 0.0 # (float) fraction of epochs trained with stock sampling before balancing starts, in [0, 1)
+balance_tau: 0.0 # (float) also save best.pt with the data's class prior restored, tau * log(share before / trained)
 """
 DEFAULTS = {
     "class_balance": False,
@@ -22,6 +24,7 @@ DEFAULTS = {
     "balance_floor": 0.0,
     "balance_ramp": 0.0,
     "balance_start": 0.0,
+    "balance_tau": 0.0,
 }
 AFTER_KEY = "fraction"  # the keys are listed right after this train setting
 
@@ -105,6 +108,10 @@ def check_balance_args(cfg: dict) -> None:
         "at least 0.0 and below 1.0 (the fraction of the epochs trained with stock sampling before balancing)",
         0.0,
         math.nextafter(1.0, 0.0),  # 1.0 itself would leave no balanced epoch
+    )
+    # a finite upper bound: tau=inf would make every offset infinite
+    _check_number(
+        cfg, "balance_tau", "finite and 0.0 or more (0 = off, 1 = the data's class prior)", 0.0, sys.float_info.max
     )
 
 

@@ -13,19 +13,33 @@ byte for byte as `ultralytics/data/balanced_training.py`, next to `balance.py` (
 - `train_sampler(dataset, rank)`: the `BalancedSampler` a train loader of that dataset draws with, or None.
 - `start_train_pipeline(trainer)`: called when the trainer builds its train loader; train-mode datasets built before
   that (the QAT calibration loader, `quantize=8`) stay stock.
+- `correct_class_prior(model, tau)`, `correct_checkpoint(path, tau)`: restore the data's class prior in a balanced
+  model by adding tau * log(share before / share trained) to the bias of its class logits (`balance_tau`, and the
+  plugin's `adjust` command); the priors come from the checkpoint, where `record_class_priors` stores them.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 
 from ultralytics.utils import LOGGER, RANK, colorstr
 
-from .balance import BalanceSchedule, balance_report, balance_settings, balance_stats, nothing_to_balance
+from .balance import (
+    BalanceSchedule,
+    TrainedPriors,
+    balance_report,
+    balance_settings,
+    balance_stats,
+    nothing_to_balance,
+    prior_offsets,
+)
 from .config import balance_strength, unused_balance_keys
 from .sampler import BalancedSampler
 
 BALANCED_TASKS = frozenset({"detect", "segment", "pose", "obb", "classify"})
+PRIORS_ATTRIBUTE = "balance_priors"  # model attribute holding the class priors (plain data: stock Ultralytics loads it)
 
 
 def check_class_balance(args, trainer: str, supported: bool) -> None:
@@ -132,8 +146,13 @@ def balance_train_dataset(trainer, dataset, mode: str = "train"):
         return dataset  # the stock dataset: trains exactly as without class_balance
     keys = (args.balance_agg, args.balance_floor, args.balance_ramp, args.epochs, args.balance_start)
     make_balanced(dataset, BalanceSchedule(classes, len(names), strength, *keys), names, args.seed)
-    if sync_sampler_epoch not in trainer.callbacks["on_train_epoch_start"]:
-        trainer.add_callback("on_train_epoch_start", sync_sampler_epoch)
+    for event, callback in (
+        ("on_train_epoch_start", sync_sampler_epoch),
+        ("on_train_epoch_end", record_class_priors),  # before the epoch's checkpoints are saved
+        ("on_train_end", save_corrected_best),  # after the final validation has stripped best.pt
+    ):
+        if callback not in trainer.callbacks[event]:
+            trainer.add_callback(event, callback)
     if RANK in {-1, 0}:
         log_balance(dataset, args.task)
     return dataset
@@ -164,6 +183,166 @@ def sync_sampler_epoch(trainer) -> None:
     sampler = getattr(getattr(trainer, "train_loader", None), "sampler", None)
     if isinstance(sampler, BalancedSampler):
         sampler.set_epoch(trainer.epoch)
+
+
+def record_class_priors(trainer) -> None:
+    """Store the class priors of the epochs trained so far on the EMA model, which every checkpoint saves.
+
+    Called at the end of every epoch, before the epoch's checkpoints (last.pt, best.pt, epoch checkpoints) are written
+    from the EMA model (rank 0 saves). The priors follow from the schedule and the epoch alone, so a resumed training
+    records the same as an uninterrupted one.
+    """
+    dataset = getattr(getattr(trainer, "train_loader", None), "dataset", None)
+    if RANK not in {-1, 0} or not isinstance(dataset, BalancedDatasetMixin) or getattr(trainer, "ema", None) is None:
+        return
+    schedule = dataset.balance_schedule
+    if getattr(dataset, "trained_priors", None) is None:
+        dataset.trained_priors = TrainedPriors(schedule)
+    settings = balance_settings(schedule.strength, schedule.agg, schedule)
+    priors = dataset.trained_priors.record(trainer.epoch + 1, dataset.balance_names, settings)
+    setattr(trainer.ema.ema, PRIORS_ATTRIBUTE, priors)
+
+
+def save_corrected_best(trainer) -> None:
+    """Write best.pt corrected by `balance_tau` next to it (e.g. best-tau1.pt) at the end of a balanced training."""
+    tau = getattr(trainer.args, "balance_tau", 0.0)
+    if RANK not in {-1, 0} or not tau or not Path(trainer.best).exists():
+        return
+    path, offsets, priors = correct_checkpoint(trainer.best, tau)
+    offsets = ", ".join(f"{name} {offset:+.3f}" for name, offset in zip(priors["names"], offsets))
+    LOGGER.info(f"{colorstr('balance: ')}balance_tau={tau:g}: saved {path} (class logit offsets {offsets})")
+
+
+def class_logit_layers(model) -> list:
+    """Return the layers whose bias holds a model's class logits, one bias value per class.
+
+    Classify: its linear layer. Detect, Segment, Pose, OBB (YOLOv8/11/26 ...): the last convolution of every
+    classification branch (`cv3`), and of the one-to-one branches of end-to-end heads (`one2one_cv3`). RT-DETR: every
+    decoder layer's score head, and the encoder's score head, whose class scores pick the queries the decoder refines
+    (left alone, query selection would keep the balanced prior).
+
+    Args:
+        model (torch.nn.Module): An Ultralytics model (`DetectionModel`, `ClassificationModel`, ...).
+
+    Returns:
+        (list[torch.nn.Module]): The layers, each with a bias of one value per class.
+
+    Raises:
+        ValueError: If the head's class scores have no per-class bias to correct exactly (e.g. YOLO-World and YOLOE
+            compare with text embeddings, torchvision classifiers have their own heads).
+    """
+    from ultralytics.nn.modules.head import Classify, Detect, RTDETRDecoder, WorldDetect, YOLOEDetect
+
+    head = model.model[-1] if hasattr(model, "model") and len(model.model) else model
+    nc = len(model.names) if hasattr(model, "names") else getattr(head, "nc", None)
+    layers, kind = [], type(head).__name__
+    if isinstance(head, Classify):
+        layers = [head.linear]
+    elif isinstance(head, RTDETRDecoder):
+        layers = [head.enc_score_head, *head.dec_score_head]
+    elif isinstance(head, Detect) and not isinstance(head, (WorldDetect, YOLOEDetect)):
+        layers = [branch[-1] for name in ("cv3", "one2one_cv3") for branch in getattr(head, name, None) or ()]
+    width = [getattr(layer, "bias", None) is not None and layer.bias.numel() == nc for layer in layers]
+    if not layers or not all(width):
+        raise ValueError(
+            f"a {kind} head has no per-class bias on its class logits, so the prior cannot be corrected exactly "
+            "(supported: Classify, Detect, Segment, Pose, OBB and RT-DETR heads)."
+        )
+    return layers
+
+
+def correct_class_prior(model, tau: float) -> np.ndarray:
+    """Add tau * log(share before / share trained) to the class logits of a balanced model, in its biases, in place.
+
+    The recorded tau grows by `tau`, so correcting twice composes: 0.5 then 0.5 is the same model as 1 at once.
+
+    Args:
+        model (torch.nn.Module): A model trained with class balancing (it carries `PRIORS_ATTRIBUTE`).
+        tau (float): Strength of the correction, finite and >= 0.
+
+    Returns:
+        (np.ndarray): The offset added to each class's logit.
+
+    Raises:
+        ValueError: If the model was trained without class balancing, tau is invalid or the head cannot be corrected.
+
+    Examples:
+        >>> import torch
+        >>> from ultralytics.nn.modules.head import Classify
+        >>> model = torch.nn.Module()
+        >>> model.model, model.names = torch.nn.Sequential(Classify(8, 3)), {0: "car", 1: "bus", 2: "bike"}
+        >>> model.balance_priors = {"share_before": [0.8, 0.1, 0.1], "share_trained": [0.4, 0.3, 0.3], "tau": 0.0}
+        >>> bias = model.model[0].linear.bias.detach().clone()
+        >>> offsets = correct_class_prior(model, 1.0)
+        >>> offsets.round(3).tolist(), (model.model[0].linear.bias.detach() - bias).double().numpy().round(3).tolist()
+        ([0.693, -1.099, -1.099], [0.693, -1.099, -1.099])
+        >>> model.balance_priors["tau"]
+        1.0
+    """
+    import torch
+
+    priors = getattr(model, PRIORS_ATTRIBUTE, None)
+    if not priors:
+        raise ValueError("the model was trained without class_balance: there is no balanced prior to correct.")
+    if isinstance(tau, bool) or not isinstance(tau, (int, float)) or not 0 <= tau < float("inf"):
+        raise ValueError(
+            f"tau={tau:g} is invalid: tau must be a finite number >= 0 (0 = no change, 1 = the data's prior)."
+            if isinstance(tau, (int, float))
+            else f"tau={tau!r} is invalid: tau must be a finite number >= 0."
+        )
+    offsets = prior_offsets(priors["share_before"], priors["share_trained"], float(tau))
+    with torch.no_grad():
+        for layer in class_logit_layers(model):
+            bias = layer.bias
+            bias.copy_((bias.double() + torch.as_tensor(offsets, device=bias.device)).to(bias.dtype))
+    setattr(model, PRIORS_ATTRIBUTE, {**priors, "tau": float(priors.get("tau", 0.0)) + float(tau)})
+    return offsets
+
+
+def corrected_path(path: str | Path, tau: float) -> Path:
+    """Return where a checkpoint corrected by tau goes by default: next to it, e.g. best.pt -> best-tau1.pt.
+
+    Examples:
+        >>> corrected_path("runs/detect/train/weights/best.pt", 0.5).name
+        'best-tau0.5.pt'
+    """
+    path = Path(path)
+    return path.with_name(f"{path.stem}-tau{tau:g}{path.suffix}")
+
+
+def correct_checkpoint(path: str | Path, tau: float, save: str | Path | None = None) -> tuple[Path, np.ndarray, dict]:
+    """Write a copy of a balanced checkpoint with its class prior corrected by tau (`correct_class_prior`).
+
+    Args:
+        path (str | Path): A balanced training's checkpoint (best.pt, last.pt, an epoch checkpoint, or a corrected one).
+        tau (float): Strength of the correction, finite and >= 0.
+        save (str | Path, optional): Where to write; default `corrected_path(path, tau)`. Never the input itself.
+
+    Returns:
+        path (Path): The written checkpoint.
+        offsets (np.ndarray): The offset added to each class's logit.
+        priors (dict): The priors of the written model (its 'tau' is the total applied).
+
+    Raises:
+        ValueError: If the checkpoint cannot be corrected (see `correct_class_prior`) or `save` is the input.
+    """
+    import torch
+
+    from ultralytics.utils.patches import torch_load
+
+    path = Path(path)
+    save = Path(save) if save else corrected_path(path, tau)
+    if save.resolve() == path.resolve():
+        raise ValueError(f"save={save} is the input checkpoint; the corrected model is written to a new file.")
+    checkpoint = torch_load(path, map_location="cpu")
+    models = {id(m): m for m in (checkpoint.get("model"), checkpoint.get("ema")) if isinstance(m, torch.nn.Module)}
+    if not models:
+        raise ValueError(f"{path} holds no Ultralytics model.")
+    for model in models.values():
+        offsets = correct_class_prior(model, tau)
+    save.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(checkpoint, save)
+    return save, offsets, getattr(model, PRIORS_ATTRIBUTE)
 
 
 def dataset_label_classes(dataset) -> list[np.ndarray]:

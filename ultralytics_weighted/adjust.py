@@ -1,0 +1,54 @@
+# ultralytics-weighted, AGPL-3.0 license
+"""`ultralytics-weighted adjust model=PATH tau=T [save=PATH]`: restore the data's class prior in a balanced model.
+
+Balanced sampling teaches a model the balanced class prior; the data it meets keeps its natural one. Adding
+delta_c = tau * log(share before_c / share trained_c) to each class logit trades that prior back (logit adjustment,
+Menon et al. 2021): tau = 0 keeps the balanced model (rare classes first), tau = 1 restores the data's prior (overall
+accuracy first). The offsets go into the bias of the head's class-logit layers (`training.class_logit_layers`), so the
+corrected checkpoint predicts, validates and exports with stock Ultralytics.
+"""
+
+from __future__ import annotations
+
+import sys
+
+ADJUST_KEYS = ("model", "tau", "save")
+
+
+def main(options: dict[str, str]) -> int:
+    """Write a copy of a balanced checkpoint with its class prior corrected by tau, and print the offsets.
+
+    Args:
+        options (dict[str, str]): `model` (required), `tau` (required) and `save` (optional; default next to the model,
+            e.g. best.pt -> best-tau1.pt).
+
+    Returns:
+        (int): Exit code: 0, or 2 with a one-line message on stderr (unknown key, bad tau, missing file, a model
+            trained without balancing, a head without a per-class bias).
+    """
+    try:
+        from ultralytics_weighted.config import check_keys
+
+        check_keys(options, set(ADJUST_KEYS), "adjust")
+        if "model" not in options or "tau" not in options:
+            raise ValueError("model=PATH and tau=T are required (see `ultralytics-weighted adjust --help`).")
+        try:
+            tau = float(options["tau"])
+        except ValueError:
+            raise ValueError(f"tau={options['tau']} is not a number: tau must be a finite number >= 0.") from None
+        from ultralytics_weighted.training import correct_checkpoint
+
+        path, offsets, priors = correct_checkpoint(options["model"], tau, options.get("save") or None)
+    except (FileNotFoundError, ValueError) as e:
+        print(f"ultralytics-weighted adjust: {' '.join(str(e).split())}", file=sys.stderr)
+        return 2
+    width = max(len("class"), *(len(name) for name in priors["names"]))
+    epochs, earlier = priors["epochs"], priors["tau"] - tau
+    before = f", corrected by tau={earlier:g} before" if earlier else ""
+    trained = f"{priors['settings']}, {epochs} epoch{'s' * (epochs != 1)}{before}"
+    print(f"{options['model']} ({trained}), tau={tau:g}: class logit offsets")
+    print(f"{'class':>{width}} {'share before':>13} {'share trained':>14} {'offset':>8}")
+    for name, before, trained, offset in zip(priors["names"], priors["share_before"], priors["share_trained"], offsets):
+        print(f"{name:>{width}} {before:>13.1%} {trained:>14.1%} {offset:>+8.3f}")
+    print(f"saved {path} (tau {priors['tau']:g} in total)")
+    return 0
