@@ -100,7 +100,7 @@ def detection_ap(
         >>> ap = detection_ap(tp, np.array([0.9, 0.8, 0.7]), np.zeros(3), np.array([0, 1, 1]), np.zeros(2),
         ...                   np.array([0, 1]), 1, np.array([[1.0, 0.0], [1.0, 2.0]]))  # image 1 left out, twice
         >>> ap[:, 0, 0].round(4).tolist()
-        [0.995, 0.7761]
+        [0.995, 0.731]
     """
     weights = np.asarray(weights, dtype=float)
     tp = np.asarray(tp, dtype=bool).reshape(len(conf), -1)
