@@ -8,11 +8,14 @@ recomputed on any weighting of the evaluation images without running a model aga
 - `detection_ap`: per-class AP at the 10 IoU thresholds under such weights, Ultralytics' 101-point interpolated AP
   (with all weights 1 it is Ultralytics' own per-class AP);
 - `class_recall`: per-class recall (per-class accuracy) and top-1 accuracy of a classifier under such weights;
+- `run_metrics`: every metric `compare` reports, per class and for all classes, from one run's stored results;
 - `paired_delta`: the Δ of a variant to the first one, seed by seed, its mean, and a 95% interval from a two-level
   bootstrap (seeds, paired, and evaluation images), with the verdict better / worse / not established.
 """
 
 from __future__ import annotations
+
+import warnings
 
 import numpy as np
 
@@ -154,6 +157,44 @@ def class_recall(true: np.ndarray, pred: np.ndarray, nc: int, weights: np.ndarra
     total = weights @ onehot
     recall = np.divide(weights @ right, total, out=np.full(total.shape, np.nan), where=total > 0)
     return recall, (weights @ right).sum(1) / weights.sum(1)
+
+
+def run_metrics(per_image: dict, nc: int, weights: np.ndarray) -> dict:
+    """Return every metric of one run per class and for all classes, under each weighting of the evaluation images.
+
+    Args:
+        per_image (dict): The run's `per_image.npz`: for detection `tp`, `conf`, `pred_cls`, `pred_image`, `target_cls`,
+            `target_image`; for classification `true`, `pred` (and `probs`, unused here).
+        nc (int): Number of classes.
+        weights (np.ndarray): (B, n_images) weight of each evaluation image in each resample.
+
+    Returns:
+        (dict): (metric, class id or 'all') -> (B,) values, for the classes with evaluation objects. Detection:
+            'ap50' and 'ap50_95' (mean over the 10 IoU thresholds); 'all' is their mean over the classes with objects
+            in the resample (mAP, as Ultralytics). Classification: 'recall' per class; 'all' rows 'top1' (accuracy)
+            and 'balanced_accuracy' (mean per-class recall over the classes with images in the resample).
+
+    Examples:
+        >>> out = run_metrics({"true": np.array([0, 0, 1, 2]), "pred": np.array([0, 1, 1, 1])}, 3, np.ones((1, 4)))
+        >>> {k: v.round(3).tolist() for k, v in out.items()}  # doctest: +NORMALIZE_WHITESPACE
+        {('recall', 0): [0.5], ('recall', 1): [1.0], ('recall', 2): [0.0], ('top1', 'all'): [0.5],
+         ('balanced_accuracy', 'all'): [0.5]}
+    """
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # the mean of a resample without any class is NaN
+        if "true" in per_image:
+            recall, top1 = class_recall(per_image["true"], per_image["pred"], nc, weights)
+            present = np.unique(per_image["true"]).astype(int)
+            out = {("recall", int(c)): recall[:, c] for c in present}
+            return out | {("top1", "all"): top1, ("balanced_accuracy", "all"): np.nanmean(recall, 1)}
+        keys = ("tp", "conf", "pred_cls", "pred_image", "target_cls", "target_image")
+        ap = detection_ap(*(per_image[k] for k in keys), nc, weights)
+        present = np.unique(per_image["target_cls"]).astype(int)
+        out = {}
+        for metric, values in (("ap50", ap[:, :, 0]), ("ap50_95", ap.mean(2))):
+            out |= {(metric, int(c)): values[:, c] for c in present}
+            out[metric, "all"] = np.nanmean(values, 1)
+        return out
 
 
 def paired_delta(values: np.ndarray, resampled: np.ndarray, resamples: int | None = None, seed: int = 0) -> dict:
