@@ -77,7 +77,8 @@ def detection_ap(
 
     A detection or target of image i counts weights[b, i] times in resample b (the precision-recall curve steps by that
     weight at once). With all weights 1 this is Ultralytics' `ap_per_class` AP: the same sort by confidence, curves and
-    integration. Detections after a class's last true positive (at any threshold) cannot change its AP and are dropped
+    integration. Detections after a class's last true positive (at any threshold) cannot change its AP and are dropped,
+    and each run of consecutive detections that are false at every threshold counts as one with the run's weight,
     before the resamples are evaluated; the resamples are evaluated in blocks of at most CHUNK elements.
 
     Args:
@@ -119,15 +120,20 @@ def detection_ap(
         found = np.flatnonzero(hits.any(1))
         if not found.size:
             continue  # no true positive: AP 0 in every resample
-        hits, images = hits[: found[-1] + 1].astype(float), pred_image[pred_cls == c][: found[-1] + 1]
-        step = max(1, CHUNK // (len(images) * thresholds))
+        hits, images = hits[: found[-1] + 1], pred_image[pred_cls == c][: found[-1] + 1]
+        # a run of detections that are false at every threshold acts as one: only the precision after its last one
+        # can reach the envelope or the interpolation, and that depends on the run's total weight alone
+        miss = ~hits.any(1)
+        starts = np.flatnonzero(~miss | np.r_[True, ~miss[:-1]])
+        hits = hits[starts].astype(float)
+        step = max(1, CHUNK // (len(starts) * thresholds))
         for b in range(0, len(weights), step):
-            w = weights[b : b + step, images]  # (b, m) weight of each detection
+            w = np.add.reduceat(weights[b : b + step, images], starts, 1)  # (b, m) weight of each detection or run
             tpc = np.cumsum(w[:, :, None] * hits[None], 1)  # (b, m, T)
             seen = np.cumsum(w, 1)[:, :, None]
             recall = tpc / (labels[b : b + step, c, None, None] + EPS)
             precision = np.divide(tpc, seen, out=np.zeros_like(tpc), where=seen > 0)
-            curves = (x.transpose(0, 2, 1).reshape(-1, len(images)) for x in (recall, precision))
+            curves = (x.transpose(0, 2, 1).reshape(-1, len(starts)) for x in (recall, precision))
             ap[b : b + step, c] = _interpolated_ap(*curves).reshape(-1, thresholds)
     ap[labels == 0] = np.nan
     return ap
