@@ -73,6 +73,12 @@ def test_compare_end_to_end_and_resume(datasets, tmp_path):
     assert best.stat().st_mtime_ns == stamp
     assert (folder / "compare.md").read_text() == md  # the same intervals, recomputed from the stored results
 
+    (folder / "runs" / "none-seed0" / "per_image.npz").unlink()  # as a run of an earlier compare: no per-image results
+    third = compare(*args, cwd=tmp_path)
+    assert third.returncode == 0, third.stdout[-3000:]
+    assert "none seed 0: settings or data changed since the earlier run (no per_image.npz" in third.stdout
+    assert third.stdout.count("training ...") == 1 and (folder / "runs" / "none-seed0" / "per_image.npz").exists()
+
 
 def test_compare_classification_end_to_end(tmp_path):
     from ultralytics_weighted.synthetic import make_classification_dataset

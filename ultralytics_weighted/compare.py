@@ -274,6 +274,8 @@ class Run:
             if before.get(k) != now.get(k)
         ]
         changed += [k for k in ("labels", "versions") if old.get(k) != self.key[k]]
+        if (self.folder / "metrics.json").exists() and not (self.folder / "per_image.npz").exists():
+            changed.append("no per_image.npz (an earlier version of compare)")
         return changed
 
 
