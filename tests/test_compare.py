@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -58,7 +59,7 @@ def test_compare_end_to_end_and_resume(datasets, tmp_path):
         ultralytics = json.loads((run_folder / "metrics.json").read_text())
         with np.load(run_folder / "per_image.npz") as f:
             per_image = dict(f)
-        assert int(per_image["n_images"]) == 8 and per_image["tp"].shape[1:] == (10,)
+        assert int(per_image["n_images"]) == len(per_image["images"]) == 8 and per_image["tp"].shape[1:] == (10,)
         values = run_metrics(per_image, 3, np.ones((1, 8)))
         for c, m in ultralytics["classes"].items():
             assert values["ap50", int(c)][0] == pytest.approx(m["ap50"], abs=1e-9)
@@ -94,7 +95,11 @@ def test_compare_classification_end_to_end(tmp_path):
     assert "| **top-1 accuracy** | 41 |" in md and "| **balanced accuracy** | 41 |" in md
     assert "200 bootstrap resamples" in md and "| mean | 41 | 1 | 41 | 1.00x |" in md
     with np.load(folder / "runs" / "none-seed0" / "per_image.npz") as f:
-        true, pred, probs = f["true"], f["pred"], f["probs"]
+        true, pred, probs, images = f["true"], f["pred"], f["probs"], f["images"]
+    # each row is the image it names (Ultralytics shuffles its classification val loader; compare's is in file order)
+    assert [Path(x).parent.name for x in images] == [["common", "medium", "rare"][c] for c in true]
+    with np.load(folder / "runs" / "mean-seed1" / "per_image.npz") as f:
+        assert (f["images"] == images).all() and (f["true"] == true).all()
     # every val image: its true class, the predicted class and the probability of every class, as the model gave them
     assert probs.dtype == np.float32 and probs.shape == (18, 3) and np.allclose(probs.sum(1), 1, atol=1e-5)
     assert np.bincount(true).tolist() == [6, 6, 6] and (probs[np.arange(18), pred] == probs.max(1)).all()

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from ultralytics_weighted.compare import summarize
-from ultralytics_weighted.evidence import class_recall, detection_ap, resample_weights, run_metrics
+from ultralytics_weighted.evidence import class_recall, detection_ap, paired_delta, resample_weights, run_metrics
 
 
 def detections(rng, n_images=60, nc=4, found=(0.9, 0.7, 0.5, 0.3)):
@@ -70,7 +70,6 @@ def test_class_recall_weights_count_images():
 def fake_comparison(tmp_path, recall_by_variant: dict, seeds=3, per_class=100, seed=0):
     """Write a classification comparison's folder (compare.json, run folders) without training: each run predicts
     each class right with the given probability."""
-    rng = np.random.default_rng(seed)
     names = {0: "head", 1: "tail"}
     true = np.repeat(np.arange(2), per_class)
     runs = []
@@ -78,10 +77,12 @@ def fake_comparison(tmp_path, recall_by_variant: dict, seeds=3, per_class=100, s
         for s in range(seeds):
             folder = tmp_path / "runs" / f"{variant}-seed{s}"
             folder.mkdir(parents=True)
+            rng = np.random.default_rng([seed, s])  # per seed: variants with equal recall predict alike
             right = rng.random(len(true)) < np.asarray(recall)[true]
             pred = np.where(right, true, 1 - true)
             probs = np.eye(2, dtype=np.float32)[pred]
-            np.savez_compressed(folder / "per_image.npz", true=true, pred=pred, probs=probs)
+            images = np.array([f"{names[c]}/{i}.jpg" for i, c in enumerate(true)])
+            np.savez_compressed(folder / "per_image.npz", true=true, pred=pred, probs=probs, images=images)
             result = {"variant": variant, "seed": s, "train_seconds": 10.0 + s, "val_seconds": 1.0, "epochs": 2}
             result |= {"images": 400, "epoch_images": 200, "task": "classify", "all": {"top1": 0.0}, "classes": {}}
             (folder / "metrics.json").write_text(json.dumps(result))
@@ -96,11 +97,36 @@ def fake_comparison(tmp_path, recall_by_variant: dict, seeds=3, per_class=100, s
 
 def test_identical_runs_are_not_established(tmp_path):
     comparison = summarize(fake_comparison(tmp_path, {"none": [0.9, 0.3], "same": [0.9, 0.3]}))
+    assert comparison.row("recall", "tail", "none")["std"] > 0.01  # the seeds differ ...
     for metric, cls in (("recall", "head"), ("recall", "tail"), ("top1", "all"), ("balanced_accuracy", "all")):
-        row = comparison.row(metric, cls, "same")
-        assert row["lo"] < 0 < row["hi"] and row["verdict"] == "not established", row
-        assert row["hi"] - row["lo"] > 0.02  # the interval holds the evaluation noise of 100 images per class
-        assert row["delta"] == pytest.approx(np.mean(row["delta_by_seed"]))
+        row = comparison.row(metric, cls, "same")  # ... but each seed's pair is identical
+        assert row["delta_by_seed"] == [0.0, 0.0, 0.0] and row["delta"] == 0.0
+        assert row["lo"] == row["hi"] == 0.0 and row["verdict"] == "not established", row
+
+
+def simulated(true, recall, seeds, seed_sd, rng, weights):
+    """Per seed, recall of class 1 on every resample of a classifier whose per-class hit rate varies by seed."""
+    runs = []
+    for _ in range(seeds):
+        p = np.clip(np.asarray(recall) + rng.normal(0, seed_sd, len(recall)), 0, 1)
+        pred = np.where(rng.random(len(true)) < p[true], true, 1 - true)
+        runs.append(class_recall(true, pred, 2, weights)[0][:, 1])
+    return np.stack(runs, 1)  # (1 + B, S)
+
+
+@pytest.mark.parametrize("planted, expected", [(0.0, "not established"), (0.3, "better"), (-0.3, "worse")])
+def test_interval_calibration(planted, expected):
+    # 100 simulated comparisons, 3 seeds each: training varies recall by seed (sd 0.05), 100 val images per class
+    rng = np.random.default_rng(0)
+    true = np.repeat(np.arange(2), 100)
+    weights = np.concatenate([np.ones((1, 200)), resample_weights(200, 500)])
+    verdicts = []
+    for k in range(100):
+        base = simulated(true, [0.9, 0.4], 3, 0.05, rng, weights)
+        variant = simulated(true, [0.9, 0.4 + planted], 3, 0.05, rng, weights)
+        both = np.stack([base, variant], 1)  # (1 + B, 2, S)
+        verdicts.append(paired_delta(both[0], both[1:], seed=k)["verdict"])
+    assert verdicts.count(expected) >= 90  # no difference: rarely claimed; a planted one of 0.3: nearly always found
 
 
 def test_a_planted_difference_is_found_both_ways(tmp_path):

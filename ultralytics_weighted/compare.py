@@ -150,13 +150,22 @@ def _record_per_image(model, task: str) -> dict:
 
     The validator's own `update_metrics` runs unchanged; the wrapper installed at `on_val_start` only copies what it
     added for each image: for detection (and segment, pose, obb) the entries of `metrics.stats` (tp matrices at the 10
-    IoU thresholds, confidences, predicted and target classes), for classification the true class, the top-1 class and
-    the class probabilities the model gave.
+    IoU thresholds, confidences, predicted and target classes) and the image file, for classification the true class,
+    the top-1 class and the class probabilities the model gave. Ultralytics shuffles the classification val loader and
+    its batches carry no file names, so for classification the loader is rebuilt unshuffled (the same Ultralytics
+    `build_dataloader`, `shuffle=False`) and the files are the dataset's samples in order.
     """
+    from ultralytics.data.build import build_dataloader
+
     record = {}
 
     def on_val_start(validator):
         update = validator.update_metrics
+        if task == "classify":  # the loop iterates `validator.dataloader` after this callback
+            loader = validator.dataloader
+            args = (loader.dataset, loader.batch_size, validator.args.workers)
+            validator.dataloader = build_dataloader(*args, shuffle=False, rank=-1, device=validator.device)
+            record["images"] = [str(sample[0]) for sample in loader.dataset.samples]
 
         def update_metrics(preds, batch):
             if task == "classify":
@@ -169,6 +178,7 @@ def _record_per_image(model, task: str) -> dict:
             update(preds, batch)
             for key, values in validator.metrics.stats.items():
                 record.setdefault(key, []).extend(values[before:])
+            record.setdefault("images", []).extend(str(f) for f in batch["im_file"][: len(preds)])
 
         validator.update_metrics = update_metrics
 
@@ -178,8 +188,9 @@ def _record_per_image(model, task: str) -> dict:
 
 def per_image_arrays(record: dict, task: str) -> dict:
     """Return the arrays `per_image.npz` stores from what `_record_per_image` collected (see `evaluate_runs`)."""
+    images = np.array(record["images"], dtype=str)  # the image files, in the order of the other arrays
     if task == "classify":
-        return {k: np.concatenate(record[k]) for k in ("true", "pred", "probs")}
+        return {k: np.concatenate(record[k]) for k in ("true", "pred", "probs")} | {"images": images}
     tp = "tp_m" if task == "segment" else "tp"  # the masks' matches for segmentation, as its reported metric
     preds, targets = [len(x) for x in record["conf"]], [len(x) for x in record["target_cls"]]
     return {
@@ -190,6 +201,7 @@ def per_image_arrays(record: dict, task: str) -> dict:
         "target_cls": np.concatenate(record["target_cls"]).astype(np.int32),
         "target_image": np.repeat(np.arange(len(targets)), targets).astype(np.int32),
         "n_images": np.int64(len(preds)),
+        "images": images,
     }
 
 
@@ -449,6 +461,27 @@ class Comparison:
         return next(r for r in self.table if (r["metric"], r["class"], r["variant"]) == (metric, name, variant))
 
 
+def in_file_order(per_image: dict) -> dict:
+    """Return a run's per-image results with the images sorted by file, so that image i is the same in every run.
+
+    Examples:
+        >>> x = in_file_order({"images": np.array(["b.jpg", "a.jpg"]), "pred_image": np.array([0, 0, 1])})
+        >>> x["images"].tolist(), x["pred_image"].tolist()
+        (['a.jpg', 'b.jpg'], [1, 1, 0])
+    """
+    order = np.argsort(per_image["images"], kind="stable")
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    out = dict(per_image)
+    for key in ("images", "true", "pred", "probs"):  # arrays with one row per image
+        if key in out:
+            out[key] = out[key][order]
+    for key in ("pred_image", "target_image"):  # image indices
+        if key in out:
+            out[key] = rank[out[key]]
+    return out
+
+
 def summarize(out: str | Path, resamples: int | None = None, seed: int = 0) -> Comparison:
     """Rebuild a comparison's summary and reports from its run folders, without training or validating again.
 
@@ -477,10 +510,11 @@ def summarize(out: str | Path, resamples: int | None = None, seed: int = 0) -> C
         runs.append(json.loads((out / folder / "metrics.json").read_text()))
         with np.load(out / folder / "per_image.npz") as f:
             stored.append(dict(f))
-    sizes = {len(x["true"]) if "true" in x else int(x["n_images"]) for x in stored}
-    if len(sizes) > 1:
-        raise ValueError(f"the runs in {out} were validated on different numbers of images ({sorted(sizes)}).")
-    n_images = sizes.pop() if sizes else 0
+    stored = [in_file_order(x) for x in stored]
+    for folder, x in zip(setup["runs"], stored):
+        if not np.array_equal(x["images"], stored[0]["images"]):
+            raise ValueError(f"{folder} was validated on other images than {setup['runs'][0]}; compare needs the same.")
+    n_images = len(stored[0]["images"]) if stored else 0
     weights = np.concatenate([np.ones((1, n_images)), resample_weights(n_images, resamples, seed)])
     metrics = []  # per run: (metric, class) -> (1 + resamples,) values, the whole val split first
     for r, per_image in zip(runs, stored):
