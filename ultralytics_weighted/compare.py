@@ -8,6 +8,11 @@ trains through the stock `yolo train` CLI in its own folder, its log in `train.l
 on the val split in a process of their own. `parallel=N` runs N of them at once (for one large GPU), the dataloader
 workers split between them.
 
+Each run's validation also stores its per-image results (`per_image.npz`); from them every metric is recomputed on
+bootstrap resamples of the val images, and each variant gets, per class, its paired Δ to the first variant with a 95%
+interval over seeds and val images and a verdict (`summarize`, numbers in `evidence`). Classification data (a class
+folder dataset) is compared by per-class recall, top-1 and balanced accuracy.
+
 A run is keyed by its full settings and data (`run.json`: the train keys, a digest of the train and val labels, the
 Ultralytics and ultralytics-weighted versions). A re-run skips the runs whose `metrics.json` was written under the same
 key, so an interrupted comparison resumes, and trains again those whose settings or data changed, saying what changed.
@@ -458,7 +463,10 @@ class Comparison:
     def row(self, metric: str, cls, variant: str) -> dict:
         """Return the summary row of one metric, class (id, name or 'all') and variant."""
         name = self.names.get(cls, cls) if not isinstance(cls, str) else cls
-        return next(r for r in self.table if (r["metric"], r["class"], r["variant"]) == (metric, name, variant))
+        for r in self.table:
+            if (r["metric"], r["class"], r["variant"]) == (metric, name, variant):
+                return r
+        raise KeyError(f"no {metric} of class {name} for variant {variant} (a class without val objects has none).")
 
 
 def in_file_order(per_image: dict) -> dict:
