@@ -4,14 +4,17 @@
 from __future__ import annotations
 
 import csv
+import json
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 from conftest import run
 
 from ultralytics_weighted.balance import BalanceSchedule
-from ultralytics_weighted.compare import parse_variants
+from ultralytics_weighted.compare import parse_variants, summarize
+from ultralytics_weighted.evidence import run_metrics
 from ultralytics_weighted.integration import load_label_classes
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -39,16 +42,28 @@ def test_compare_end_to_end_and_resume(datasets, tmp_path):
     folder = tmp_path / "cmp"
     md = (folder / "compare.md").read_text()
     assert md.splitlines()[2].startswith("Command: `ultralytics-weighted compare data=")
-    for row in ("| common | 26 |", "| rare | 4 |", "| **all** |"):
+    for row in ("| common | 26 |", "| rare | 4 |", "| **all** (mAP50) | 37 |"):
         assert row in md
-    assert "| class | none | mean@0.5+balance_floor=1 | Δ mean@0.5+balance_floor=1 |" in md
+    assert "| class | train instances | none | mean@0.5+balance_floor=1 | Δ mean@0.5+balance_floor=1 [95%] |" in md
     # a grown epoch is more compute: the images each run trained on are reported next to its AP
     grown = BalanceSchedule(load_label_classes({"data": str(datasets("detect"))})[0], 3, 0.5, floor=1).epoch_size
-    assert "| none | 24 | 1 | 24 | 100.0% | 1.00x |" in md
-    assert f"| mean@0.5+balance_floor=1 | {grown} | 1 | {grown} | 100.0% | {grown / 24:.2f}x |" in md
+    assert "| none | 24 | 1 | 24 | 1.00x |" in md
+    assert f"| mean@0.5+balance_floor=1 | {grown} | 1 | {grown} | {grown / 24:.2f}x |" in md
     rows = list(csv.DictReader((folder / "compare.csv").open()))
-    assert {(r["variant"], r["class"], r["images"]) for r in rows} >= {("none", "all", "24"), ("none", "common", "24")}
+    runs = [r for r in rows if r["kind"] == "run"]
+    assert {(r["variant"], r["metric"], r["class"], r["images"]) for r in runs} >= {("none", "ap50", "all", "24")}
+    assert all(float(r["train_seconds"]) > 0 for r in runs)
     assert len({r["variant"] for r in rows}) == 2
+    # the per-image results stored with each run give Ultralytics' own per-class AP back
+    for run_folder in (folder / "runs").iterdir():
+        ultralytics = json.loads((run_folder / "metrics.json").read_text())
+        with np.load(run_folder / "per_image.npz") as f:
+            per_image = dict(f)
+        assert int(per_image["n_images"]) == len(per_image["images"]) == 8 and per_image["tp"].shape[1:] == (10,)
+        values = run_metrics(per_image, 3, np.ones((1, 8)))
+        for c, m in ultralytics["classes"].items():
+            assert values["ap50", int(c)][0] == pytest.approx(m["ap50"], abs=1e-9)
+            assert values["ap50_95", int(c)][0] == pytest.approx(m["ap50_95"], abs=1e-9)
     assert (folder / "compare.png").read_bytes()[:8] == PNG
     best = folder / "runs" / "mean_s0.5_balance_floor_1-seed0" / "weights" / "best.pt"
     stamp = best.stat().st_mtime_ns
@@ -57,6 +72,43 @@ def test_compare_end_to_end_and_resume(datasets, tmp_path):
     assert again.returncode == 0, again.stdout[-3000:]
     assert again.stdout.count("finished earlier, skipped") == 2 and "training ..." not in again.stdout
     assert best.stat().st_mtime_ns == stamp
+    assert (folder / "compare.md").read_text() == md  # the same intervals, recomputed from the stored results
+
+    (folder / "runs" / "none-seed0" / "per_image.npz").unlink()  # as a run of an earlier compare: no per-image results
+    third = compare(*args, cwd=tmp_path)
+    assert third.returncode == 0, third.stdout[-3000:]
+    assert "none seed 0: settings or data changed since the earlier run (no per_image.npz" in third.stdout
+    assert third.stdout.count("training ...") == 1 and (folder / "runs" / "none-seed0" / "per_image.npz").exists()
+
+
+def test_compare_classification_end_to_end(tmp_path):
+    from ultralytics_weighted.synthetic import make_classification_dataset
+
+    data = make_classification_dataset(tmp_path / "cls", {"common": 30, "medium": 8, "rare": 3}, n_val=6, imgsz=32)
+    args = [f"data={data}", "variants=none,mean", "seeds=2", "epochs=1", "imgsz=32", "batch=16", "resamples=200"]
+    out = compare(*args, f"project={tmp_path}", "name=cmp", cwd=tmp_path)
+    assert out.returncode == 0, out.stdout[-3000:]
+    assert "[4/4] mean seed 1: top-1" in out.stdout
+    folder = tmp_path / "cmp"
+    md = (folder / "compare.md").read_text()
+    assert "## Recall (per-class accuracy)" in md and "| rare | 3 |" in md
+    assert "| **top-1 accuracy** | 41 |" in md and "| **balanced accuracy** | 41 |" in md
+    assert "200 bootstrap resamples" in md and "| mean | 41 | 1 | 41 | 1.00x |" in md
+    with np.load(folder / "runs" / "none-seed0" / "per_image.npz") as f:
+        true, pred, probs, images = f["true"], f["pred"], f["probs"], f["images"]
+    # each row is the image it names (Ultralytics shuffles its classification val loader; compare's is in file order)
+    assert [Path(x).parent.name for x in images] == [["common", "medium", "rare"][c] for c in true]
+    with np.load(folder / "runs" / "mean-seed1" / "per_image.npz") as f:
+        assert (f["images"] == images).all() and (f["true"] == true).all()
+    # every val image: its true class, the predicted class and the probability of every class, as the model gave them
+    assert probs.dtype == np.float32 and probs.shape == (18, 3) and np.allclose(probs.sum(1), 1, atol=1e-5)
+    assert np.bincount(true).tolist() == [6, 6, 6] and (probs[np.arange(18), pred] == probs.max(1)).all()
+    ultralytics = json.loads((folder / "runs" / "none-seed0" / "metrics.json").read_text())
+    assert np.mean(true == pred) == pytest.approx(ultralytics["all"]["top1"], abs=1e-6)
+    comparison = summarize(folder)  # rebuilt from the run folders, without training
+    row = comparison.row("recall", "rare", "mean")
+    assert row["seeds"] == 2 and len(row["delta_by_seed"]) == 2 and row["lo"] <= row["delta"] <= row["hi"]
+    assert row["verdict"] in ("better", "worse", "not established")
 
 
 @pytest.mark.parametrize(

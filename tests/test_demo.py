@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 
@@ -31,11 +32,16 @@ def test_demo_report_on_a_short_run(tmp_path):
     # ends with one markdown table: a row per class and all, stock and balanced AP50
     table = lines[lines.index(next(line for line in lines if line.startswith("| class |"))) :]
     head = [cell.strip() for cell in table[0].strip("|").split("|")]
-    assert head[0] == "class" and {"stock AP50", "balanced AP50", "Δ AP50", "share/epoch balanced"} <= set(head)
+    assert head[0] == "class" and {"stock AP50", "balanced AP50", "Δ AP50 [95%]", "share/epoch balanced"} <= set(head)
     rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in table[2:]]
     assert [row[0] for row in rows] == ["common", "medium", "rare", "**all**"]
     assert all(len(row) == len(head) for row in rows)
     assert all(0.0 <= float(row[head.index(col)]) <= 1.0 for row in rows for col in ("stock AP50", "balanced AP50"))
+    for row in rows:  # Δ = balanced - stock, with its interval around it and the verdict the interval gives
+        delta, lo, hi, verdict = re.fullmatch(r"(\S+) \[(\S+), (\S+)\] (.+)", row[head.index("Δ AP50 [95%]")]).groups()
+        stock, balanced = (float(row[head.index(col)]) for col in ("stock AP50", "balanced AP50"))
+        assert abs(float(delta) - (balanced - stock)) < 2e-3 and float(lo) <= float(delta) <= float(hi)
+        assert verdict == ("better" if float(lo) > 0 else "worse" if float(hi) < 0 else "not established")
     # where everything is
     folder = tmp_path / "demo"
     for path in (folder / "dataset" / "data.yaml", folder / "compare" / "compare.md", folder / "compare" / "runs"):

@@ -32,12 +32,16 @@ COMMAND_HELP = {
       report goes to stdout (Ultralytics' own messages go to stderr), so `format=json | python -m json.tool` works.
 """,
     "compare": """\
-  compare data=PATH [variants=none,mean,sum,auto] [seeds=3] [parallel=1] [project=runs/compare] [name=NAME]
-        [model=yolo11n.yaml] [epochs=...] [imgsz=...] [any yolo train key=value]
+  compare data=PATH [variants=none,mean,sum,auto] [seeds=3] [parallel=1] [resamples=1000] [project=runs/compare]
+        [name=NAME] [model=yolo11n.yaml | yolo11n-cls.yaml] [epochs=...] [imgsz=...] [any yolo train key=value]
       Train every variant x seed (parallel=N runs at once; a finished run with the same settings and data is skipped
-      when re-run), validate each run's best weights on the val split and write compare.md, compare.csv and
-      compare.png. A variant is none (stock), an aggregation (mean, max, median, sum, auto), an aggregation@strength
-      (mean@0.5), a train key=value (cls_pw=1.0), or such parts joined by + (mean+balance_floor=1).
+      when re-run), validate each run's best weights on the val split (detection: AP50, AP50-95; classification
+      folder: per-class recall, top-1 and balanced accuracy) and write compare.md, compare.csv and compare.png: per
+      class each variant's mean ± std over seeds, its paired Δ to the first variant with a 95% interval (bootstrap
+      over seeds and val images, resamples=N) and the verdict better / worse / not established, and the training
+      time and images trained per run and per variant. A variant is none (stock), an aggregation (mean, max,
+      median, sum, auto), an aggregation@strength (mean@0.5), a train key=value (cls_pw=1.0), or such parts joined
+      by + (mean+balance_floor=1).
 """,
     "adjust": """\
   adjust model=PATH tau=T [save=PATH]

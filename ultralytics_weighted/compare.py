@@ -8,6 +8,11 @@ trains through the stock `yolo train` CLI in its own folder, its log in `train.l
 on the val split in a process of their own. `parallel=N` runs N of them at once (for one large GPU), the dataloader
 workers split between them.
 
+Each run's validation also stores its per-image results (`per_image.npz`); from them every metric is recomputed on
+bootstrap resamples of the val images, and each variant gets, per class, its paired Δ to the first variant with a 95%
+interval over seeds and val images and a verdict (`summarize`, numbers in `evidence`). Classification data (a class
+folder dataset) is compared by per-class recall, top-1 and balanced accuracy.
+
 A run is keyed by its full settings and data (`run.json`: the train keys, a digest of the train and val labels, the
 Ultralytics and ultralytics-weighted versions). A re-run skips the runs whose `metrics.json` was written under the same
 key, so an interrupted comparison resumes, and trains again those whose settings or data changed, saying what changed.
@@ -35,7 +40,14 @@ from ultralytics_weighted.balance import AGGREGATIONS, BalanceSchedule, balance_
 from ultralytics_weighted.config import DEFAULTS, balance_strength
 
 FIXED_KEYS = {"seed", "name", "project", "exist_ok", "plots"}  # set per run by compare itself
-COMPARE_KEYS = {"data", "variants", "seeds", "project", "name", "parallel"}  # compare's own options
+COMPARE_KEYS = {"data", "variants", "seeds", "project", "name", "parallel", "resamples"}  # compare's own options
+RESAMPLES = 1000  # bootstrap resamples of the evaluation images (and seeds) behind each interval
+TABLES = {  # per task: the report's tables, each (title, its metrics); the first table is the headline
+    "detect": [("AP50", ["ap50"]), ("AP50-95", ["ap50_95"])],
+    "classify": [("Recall (per-class accuracy)", ["recall", "top1", "balanced_accuracy"])],
+}
+ALL_ROWS = {"ap50": "**all** (mAP50)", "ap50_95": "**all** (mAP50-95)", "top1": "**top-1 accuracy**"}
+ALL_ROWS["balanced_accuracy"] = "**balanced accuracy**"
 
 
 @dataclass
@@ -139,17 +151,103 @@ def yolo_command() -> list[str]:
     return [found] if found else [sys.executable, "-c", "from ultralytics.cfg import entrypoint; entrypoint()"]
 
 
-def validate(best: Path, data: str, train: dict) -> dict:
-    """Validate best weights on the val split and return overall and per-class AP50 / AP50-95."""
+def _record_per_image(model, task: str) -> dict:
+    """Make `model.val()` hand over every image's results as its validator computes them; return the lists they fill.
+
+    The validator's own `update_metrics` runs unchanged; the wrapper installed at `on_val_start` only copies what it
+    added for each image: for detection (and segment, pose, obb) the entries of `metrics.stats` (tp matrices at the 10
+    IoU thresholds, confidences, predicted and target classes) and the image file, for classification the true class,
+    the top-1 class and the class probabilities the model gave. Ultralytics shuffles the classification val loader and
+    its batches carry no file names, so for classification the loader is rebuilt unshuffled (the same Ultralytics
+    `build_dataloader`, `shuffle=False`) and the files are the dataset's samples in order.
+    """
+    from ultralytics.data.build import build_dataloader
+
+    record = {}
+
+    def on_val_start(validator):
+        update = validator.update_metrics
+        if task == "classify":  # the loop iterates `validator.dataloader` after this callback
+            loader = validator.dataloader
+            args = (loader.dataset, loader.batch_size, validator.args.workers)
+            validator.dataloader = build_dataloader(*args, shuffle=False, rank=-1, device=validator.device)
+            record["images"] = [str(sample[0]) for sample in loader.dataset.samples]
+
+        def update_metrics(preds, batch):
+            if task == "classify":
+                update(preds, batch)
+                record.setdefault("true", []).append(validator.targets[-1].numpy().astype(np.int32))
+                record.setdefault("pred", []).append(validator.pred[-1][:, 0].numpy().astype(np.int32))
+                record.setdefault("probs", []).append(preds.detach().float().cpu().numpy())
+                return
+            before = len(validator.metrics.stats["conf"])
+            update(preds, batch)
+            for key, values in validator.metrics.stats.items():
+                record.setdefault(key, []).extend(values[before:])
+            record.setdefault("images", []).extend(str(f) for f in batch["im_file"][: len(preds)])
+
+        validator.update_metrics = update_metrics
+
+    model.add_callback("on_val_start", on_val_start)
+    return record
+
+
+def per_image_arrays(record: dict, task: str) -> dict:
+    """Return the arrays `per_image.npz` stores from what `_record_per_image` collected (see `evaluate_runs`)."""
+    images = np.array(record["images"], dtype=str)  # the image files, in the order of the other arrays
+    if task == "classify":
+        return {k: np.concatenate(record[k]) for k in ("true", "pred", "probs")} | {"images": images}
+    tp = "tp_m" if task == "segment" else "tp"  # the masks' matches for segmentation, as its reported metric
+    preds, targets = [len(x) for x in record["conf"]], [len(x) for x in record["target_cls"]]
+    return {
+        "tp": np.concatenate(record[tp]).astype(bool),
+        "conf": np.concatenate(record["conf"]).astype(np.float32),
+        "pred_cls": np.concatenate(record["pred_cls"]).astype(np.int32),
+        "pred_image": np.repeat(np.arange(len(preds)), preds).astype(np.int32),
+        "target_cls": np.concatenate(record["target_cls"]).astype(np.int32),
+        "target_image": np.repeat(np.arange(len(targets)), targets).astype(np.int32),
+        "n_images": np.int64(len(preds)),
+        "images": images,
+    }
+
+
+def validate(best: Path, data: str, train: dict, folder: Path | None = None) -> dict:
+    """Validate best weights on the val split; return overall and per-class metrics, and store per-image results.
+
+    Args:
+        best (Path): The weights.
+        data (str): The dataset.
+        train (dict): The run's train keys (`imgsz`, `batch`, `device`, `task` are used).
+        folder (Path, optional): Where to write `per_image.npz`; None writes nothing.
+
+    Returns:
+        (dict): `task`, `all` (AP50 and AP50-95, or top-1 and top-5 accuracy for classification) and `classes`
+            (per class id: AP50 and AP50-95; none for classification, whose per-class recall comes from the per-image
+            results), as Ultralytics reports them.
+    """
     from ultralytics import YOLO
 
-    keys = {k: train[k] for k in ("imgsz", "batch", "device", "task") if k in train}
-    metrics = YOLO(best).val(data=data, split="val", plots=False, verbose=False, **keys)
-    box = metrics.seg if getattr(metrics, "seg", None) is not None and keys.get("task") == "segment" else metrics.box
+    model = YOLO(best)
+    task = model.task
+    keys = {k: train[k] for k in ("imgsz", "batch", "device") if k in train}
+    record = _record_per_image(model, task)
+    metrics = model.val(data=data, split="val", plots=False, verbose=False, **keys)
+    if folder is not None:
+        np.savez_compressed(folder / "per_image.npz", **per_image_arrays(record, task))
+    if task == "classify":
+        return {"task": task, "all": {"top1": float(metrics.top1), "top5": float(metrics.top5)}, "classes": {}}
+    box = metrics.seg if task == "segment" else metrics.box
     per_class = {
         int(c): {"ap50": float(box.ap50[i]), "ap50_95": float(box.ap[i])} for i, c in enumerate(box.ap_class_index)
     }
-    return {"all": {"ap50": float(box.map50), "ap50_95": float(box.map)}, "classes": per_class}
+    return {"task": task, "all": {"ap50": float(box.map50), "ap50_95": float(box.map)}, "classes": per_class}
+
+
+def _headline(result: dict) -> str:
+    """Return a run's overall metrics for its progress line, e.g. 'AP50 0.512, AP50-95 0.301'."""
+    if result.get("task") == "classify":
+        return f"top-1 {result['all']['top1']:.3f}"
+    return f"AP50 {result['all']['ap50']:.3f}, AP50-95 {result['all']['ap50_95']:.3f}"
 
 
 def labels_digest(*splits: list[np.ndarray]) -> str:
@@ -176,7 +274,8 @@ class Run:
     def finished(self) -> dict | None:
         """Return the stored results if this run finished earlier under the same key, else None."""
         done, keyed = self.folder / "metrics.json", self.folder / "run.json"
-        if done.exists() and keyed.exists() and json.loads(keyed.read_text()) == self.key:
+        stored = (self.folder / "per_image.npz").exists()  # runs of earlier versions lack the per-image results
+        if done.exists() and keyed.exists() and stored and json.loads(keyed.read_text()) == self.key:
             return json.loads(done.read_text())
         return None
 
@@ -193,6 +292,8 @@ class Run:
             if before.get(k) != now.get(k)
         ]
         changed += [k for k in ("labels", "versions") if old.get(k) != self.key[k]]
+        if (self.folder / "metrics.json").exists() and not (self.folder / "per_image.npz").exists():
+            changed.append("no per_image.npz (an earlier version of compare)")
         return changed
 
 
@@ -213,6 +314,7 @@ def _run_one(run: Run, data: str, train: dict, log_lock: threading.Lock) -> dict
     cmd = [*yolo_command(), "train", *(f"{key}={value}" for key, value in run.args.items())]
     with open(run.folder / "train.log", "w") as log:
         rc = subprocess.call(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+        trained = time.time()
         if rc == 0:
             cmd = [sys.executable, "-m", "ultralytics_weighted.compare", "validate", str(run.folder), data]
             rc = subprocess.call([*cmd, json.dumps(train)], stdout=log, stderr=subprocess.STDOUT, env=env)
@@ -222,28 +324,29 @@ def _run_one(run: Run, data: str, train: dict, log_lock: threading.Lock) -> dict
     result = {
         "variant": run.variant.name,
         "seed": run.seed,
-        "seconds": round(time.time() - start, 1),
+        "train_seconds": round(trained - start, 1),  # the `yolo train` process: training alone (its per-epoch val too)
+        "val_seconds": round(time.time() - trained, 1),
         "epoch_images": run.epoch_images,
         "epochs": epochs,
         "images": run.epoch_images * epochs,
         **json.loads((run.folder / "val.json").read_text()),
     }
     (run.folder / "metrics.json").write_text(json.dumps(result, indent=2))
-    m = result["all"]
-    say(f"AP50 {m['ap50']:.3f}, AP50-95 {m['ap50_95']:.3f}, {result['images']:,} images ({result['seconds']:.0f} s)")
+    say(f"{_headline(result)}, {result['images']:,} images ({result['train_seconds']:.0f} s training)")
     return result
 
 
-def run_comparison(options: dict, command: str = "") -> Path:
+def run_comparison(options: dict, command: str = "") -> Comparison:
     """Train and validate every variant x seed, then write compare.md, compare.csv and compare.png.
 
     Args:
-        options (dict): `data`, `variants`, `seeds`, `parallel`, optional `project` / `name` for the output folder, and
-            any other `yolo train` keys (model, epochs, imgsz, fraction, ...) applied to every run.
+        options (dict): `data`, `variants`, `seeds`, `parallel`, `resamples` (bootstrap resamples per interval,
+            default RESAMPLES), optional `project` / `name` for the output folder, and any other `yolo train` keys
+            (model, epochs, imgsz, fraction, ...) applied to every run.
         command (str): The command line, written at the top of compare.md.
 
     Returns:
-        (Path): The output folder.
+        (Comparison): The variants, every run's results and the summary table (see `summarize`).
     """
     from ultralytics import __version__ as ultralytics_version
     from ultralytics.cfg import get_cfg, smart_value
@@ -261,11 +364,15 @@ def run_comparison(options: dict, command: str = "") -> Path:
     if not data:
         raise ValueError("data=... is required.")
     seeds, parallel = int(options.pop("seeds", 3)), int(options.pop("parallel", 1))
-    for key, value in (("seeds", seeds), ("parallel", parallel)):
+    resamples = int(options.pop("resamples", RESAMPLES))
+    for key, value in (("seeds", seeds), ("parallel", parallel), ("resamples", resamples)):
         if value < 1:
             raise ValueError(f"{key}={value} must be at least 1.")
     out = Path(str(options.pop("project", "runs/compare"))) / str(options.pop("name", Path(str(data)).parent.name))
-    train = {"model": "yolo11n.yaml", **{k: v for k, v in options.items() if k not in FIXED_KEYS}}
+    label_keys = {k: options[k] for k in ("task", "classes", "fraction") if k in options}
+    classes, names, task = load_label_classes({"data": data, **label_keys})
+    model = "yolo11n-cls.yaml" if task == "classify" else "yolo11n.yaml"  # built from YAML: nothing to download
+    train = {"model": model, **{k: v for k, v in options.items() if k not in FIXED_KEYS}}
     if parallel > 1:  # the runs share the machine's CPU cores for data loading
         from ultralytics.utils import DEFAULT_CFG
 
@@ -276,8 +383,6 @@ def run_comparison(options: dict, command: str = "") -> Path:
             cfgs[v.name] = get_cfg(overrides={"data": data, **train, **v.overrides, "mode": "train"})
         except (ValueError, TypeError, SyntaxError) as e:
             raise type(e)(f"variant '{v.name}': {e}") from None
-    label_keys = {k: train[k] for k in ("task", "classes", "fraction") if k in train}
-    classes, names, _ = load_label_classes({"data": data, **label_keys})
     val_classes = load_label_classes({"data": data, **label_keys}, split="val")[0]
     versions = {"ultralytics": ultralytics_version, "ultralytics-weighted": __version__}
     labels = labels_digest(classes, val_classes)
@@ -301,7 +406,7 @@ def run_comparison(options: dict, command: str = "") -> Path:
     for run in runs:
         if (earlier := run.finished()) is not None:
             results[run.label] = earlier
-            print(f"{run.label}: finished earlier, skipped (AP50 {earlier['all']['ap50']:.3f})", flush=True)
+            print(f"{run.label}: finished earlier, skipped ({_headline(earlier)})", flush=True)
         else:
             todo.append(run)
     lock = threading.Lock()
@@ -315,111 +420,267 @@ def run_comparison(options: dict, command: str = "") -> Path:
                 raise future.exception()
             results[futures[future].label] = future.result()
 
-    write_reports(out, variants, [results[r.label] for r in runs], names, shares, command)
+    setup = {
+        "command": command,
+        "task": task,
+        "variants": [{"name": v.name, "overrides": v.overrides} for v in variants],
+        "names": {int(k): str(v) for k, v in names.items()},
+        "shares": {v: {k: np.asarray(x).tolist() for k, x in share.items()} for v, share in shares.items()},
+        "runs": [str(r.folder.relative_to(out)) for r in runs],
+        "resamples": resamples,
+    }
+    (out / "compare.json").write_text(json.dumps(setup, indent=2))
+    return summarize(out)
+
+
+@dataclass
+class Comparison:
+    """What a comparison found, as data: compare.md, compare.csv and compare.png are written from it.
+
+    Attributes:
+        folder (Path): The output folder.
+        task (str): 'detect', 'classify', ... as the data was read.
+        variants (list[Variant]): The variants, the first one the baseline of every Δ.
+        names (dict): Class names by class id.
+        shares (dict): Per variant, `balance_stats` of its (fully) balanced epochs.
+        runs (list[dict]): Every run's `metrics.json` (variant, seed, train_seconds, val_seconds, epochs, images, ...)
+            with `values`: {"metric/class": value on the whole val split} as recomputed from its per-image results.
+        table (list[dict]): One row per metric, class (name, or 'all') and variant: `mean`, `std` and `seeds` over
+            seeds; for every variant but the first `delta_by_seed`, `delta`, `lo`, `hi` (95% interval) and `verdict`.
+        command (str): The command line of the comparison.
+        resamples (int): Bootstrap resamples behind each interval.
+    """
+
+    folder: Path
+    task: str
+    variants: list[Variant]
+    names: dict
+    shares: dict
+    runs: list[dict]
+    table: list[dict]
+    command: str = ""
+    resamples: int = RESAMPLES
+
+    def row(self, metric: str, cls, variant: str) -> dict:
+        """Return the summary row of one metric, class (id, name or 'all') and variant."""
+        name = self.names.get(cls, cls) if not isinstance(cls, str) else cls
+        for r in self.table:
+            if (r["metric"], r["class"], r["variant"]) == (metric, name, variant):
+                return r
+        raise KeyError(f"no {metric} of class {name} for variant {variant} (a class without val objects has none).")
+
+
+def in_file_order(per_image: dict) -> dict:
+    """Return a run's per-image results with the images sorted by file, so that image i is the same in every run.
+
+    Examples:
+        >>> x = in_file_order({"images": np.array(["b.jpg", "a.jpg"]), "pred_image": np.array([0, 0, 1])})
+        >>> x["images"].tolist(), x["pred_image"].tolist()
+        (['a.jpg', 'b.jpg'], [1, 1, 0])
+    """
+    order = np.argsort(per_image["images"], kind="stable")
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    out = dict(per_image)
+    for key in ("images", "true", "pred", "probs"):  # arrays with one row per image
+        if key in out:
+            out[key] = out[key][order]
+    for key in ("pred_image", "target_image"):  # image indices
+        if key in out:
+            out[key] = rank[out[key]]
     return out
 
 
-def _summary(results: list[dict], variant: str, cls, metric: str) -> tuple[float, float, int]:
-    """Return (mean, std, n) of one metric over the seeds of a variant; cls = class id or 'all'."""
-    values = [
-        (r["all"] if cls == "all" else r["classes"].get(str(cls), r["classes"].get(cls, {}))).get(metric)
-        for r in results
-        if r["variant"] == variant
-    ]
-    values = np.array([v for v in values if v is not None], dtype=float)
-    if not values.size:
-        return float("nan"), float("nan"), 0
-    return float(values.mean()), float(values.std(ddof=1)) if values.size > 1 else 0.0, int(values.size)
+def summarize(out: str | Path, resamples: int | None = None, seed: int = 0) -> Comparison:
+    """Rebuild a comparison's summary and reports from its run folders, without training or validating again.
+
+    Every metric is recomputed from each run's `per_image.npz`, on the whole val split and on `resamples` bootstrap
+    resamples of its images (drawn with `seed`, the same resamples for every run, so each seed's pair stays paired);
+    `evidence.paired_delta` turns them into each variant's Δ to the first variant, its 95% interval and verdict.
+
+    Args:
+        out (str | Path): The comparison's folder (holding compare.json and runs/).
+        resamples (int, optional): Bootstrap resamples; default the comparison's own (`resamples=`, RESAMPLES).
+        seed (int): Seed of the resamples.
+
+    Returns:
+        (Comparison): The summary; compare.md, compare.csv and compare.png are rewritten from it.
+    """
+    from ultralytics_weighted.evidence import paired_delta, resample_weights, run_metrics
+
+    out = Path(out)
+    setup = json.loads((out / "compare.json").read_text())
+    variants = [Variant(v["name"], v["overrides"]) for v in setup["variants"]]
+    names = {int(k): v for k, v in setup["names"].items()}
+    shares = {v: {k: np.asarray(x) for k, x in share.items()} for v, share in setup["shares"].items()}
+    resamples = int(resamples or setup.get("resamples", RESAMPLES))
+    runs, stored = [], []
+    for folder in setup["runs"]:
+        runs.append(json.loads((out / folder / "metrics.json").read_text()))
+        with np.load(out / folder / "per_image.npz") as f:
+            stored.append(dict(f))
+    stored = [in_file_order(x) for x in stored]
+    for folder, x in zip(setup["runs"], stored):
+        if not np.array_equal(x["images"], stored[0]["images"]):
+            raise ValueError(f"{folder} was validated on other images than {setup['runs'][0]}; compare needs the same.")
+    n_images = len(stored[0]["images"]) if stored else 0
+    weights = np.concatenate([np.ones((1, n_images)), resample_weights(n_images, resamples, seed)])
+    metrics = []  # per run: (metric, class) -> (1 + resamples,) values, the whole val split first
+    for r, per_image in zip(runs, stored):
+        metrics.append(run_metrics(per_image, len(names), weights))
+        r["values"] = {f"{m}/{names[c] if c != 'all' else c}": float(v[0]) for (m, c), v in metrics[-1].items()}
+    keys = list(metrics[0]) if metrics else []
+
+    table, first = [], variants[0].name
+    for metric, cls in keys:
+        name = names[cls] if cls != "all" else "all"
+        by_variant = {v.name: {} for v in variants}  # variant -> seed -> values
+        for r, m in zip(runs, metrics):
+            by_variant[r["variant"]][r["seed"]] = m[metric, cls]
+        for v in variants:
+            values = np.array([x[0] for x in by_variant[v.name].values()])
+            row = {"metric": metric, "class": name, "variant": v.name, "seeds": len(values)}
+            row |= {"mean": float(values.mean()), "std": float(values.std(ddof=1)) if len(values) > 1 else 0.0}
+            pairs = sorted(by_variant[first].keys() & by_variant[v.name].keys())
+            if v.name != first and pairs:
+                both = np.array([[by_variant[x][s] for s in pairs] for x in (first, v.name)])  # (2, S, 1 + B)
+                row |= paired_delta(both[:, :, 0], both[:, :, 1:].transpose(2, 0, 1), seed=seed)
+            table.append(row)
+    comparison = Comparison(
+        out, setup["task"], variants, names, shares, runs, table, setup.get("command", ""), resamples
+    )
+    write_reports(comparison)
+    return comparison
 
 
-def write_reports(out: Path, variants: list[Variant], results: list[dict], names: dict, shares: dict, command: str):
-    """Write compare.md, compare.csv and compare.png into `out` and print the markdown table."""
-    names = dict(names)
-    rows_csv = [["variant", "seed", "class", "ap50", "ap50_95", "seconds", "images"]]
-    for r in results:
-        run = [r["seconds"], r.get("images", "")]
-        rows_csv.append([r["variant"], r["seed"], "all", r["all"]["ap50"], r["all"]["ap50_95"], *run])
-        for c, m in sorted(r["classes"].items(), key=lambda x: int(x[0])):
-            rows_csv.append([r["variant"], r["seed"], names[int(c)], m["ap50"], m["ap50_95"], *run])
+def _cell(row: dict, digits: int = 3) -> str:
+    """Return 'mean ± std' (or the mean alone for one seed)."""
+    return f"{row['mean']:.{digits}f} ± {row['std']:.{digits}f}" if row["seeds"] > 1 else f"{row['mean']:.{digits}f}"
+
+
+def _delta_cell(row: dict) -> str:
+    """Return 'Δ [lo, hi] verdict' of a summary row, the verdict in bold when the interval excludes 0."""
+    if "delta" not in row:
+        return "-"
+    verdict = row["verdict"] if row["verdict"] == "not established" else f"**{row['verdict']}**"
+    return f"{row['delta']:+.3f} [{row['lo']:+.3f}, {row['hi']:+.3f}] {verdict}"
+
+
+def write_reports(comparison: Comparison) -> None:
+    """Write compare.md, compare.csv and compare.png into the comparison's folder and print the markdown table."""
+    c = comparison
+    out, variants, names, shares, first = c.folder, c.variants, c.names, c.shares, c.variants[0].name
+    wall = ["epochs", "images", "train_seconds", "val_seconds"]
+    head = ["kind", "variant", "seed", "metric", "class", "value", "mean", "std", "seeds", "delta", "delta_by_seed"]
+    rows_csv = [[*head, "lo", "hi", "verdict", *wall]]
+    for r in c.runs:
+        for key, value in r["values"].items():
+            metric, cls = key.split("/", 1)
+            rows_csv.append(["run", r["variant"], r["seed"], metric, cls, value, *[""] * 8, *(r.get(k) for k in wall)])
+    for row in c.table:
+        by_seed = " ".join(f"{x:+.6f}" for x in row.get("delta_by_seed", []))
+        cells = [row["mean"], row["std"], row["seeds"], row.get("delta", ""), by_seed]
+        cells += [row.get(k, "") for k in ("lo", "hi", "verdict")]
+        rows_csv.append(["summary", row["variant"], "", row["metric"], row["class"], "", *cells, *[""] * len(wall)])
     with open(out / "compare.csv", "w", newline="") as f:
         csv.writer(f).writerows(rows_csv)
 
-    base = variants[0].name if variants[0].name == "none" else None
-    seeds = max((r["seed"] for r in results), default=0) + 1
+    seeds = max((r["seed"] for r in c.runs), default=0) + 1
     lines = [
         "# Class balance comparison",
         "",
-        f"Command: `{command}`" if command else "",
+        f"Command: `{c.command}`" if c.command else "",
         "",
-        f"{len(results)} runs: {len(variants)} variants x {seeds} seeds. AP on the val split, mean ± std over seeds"
-        + (f"; Δ = difference of the means to `{base}`." if base else "."),
+        f"{len(c.runs)} runs: {len(variants)} variants x {seeds} seeds, validated on the val split; mean ± std over "
+        f"seeds. Δ = the paired difference to `{first}` (same seed), mean over seeds, with its 95% interval: "
+        f"{c.resamples:,} bootstrap resamples of the seeds (paired) and of the val images (the same images for every "
+        "run). **better** / **worse**: the interval lies above / below 0; otherwise the difference is not "
+        "established. See docs/usage.md.",
         "",
     ]
-    present = [c for c in sorted(names) if shares[variants[0].name]["instances"][c] > 0]
+    present = [k for k in sorted(names) if any(row["class"] == names[k] for row in c.table)]
+    train_instances = shares[first]["instances"]
+    for title, metrics in TABLES.get(c.task, TABLES["detect"]):
+        head = ["class", "train instances", f"{first}"]
+        for v in variants[1:]:
+            head += [v.name, f"Δ {v.name} [95%]"]
+        lines += [f"## {title}", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        for metric in metrics:
+            for cls in [*present, "all"]:
+                name = names[cls] if cls != "all" else "all"
+                if not any((row["metric"], row["class"]) == (metric, name) for row in c.table):
+                    continue
+                label = ALL_ROWS[metric] if cls == "all" else name
+                cells = [label, str(int(train_instances.sum() if cls == "all" else train_instances[cls]))]
+                cells.append(_cell(c.row(metric, name, first)))
+                for v in variants[1:]:
+                    row = c.row(metric, name, v.name)
+                    cells += [_cell(row), _delta_cell(row)]
+                lines.append("| " + " | ".join(cells) + " |")
+        lines.append("")
+    lines += [*_images_table(c), ""]
     head = ["class", "train instances"] + [f"share/epoch {v.name}" for v in variants]
     lines += ["## Expected share of each class per epoch", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for c in present:
-        cells = [names[c], str(shares[variants[0].name]["instances"][c])]
-        cells += [f"{shares[v.name]['share_after'][c]:.1%}" for v in variants]
+    for k in [k for k in sorted(names) if train_instances[k] > 0]:
+        cells = [names[k], str(train_instances[k])] + [f"{shares[v.name]['share_after'][k]:.1%}" for v in variants]
         lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", *_images_table(variants, results, shares)]
-    for metric, title in (("ap50", "AP50"), ("ap50_95", "AP50-95")):
-        head = ["class"] + [v.name for v in variants] + ([f"Δ {v.name}" for v in variants[1:]] if base else [])
-        lines += ["", f"## {title}", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-        for c in [*present, "all"]:
-            stats = [_summary(results, v.name, c, metric) for v in variants]
-            cells = [str(names[c]) if c != "all" else "**all**"]
-            cells += [f"{m:.3f} ± {s:.3f}" if n > 1 else f"{m:.3f}" for m, s, n in stats]
-            if base:
-                cells += [f"{m - stats[0][0]:+.3f}" for m, _, _ in stats[1:]]
-            lines.append("| " + " | ".join(cells) + " |")
     text = "\n".join(lines) + "\n"
     (out / "compare.md").write_text(text)
-    _plot(out / "compare.png", variants, results, names, present)
+    _plot(out / "compare.png", c, present)
     print(text)
     print(f"Results saved to {out} (compare.md, compare.csv, compare.png)")
 
 
-def _images_table(variants: list[Variant], results: list[dict], shares: dict) -> list[str]:
-    """Return the markdown table of images trained per run: equal epochs are not equal compute when an epoch grows."""
-    head = ["variant", "images per epoch", "epochs", "images trained", "coverage/epoch", "vs first"]
-    lines = ["## Images trained per run", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+def _images_table(c: Comparison) -> list[str]:
+    """Return the markdown table of images trained and training time: equal epochs are not equal compute."""
+    head = ["variant", "images per epoch", "epochs", "images trained", "vs first", "train s per run", "train s (sum)"]
+    lines = ["## Images trained and wall time", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     first = None
-    for v in variants:
-        runs = [r for r in results if r["variant"] == v.name]
-        images = float(np.mean([r["images"] for r in runs])) if runs and all("images" in r for r in runs) else None
-        epochs = sorted({r.get("epochs") for r in runs})
+    for v in c.variants:
+        runs = [r for r in c.runs if r["variant"] == v.name]
+        images = float(np.mean([r["images"] for r in runs])) if runs else None
+        seconds = [r["train_seconds"] for r in runs]
         first = images if first is None else first
         ratio = f"{images / first:.2f}x" if images and first else "-"
-        cells = [v.name, f"{shares[v.name]['epoch_size']:,}", "/".join(map(str, epochs))]
-        cells += [f"{images:,.0f}" if images is not None else "-", f"{shares[v.name]['coverage']:.1%}", ratio]
+        epochs = "/".join(map(str, sorted({r["epochs"] for r in runs})))
+        cells = [v.name, f"{int(c.shares[v.name]['epoch_size']):,}", epochs]
+        cells += [f"{images:,.0f}" if images is not None else "-", ratio]
+        cells += [f"{np.mean(seconds):.1f}" if seconds else "-", f"{sum(seconds):.1f}"]
         lines.append("| " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "Train s: wall time of each run's `yolo train` process (with its own per-epoch validation unless `val=False`), "
+        "not the final validation; sum = the variant's runs together.",
+    ]
     return lines
 
 
-def _plot(path: Path, variants: list[Variant], results: list[dict], names: dict, present: list[int]) -> None:
-    """Grouped bars: per-class (and all-class) AP50 by variant, error bars = std over seeds."""
+def _plot(path: Path, c: Comparison, present: list[int]) -> None:
+    """Grouped bars: the headline metric per class (and all classes) by variant, error bars = std over seeds."""
     from matplotlib.figure import Figure
 
-    groups = [*present, "all"]
-    width = 0.8 / len(variants)
-    fig = Figure(figsize=(max(6.0, 1.2 * len(groups) * max(1, len(variants) / 3) + 2), 4.5), tight_layout=True)
+    title, metrics = TABLES.get(c.task, TABLES["detect"])[0]
+    groups = [(metrics[0], c.names[k]) for k in present] + [
+        (m, "all") for m in metrics if (m, "all") in {(r["metric"], r["class"]) for r in c.table}
+    ]
+    width = 0.8 / len(c.variants)
+    fig = Figure(figsize=(max(6.0, 1.2 * len(groups) * max(1, len(c.variants) / 3) + 2), 4.5), tight_layout=True)
     ax = fig.add_subplot()
     x = np.arange(len(groups))
-    for k, v in enumerate(variants):
-        stats = [_summary(results, v.name, c, "ap50") for c in groups]
+    for k, v in enumerate(c.variants):
+        rows = [c.row(m, name, v.name) for m, name in groups]
         ax.bar(
-            x + (k - (len(variants) - 1) / 2) * width,
-            [m for m, _, _ in stats],
+            x + (k - (len(c.variants) - 1) / 2) * width,
+            [r["mean"] for r in rows],
             width,
-            yerr=[s for _, s, _ in stats],
+            yerr=[r["std"] for r in rows],
             capsize=3,
             label=v.name,
         )
-    ax.set_xticks(x, [str(names[c]) if c != "all" else "all classes" for c in groups])
-    ax.set_ylabel("AP50 on val (mean ± std over seeds)")
+    ax.set_xticks(x, [name if name != "all" else ALL_ROWS[m].strip("*").split("*")[0] for m, name in groups])
+    ax.set_ylabel(f"{title} on val (mean ± std over seeds)")
     ax.set_ylim(0, 1.05)
-    ax.legend(fontsize=8, frameon=False, ncols=min(len(variants), 6), loc="lower center", bbox_to_anchor=(0.5, 1.0))
+    ax.legend(fontsize=8, frameon=False, ncols=min(len(c.variants), 6), loc="lower center", bbox_to_anchor=(0.5, 1.0))
     ax.spines[["top", "right"]].set_visible(False)
     fig.savefig(path, dpi=150)
 
@@ -439,4 +700,5 @@ if __name__ == "__main__" and sys.argv[1:2] == ["validate"]:
     # `python -m ultralytics_weighted.compare validate RUN_FOLDER DATA TRAIN_JSON`: one run's validation, in a process
     # of its own so that parallel runs do not share one interpreter
     folder, data, train = Path(sys.argv[2]), sys.argv[3], json.loads(sys.argv[4])
-    (folder / "val.json").write_text(json.dumps(validate(folder / "weights" / "best.pt", data, train), indent=2))
+    val = validate(folder / "weights" / "best.pt", data, train, folder)
+    (folder / "val.json").write_text(json.dumps(val, indent=2))

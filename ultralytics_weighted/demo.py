@@ -15,16 +15,12 @@ nothing else), whose dataset and results are then replaced: the demo never write
 from __future__ import annotations
 
 import contextlib
-import csv
 import io
 import shlex
 import shutil
 import sys
 import time
-from collections import defaultdict
 from pathlib import Path
-
-import numpy as np
 
 from ultralytics_weighted.balance import balance_report, balance_stats
 
@@ -118,36 +114,31 @@ class _ProgressOnly(io.TextIOBase):
         return len(text)
 
 
-def ap50_table(csv_path: Path, names: dict, classes: list, variant: str, balanced: dict) -> list[str]:
+def ap50_table(comparison, classes: list, variant: str, balanced: dict) -> list[str]:
     """Return the demo's markdown table: per class (and all) train instances, share per epoch, AP50 stock vs balanced.
 
     Args:
-        csv_path (Path): compare.csv of the comparison, read by column name (variant, class, ap50).
-        names (dict): Class names by class id.
+        comparison (Comparison): What `run_comparison` returned.
         classes (list): Class ids of each train image's objects.
-        variant (str): Name of the balanced variant in compare.csv ('none' is stock).
+        variant (str): Name of the balanced variant ('none' is stock).
         balanced (dict): `balance_stats` of the balanced variant's (fully balanced) epochs.
 
     Returns:
-        (list[str]): Markdown table lines.
+        (list[str]): Markdown table lines; Δ AP50 with its 95% interval and verdict (see `compare`).
     """
-    values = defaultdict(list)
-    with open(csv_path, newline="") as f:
-        for row in csv.DictReader(f):
-            values[row["variant"], row["class"]].append(float(row["ap50"]))
-    ap50 = {key: float(np.mean(v)) for key, v in values.items()}  # mean over seeds
+    names = comparison.names
     stock = balance_stats(classes, len(names), None)
     head = ["class", "train instances", "share/epoch stock", "share/epoch balanced", "stock AP50", "balanced AP50"]
-    lines = ["| " + " | ".join([*head, "Δ AP50"]) + " |", "|" + "---|" * (len(head) + 1)]
+    lines = ["| " + " | ".join([*head, "Δ AP50 [95%]"]) + " |", "|" + "---|" * (len(head) + 1)]
     for c in [c for c in sorted(names) if stock["instances"][c]] + ["all"]:
-        name = "all" if c == "all" else str(names[c])
-        a, b = ap50.get(("none", name), float("nan")), ap50.get((variant, name), float("nan"))
+        a, b = comparison.row("ap50", c, "none"), comparison.row("ap50", c, variant)
+        delta = f"{b['delta']:+.3f} [{b['lo']:+.3f}, {b['hi']:+.3f}] {b['verdict']}"
         if c == "all":
             cells = ["**all**", str(int(stock["instances"].sum())), "100%", "100%"]
         else:
-            cells = [name, str(stock["instances"][c]), f"{stock['share_after'][c]:.1%}"]
+            cells = [str(names[c]), str(stock["instances"][c]), f"{stock['share_after'][c]:.1%}"]
             cells.append(f"{balanced['share_after'][c]:.1%}")
-        lines.append("| " + " | ".join([*cells, f"{a:.3f}", f"{b:.3f}", f"{b - a:+.3f}"]) + " |")
+        lines.append("| " + " | ".join([*cells, f"{a['mean']:.3f}", f"{b['mean']:.3f}", delta]) + " |")
     return lines
 
 
@@ -200,10 +191,11 @@ def run_demo(options: dict) -> Path:
     compare = {"data": str(data), "variants": f"none,{variant}", "seeds": seeds, **train}
     command = "ultralytics-weighted compare " + " ".join(shlex.quote(f"{k}={v}") for k, v in compare.items())
     with contextlib.redirect_stdout(_ProgressOnly(sys.stdout)):
-        out = run_comparison({**compare, "project": str(folder), "name": "compare"}, command)
+        comparison = run_comparison({**compare, "project": str(folder), "name": "compare"}, command)
+    out = comparison.folder
 
     balanced = balance_stats(classes, len(names), p, schedule.epoch_size)
-    table = ap50_table(out / "compare.csv", names, classes, variant, balanced)
+    table = ap50_table(comparison, classes, variant, balanced)
     minutes, seconds = divmod(round(time.time() - start), 60)
     print(
         f"\nDone in {minutes} min {seconds} s. Everything is in {folder}:\n"
