@@ -161,3 +161,15 @@ def test_detection_refuses_an_unknown_rare_class(detection_source, tmp_path):
     with pytest.raises(ValueError, match="rare classes must be among"):
         load("longtail_detection").build(detection_source, tmp_path / "out", rare=["Rare"], keep=0.25)
     assert not (tmp_path / "out").exists()
+
+
+def test_the_polars_stand_in_reads_results_csv_as_polars_does():
+    polars = pytest.importorskip("polars")
+    spec = importlib.util.spec_from_file_location("standin", BENCHMARKS / "polars_standin" / "polars" / "__init__.py")
+    standin = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(standin)
+    results = b"epoch,time,train/box_loss,metrics/mAP50(B),lr/pg0\n1,3.5,1.2,0,0.01\n2,7,1.1,0.05,\n"  # ints, gaps
+    expected = polars.read_csv(results, infer_schema_length=None).to_dict(as_series=False)
+    assert standin.read_csv(results, infer_schema_length=None).to_dict(as_series=False) == expected
+    rows = [{"class": "rare", "box-p": 0.5, "images": 3}, {"class": "common", "box-p": 0.25, "images": 10}]
+    assert standin.DataFrame(rows).write_csv() == polars.DataFrame(rows).write_csv()
