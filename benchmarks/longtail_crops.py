@@ -1,13 +1,14 @@
 # ultralytics-weighted, AGPL-3.0 license
 """Build the long-tail classification benchmark: one square crop per labelled box of a YOLO detection dataset.
 
-Run:  python benchmarks/longtail_crops.py [SOURCE] [OUT] [--imgsz 32] [--context 1.2] [--head 1000] [--ratio 50]
+Run:  python benchmarks/longtail_crops.py [SOURCE] [OUT] [--imgsz 48] [--context 1.2] [--head 1000] [--ratio 50]
       [--seed 0]
       SOURCE defaults to ../shared/datasets/construction-safety, OUT to runs/data/construction-safety-crops
-      then  yolo classify train data=OUT model=yolo11n-cls.yaml imgsz=32 ...   (see docs/results.md)
+      then  yolo classify train data=OUT model=yolo11n-cls.yaml imgsz=64 ...   (see docs/results.md)
 
 Every box becomes one crop, its class the box's class: a square of `context` times the box's longer side around the
-box centre (the part outside the photo filled with Ultralytics' padding grey, 114), resized to `imgsz` pixels. Train
+box centre (the part outside the photo filled with Ultralytics' padding grey, 114), resized to `imgsz` pixels
+(Ultralytics trains at a multiple of the model's stride, 32: the default 48 px crops train at imgsz=64). Train
 crops come from the train split and are made long-tailed in the usual way (Cao et al. 2019, CIFAR-LT): classes ordered
 by their available crops, most first, keep `head * ratio ** (-rank / (classes - 1))` crops of the class at `rank`,
 so the counts fall exponentially from `head` to `head / ratio`, drawn without replacement with a seeded generator.
@@ -85,7 +86,7 @@ def write_crops(boxes: list, folder: Path, names: dict[int, str], context: float
 
 
 def build(
-    source: Path, out: Path, imgsz: int = 32, context: float = 1.2, head: int = 1000, ratio: float = 50, seed: int = 0
+    source: Path, out: Path, imgsz: int = 48, context: float = 1.2, head: int = 1000, ratio: float = 50, seed: int = 0
 ) -> dict:
     """Write the train (long-tailed) and val (val + test, whole) crop folders and manifest.json; return the manifest."""
     source, out = Path(source).resolve(), Path(out).resolve()
@@ -134,7 +135,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("source", nargs="?", default="../shared/datasets/construction-safety")
     parser.add_argument("out", nargs="?", default="runs/data/construction-safety-crops")
-    parser.add_argument("--imgsz", type=int, default=32, help="crop side in pixels")
+    parser.add_argument("--imgsz", type=int, default=48, help="crop side in pixels")
     parser.add_argument("--context", type=float, default=1.2, help="crop side / box's longer side")
     parser.add_argument("--head", type=int, default=1000, help="train crops of the most frequent class")
     parser.add_argument("--ratio", type=float, default=50, help="imbalance ratio, head / tail")
