@@ -90,7 +90,8 @@ def build(
 ) -> dict:
     """Write the train (long-tailed) and val (val + test, whole) crop folders and manifest.json; return the manifest."""
     source, out = Path(source).resolve(), Path(out).resolve()
-    names = yaml.safe_load((source / "data.yaml").read_text())["names"]
+    source_yaml = (source / "data.yaml").read_text().splitlines()
+    names = yaml.safe_load("\n".join(source_yaml))["names"]
     names = dict(enumerate(names)) if isinstance(names, list) else {int(k): v for k, v in names.items()}
     train = read_boxes(source, "train")
     available = {c: sum(b[3] == c for b in train) for c in names}
@@ -109,7 +110,7 @@ def build(
     val_records = write_crops(evaluation, out / "val", names, context, imgsz)
     manifest = {
         "source": str(source),
-        "license": "CC BY 4.0 (see the source's README.md for the attribution)",
+        "attribution": [line.lstrip("# ") for line in source_yaml if line.startswith("#")],  # the source's own words
         "imgsz": imgsz,
         "context": context,
         "head": head,

@@ -55,7 +55,8 @@ def box_counts(source: Path, split: str, images: list[Path], names: dict[int, st
 def build(source: Path, out: Path, rare: tuple[str, ...] = RARE, keep: float = 0.1, seed: int = 0) -> dict:
     """Write the long-tailed copy, its data.yaml and manifest.json; return the manifest."""
     source, out = Path(source).resolve(), Path(out).resolve()
-    names = yaml.safe_load((source / "data.yaml").read_text())["names"]
+    source_yaml = (source / "data.yaml").read_text().splitlines()
+    names = yaml.safe_load("\n".join(source_yaml))["names"]
     names = dict(enumerate(names)) if isinstance(names, list) else {int(k): v for k, v in names.items()}
     unknown = sorted(set(rare) - set(names.values()))
     if unknown or not 0 <= keep <= 1:
@@ -84,15 +85,13 @@ def build(source: Path, out: Path, rare: tuple[str, ...] = RARE, keep: float = 0
         "val": [f"images/{s}" for s in EVAL_SPLITS],
         "names": names,
     }
-    header = (
-        "# Construction Site Safety v28 (Roboflow Universe, roboflow-universe-projects/construction-site-safety), "
-        f"CC BY 4.0: long-tailed train split ({', '.join(rare)} kept in {keep:g} of their images, seed {seed}), "
-        "val + test whole as the evaluation split\n"
-    )
-    (out / "data.yaml").write_text(header + yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
+    attribution = [line for line in source_yaml if line.startswith("#")]  # the source's own words
+    change = f"# Long-tailed: {', '.join(rare)} kept in {keep:g} of their train images (seed {seed}); eval val + test"
+    header = "\n".join([*attribution, change])
+    (out / "data.yaml").write_text(f"{header}\n{yaml.safe_dump(data, sort_keys=False, allow_unicode=True)}")
     manifest = {
         "source": str(source),
-        "license": "CC BY 4.0 (see the source's README.md for the attribution)",
+        "attribution": [line.lstrip("# ") for line in attribution],
         "rare": list(rare),
         "keep": keep,
         "seed": seed,

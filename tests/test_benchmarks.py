@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+ATTRIBUTION = "Fake boxes drawn by the test, CC0"
 COLOURS = {0: (0, 0, 255), 1: (0, 255, 0), 2: (255, 0, 0), 3: (0, 255, 255)}  # BGR, one per class
 
 
@@ -42,7 +43,8 @@ def fake_yolo_dataset(root: Path, images: dict[str, list[list[int]]], names: lis
             cv2.imwrite(str(root / "images" / split / f"{split}{i:03d}.png"), image)
             if lines:
                 (root / "labels" / split / f"{split}{i:03d}.txt").write_text("\n".join(lines) + "\n")
-    (root / "data.yaml").write_text(yaml.safe_dump({"train": "images/train", "val": "images/val", "names": names}))
+    data = {"train": "images/train", "val": "images/val", "names": names}
+    (root / "data.yaml").write_text(f"# {ATTRIBUTION}\n{yaml.safe_dump(data)}")
     return root
 
 
@@ -68,6 +70,7 @@ def test_crops_fall_exponentially_from_the_most_available_class(crops_source, tm
     assert {name: c["train"] for name, c in manifest["classes"].items()} == counts
     assert {name: c["available"] for name, c in manifest["classes"].items()} == {"a": 12, "b": 60, "c": 30, "d": 20}
     assert (manifest["seed"], manifest["ratio"], manifest["head"]) == (0, 8, 24)
+    assert manifest["attribution"] == [ATTRIBUTION]
     image = cv2.imread(str(next((tmp_path / "out" / "train" / "a").glob("*.jpg"))))
     assert image.shape == (16, 16, 3)
 
@@ -138,6 +141,7 @@ def test_detection_keeps_a_seeded_part_of_the_rare_images_and_the_evaluation_who
     assert not set(manifest["dropped_images"]) & set(train)
     assert manifest["boxes"]["train"] == {"common": 35, "rare": 5}
     assert manifest["boxes"]["eval"] == {"common": 4, "rare": 2}
+    assert manifest["attribution"] == [ATTRIBUTION]
     for split, n in (("val", 2), ("test", 3)):
         assert len(list((tmp_path / "out" / "images" / split).iterdir())) == n
     again = detection.build(detection_source, tmp_path / "again", rare=["rare"], keep=0.25, seed=0)
