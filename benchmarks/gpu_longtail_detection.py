@@ -11,8 +11,8 @@ On the device machine (torch with CUDA, opencv, pandas, matplotlib; no ultralyti
   unpacks the wheels into a work folder put first on PYTHONPATH (its sitecustomize.py runs the .pth startup hook), adds
   the stand-in for polars (benchmarks/polars_standin), points the data's `path:` at its carried copy, runs
   `ultralytics-weighted compare` with the settings below (key=value arguments replace or add to them) and copies
-  compare.md, compare.csv, compare.png and each run's results.csv, metrics.json, run.json and train.log to $OUT
-  (not the weights), also when compare stops early.
+  compare.md, compare.csv, compare.png and each run's results.csv, metrics.json, run.json, train.log and
+  per_image.npz to $OUT (not the weights), also when compare stops early.
 
 Standard library only until the wheels are unpacked: the device machine has no ultralytics to import.
 """
@@ -51,7 +51,7 @@ SETTINGS = {
     "workers": "16",
     "val": "False",
 }
-RUN_FILES = ("results.csv", "metrics.json", "run.json", "train.log")
+RUN_FILES = ("results.csv", "metrics.json", "run.json", "train.log", "per_image.npz")  # npz: main's intervals
 SITECUSTOMIZE = "import os, site; site.addsitedir(os.path.dirname(os.path.abspath(__file__)))  # runs the .pth hook\n"
 
 
