@@ -1,0 +1,179 @@
+# ultralytics-weighted, AGPL-3.0 license
+"""The long-tail benchmarks' preparation (benchmarks/longtail_crops.py, longtail_detection.py) on tiny fake datasets."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from collections import Counter
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import yaml
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+ATTRIBUTION = "Fake boxes drawn by the test, CC0"
+COLOURS = {0: (0, 0, 255), 1: (0, 255, 0), 2: (255, 0, 0), 3: (0, 255, 255)}  # BGR, one per class
+
+
+def load(name: str):
+    """Import a script of benchmarks/ as a module."""
+    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def fake_yolo_dataset(root: Path, images: dict[str, list[list[int]]], names: list[str]) -> Path:
+    """Write a YOLO detection dataset: per split, one 64 px image per class list, one filled box per class entry.
+
+    Box k of an image is a 12x12 square of its class's colour on a grey background, at column 4 + 14 k, row 26.
+    """
+    for split, image_classes in images.items():
+        (root / "images" / split).mkdir(parents=True)
+        (root / "labels" / split).mkdir(parents=True)
+        for i, classes in enumerate(image_classes):
+            image, lines = np.full((64, 64, 3), 128, np.uint8), []
+            for k, cls in enumerate(classes):
+                x0 = 4 + 14 * k
+                image[26:38, x0 : x0 + 12] = COLOURS[cls]
+                lines.append(f"{cls} {(x0 + 6) / 64:.6f} {32 / 64:.6f} {12 / 64:.6f} {12 / 64:.6f}")
+            cv2.imwrite(str(root / "images" / split / f"{split}{i:03d}.png"), image)
+            if lines:
+                (root / "labels" / split / f"{split}{i:03d}.txt").write_text("\n".join(lines) + "\n")
+    data = {"train": "images/train", "val": "images/val", "names": names}
+    (root / "data.yaml").write_text(f"# {ATTRIBUTION}\n{yaml.safe_dump(data)}")
+    return root
+
+
+@pytest.fixture(scope="module")
+def crops_source(tmp_path_factory):
+    """Train boxes per class: a 12, b 40, c 30, d 20 (class id order is not the frequency order); val + test a bit."""
+    train = [[0]] * 12 + [[1, 1]] * 20 + [[2, 2, 2]] * 10 + [[3, 1]] * 20  # b: 40 + 20 = 60 boxes
+    evaluation = {"val": [[0, 1], [2], [3, 3], []], "test": [[0], [1, 2, 3]]}
+    return fake_yolo_dataset(tmp_path_factory.mktemp("css"), {"train": train, **evaluation}, ["a", "b", "c", "d"])
+
+
+def crop_counts(folder: Path) -> dict[str, int]:
+    """Return the number of crops per class folder."""
+    return {d.name: len(list(d.glob("*.jpg"))) for d in sorted(folder.iterdir())}
+
+
+def test_crops_fall_exponentially_from_the_most_available_class(crops_source, tmp_path):
+    crops = load("longtail_crops")
+    manifest = crops.build(crops_source, tmp_path / "out", imgsz=16, head=24, ratio=8, seed=0)
+    counts = crop_counts(tmp_path / "out" / "train")
+    # available: b 60, c 30, d 20, a 12, so b is the head (24) and a the tail (24 / 8); 24 * 8 ** (-rank / 3)
+    assert counts == {"b": 24, "c": 12, "d": 6, "a": 3}
+    assert {name: c["train"] for name, c in manifest["classes"].items()} == counts
+    assert {name: c["available"] for name, c in manifest["classes"].items()} == {"a": 12, "b": 60, "c": 30, "d": 20}
+    assert (manifest["seed"], manifest["ratio"], manifest["head"]) == (0, 8, 24)
+    assert manifest["attribution"] == [ATTRIBUTION]
+    image = cv2.imread(str(next((tmp_path / "out" / "train" / "a").glob("*.jpg"))))
+    assert image.shape == (16, 16, 3)
+
+
+def test_a_class_never_keeps_more_crops_than_it_has(crops_source, tmp_path):
+    crops = load("longtail_crops")
+    manifest = crops.build(crops_source, tmp_path / "out", imgsz=16, head=50, ratio=2, seed=0)
+    assert {name: c["train"] for name, c in manifest["classes"].items()} == {"b": 50, "c": 30, "d": 20, "a": 12}
+
+
+def test_every_evaluation_box_becomes_one_crop_of_its_class(crops_source, tmp_path):
+    crops = load("longtail_crops")
+    manifest = crops.build(crops_source, tmp_path / "out", imgsz=16, head=24, ratio=8, seed=0)
+    # val + test boxes: a 2, b 2, c 2, d 3, all kept whatever head and ratio are
+    assert crop_counts(tmp_path / "out" / "val") == {"a": 2, "b": 2, "c": 2, "d": 3}
+    assert sorted((r["image"], r["box"]) for r in manifest["val"]) == [
+        ("test/test000.png", 0),
+        ("test/test001.png", 0),
+        ("test/test001.png", 1),
+        ("test/test001.png", 2),
+        ("val/val000.png", 0),
+        ("val/val000.png", 1),
+        ("val/val001.png", 0),
+        ("val/val002.png", 0),
+        ("val/val002.png", 1),
+    ]
+    for record in manifest["val"] + manifest["train"]:  # the crop shows its box: the centre has the class's colour
+        crop = cv2.imread(str(tmp_path / "out" / record["crop"]))
+        cls = "abcd".index(Path(record["crop"]).parent.name)
+        assert np.abs(crop[8, 8].astype(int) - COLOURS[cls]).max() < 40, record
+
+
+def test_crop_selection_is_deterministic_by_seed(crops_source, tmp_path):
+    crops = load("longtail_crops")
+    chosen = {}
+    for name, seed in (("first", 0), ("again", 0), ("other", 1)):
+        manifest = crops.build(crops_source, tmp_path / name, imgsz=16, head=24, ratio=8, seed=seed)
+        chosen[name] = [(r["image"], r["box"]) for r in manifest["train"]]
+    assert chosen["first"] == chosen["again"]
+    assert chosen["first"] != chosen["other"]
+    assert Counter(r[0].split("/")[0] for r in chosen["other"]) == {"train": 45}  # train crops only from train
+
+
+def test_ultralytics_reads_the_crops_as_a_classification_dataset(crops_source, tmp_path):
+    from ultralytics.data.utils import check_cls_dataset
+
+    load("longtail_crops").build(crops_source, tmp_path / "out", imgsz=16, head=24, ratio=8, seed=0)
+    data = check_cls_dataset(str(tmp_path / "out"))
+    assert data["nc"] == 4
+    assert data["names"] == {0: "a", 1: "b", 2: "c", 3: "d"}
+    assert Path(data["val"]) == tmp_path / "out" / "val"
+
+
+@pytest.fixture(scope="module")
+def detection_source(tmp_path_factory):
+    """20 train images with the rare class 1 (and class 0), 30 with class 0 only; val + test hold both."""
+    train = [[0, 1]] * 20 + [[0]] * 30
+    evaluation = {"val": [[0, 1], [0]], "test": [[1], [0, 0], []]}
+    return fake_yolo_dataset(tmp_path_factory.mktemp("det"), {"train": train, **evaluation}, ["common", "rare"])
+
+
+def test_detection_keeps_a_seeded_part_of_the_rare_images_and_the_evaluation_whole(detection_source, tmp_path):
+    detection = load("longtail_detection")
+    manifest = detection.build(detection_source, tmp_path / "out", rare=["rare"], keep=0.25, seed=0)
+    train = sorted(p.name for p in (tmp_path / "out" / "images" / "train").iterdir())
+    assert len(train) == 30 + 5
+    assert set(manifest["kept_rare_images"]) <= set(train)
+    assert not set(manifest["dropped_images"]) & set(train)
+    assert manifest["boxes"]["train"] == {"common": 35, "rare": 5}
+    assert manifest["boxes"]["eval"] == {"common": 4, "rare": 2}
+    assert manifest["attribution"] == [ATTRIBUTION]
+    for split, n in (("val", 2), ("test", 3)):
+        assert len(list((tmp_path / "out" / "images" / split).iterdir())) == n
+    again = detection.build(detection_source, tmp_path / "again", rare=["rare"], keep=0.25, seed=0)
+    other = detection.build(detection_source, tmp_path / "other", rare=["rare"], keep=0.25, seed=1)
+    assert again["kept_rare_images"] == manifest["kept_rare_images"] != other["kept_rare_images"]
+    assert json.loads((tmp_path / "out" / "manifest.json").read_text()) == manifest
+
+
+def test_detection_data_yaml_evaluates_on_val_and_test(detection_source, tmp_path, monkeypatch):
+    from ultralytics.data.utils import check_det_dataset
+
+    load("longtail_detection").build(detection_source, tmp_path / "out", rare=["rare"], keep=0.25, seed=0)
+    monkeypatch.chdir(tmp_path)  # the absolute path: works from anywhere
+    data = check_det_dataset(str(tmp_path / "out" / "data.yaml"))
+    assert data["val"] == [str(tmp_path / "out" / "images" / s) for s in ("val", "test")]
+    assert data["train"] == str(tmp_path / "out" / "images" / "train")
+    assert data["names"] == {0: "common", 1: "rare"}
+
+
+def test_detection_refuses_an_unknown_rare_class(detection_source, tmp_path):
+    with pytest.raises(ValueError, match="rare classes must be among"):
+        load("longtail_detection").build(detection_source, tmp_path / "out", rare=["Rare"], keep=0.25)
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_polars_stand_in_reads_results_csv_as_polars_does():
+    polars = pytest.importorskip("polars")
+    spec = importlib.util.spec_from_file_location("standin", BENCHMARKS / "polars_standin" / "polars" / "__init__.py")
+    standin = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(standin)
+    results = b"epoch,time,train/box_loss,metrics/mAP50(B),lr/pg0\n1,3.5,1.2,0,0.01\n2,7,1.1,0.05,\n"  # ints, gaps
+    expected = polars.read_csv(results, infer_schema_length=None).to_dict(as_series=False)
+    assert standin.read_csv(results, infer_schema_length=None).to_dict(as_series=False) == expected
+    rows = [{"class": "rare", "box-p": 0.5, "images": 3}, {"class": "common", "box-p": 0.25, "images": 10}]
+    assert standin.DataFrame(rows).write_csv() == polars.DataFrame(rows).write_csv()
