@@ -155,6 +155,12 @@ def test_stats_help_is_the_stats_help(tmp_path):
         (["data=/missing.yaml"], "ultralytics-weighted stats: '/missing.yaml' does not exist"),
         (["foo=1"], "'foo' is not a valid key"),
         (["clases=0"], "'clases' is not a valid key (similar: classes"),
+        # a classification folder that is not here is a typo, never a download (conftest sets YOLO_OFFLINE=1)
+        (["data=/missing/folder"], "data=/missing/folder: no such folder (a local path is never downloaded)"),
+        (["data=missing-folder"], "data=missing-folder: no such folder here or in"),
+        (["balance_floor=inf"], "'balance_floor=inf' is an invalid value: not a finite number"),
+        (["class_balance=nan"], "'class_balance=nan' is an invalid value: not a finite number"),
+        (["balance_floor=1e9"], "Valid 'balance_floor' values are between 0.0 and 1 ("),
     ],
 )
 def test_stats_errors_are_one_line(args, message, datasets, tmp_path):

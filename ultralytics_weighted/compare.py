@@ -15,12 +15,14 @@ key, so an interrupted comparison resumes, and trains again those whose settings
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import json
 import os
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -195,7 +197,60 @@ class Run:
         return changed
 
 
-def _run_one(run: Run, data: str, train: dict, log_lock: threading.Lock) -> dict:
+INTERRUPTED = "interrupted (Ctrl-C)"
+STOP_SECONDS = 10  # how long a child may take to end after SIGINT before it is killed
+
+
+class Interrupted(Exception):
+    """Raised when compare stops on SIGINT (Ctrl-C) after ending every training it started."""
+
+
+class Children:
+    """The processes compare starts, each in a session of its own, so that one Ctrl-C can end each whole tree.
+
+    A child in compare's process group would get the terminal's SIGINT itself, but not one sent to compare alone, and
+    its own children (dataloader workers) would outlive it if it were killed. Starting each in a new session and
+    signalling that session's process group ends them all, however compare was interrupted.
+    """
+
+    def __init__(self):
+        """Start with no children and no stop requested."""
+        self.running: set[subprocess.Popen] = set()
+        self.stopping = threading.Event()
+        self.lock = threading.Lock()
+
+    def call(self, cmd: list[str], log, env: dict) -> int:
+        """Run `cmd` to completion with its output in `log` and return its exit code (-SIGINT once stopping)."""
+        with self.lock:
+            if self.stopping.is_set():
+                return -signal.SIGINT
+            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+            self.running.add(proc)
+        try:
+            return proc.wait()
+        finally:
+            with self.lock:
+                self.running.discard(proc)
+
+    def stop(self) -> None:
+        """Start no more children; end every running one's process group: SIGINT, then SIGKILL after STOP_SECONDS.
+
+        The SIGKILL goes to every group, also where the leader ended in time: its dataloader workers may not have.
+        """
+        with self.lock:
+            self.stopping.set()
+            running = list(self.running)
+        for sig in (signal.SIGINT, signal.SIGKILL):
+            for proc in running:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(proc.pid, sig)  # the child leads its session: its pid is the group's id
+            deadline = time.time() + STOP_SECONDS
+            for proc in running:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(timeout=max(0.0, deadline - time.time()))
+
+
+def _run_one(run: Run, data: str, train: dict, log_lock: threading.Lock, children: Children) -> dict:
     """Train one run with the stock CLI, validate it in a fresh process, store and return its results."""
 
     def say(text):
@@ -211,10 +266,15 @@ def _run_one(run: Run, data: str, train: dict, log_lock: threading.Lock) -> dict
     start, env = time.time(), {**os.environ, "YOLO_OFFLINE": "1"}
     cmd = [*yolo_command(), "train", *(f"{key}={value}" for key, value in run.args.items())]
     with open(run.folder / "train.log", "w") as log:
-        rc = subprocess.call(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+        rc = children.call(cmd, log, env)
         if rc == 0:
             cmd = [sys.executable, "-m", "ultralytics_weighted.compare", "validate", str(run.folder), data]
-            rc = subprocess.call([*cmd, json.dumps(train)], stdout=log, stderr=subprocess.STDOUT, env=env)
+            rc = children.call([*cmd, json.dumps(train)], log, env)
+        if children.stopping.is_set():
+            log.write(
+                f"\n{INTERRUPTED}: this run is unfinished (no metrics.json), a re-run of compare trains it again.\n"
+            )
+            raise Interrupted(run.label)
     if rc:
         raise RuntimeError(f"{run.label} failed (exit {rc}); see {run.folder / 'train.log'}")
     epochs = max(0, len((run.folder / "results.csv").read_text().splitlines()) - 1)  # epochs trained (header row)
@@ -231,6 +291,16 @@ def _run_one(run: Run, data: str, train: dict, log_lock: threading.Lock) -> dict
     m = result["all"]
     say(f"AP50 {m['ap50']:.3f}, AP50-95 {m['ap50_95']:.3f}, {result['images']:,} images ({result['seconds']:.0f} s)")
     return result
+
+
+def _count(options: dict, key: str, default: int) -> int:
+    """Pop `options[key]` as a whole number of at least 1 (`seeds`, `parallel`), with the key in any error."""
+    value = options.pop(key, default)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{key}={value} must be a whole number, e.g. {key}={default}.")
+    if value < 1:
+        raise ValueError(f"{key}={value} must be at least 1.")
+    return value
 
 
 def run_comparison(options: dict, command: str = "") -> Path:
@@ -259,11 +329,10 @@ def run_comparison(options: dict, command: str = "") -> Path:
     data = options.pop("data", None)
     if not data:
         raise ValueError("data=... is required.")
-    seeds, parallel = int(options.pop("seeds", 3)), int(options.pop("parallel", 1))
-    for key, value in (("seeds", seeds), ("parallel", parallel)):
-        if value < 1:
-            raise ValueError(f"{key}={value} must be at least 1.")
-    out = Path(str(options.pop("project", "runs/compare"))) / str(options.pop("name", Path(str(data)).parent.name))
+    seeds, parallel = (_count(options, key, default) for key, default in (("seeds", 3), ("parallel", 1)))
+    # absolute: Ultralytics puts a relative `project` under its runs folder and the task, not where compare looks
+    project = Path(str(options.pop("project", "runs/compare"))).expanduser().resolve()
+    out = project / str(options.pop("name", Path(str(data)).parent.name))
     train = {"model": "yolo11n.yaml", **{k: v for k, v in options.items() if k not in FIXED_KEYS}}
     if parallel > 1:  # the runs share the machine's CPU cores for data loading
         from ultralytics.utils import DEFAULT_CFG
@@ -272,6 +341,7 @@ def run_comparison(options: dict, command: str = "") -> Path:
     cfgs = {}
     for v in variants:  # every run's keys must pass Ultralytics' checks before anything trains
         try:
+            check_keys(v.overrides, set(DEFAULT_CFG_DICT), "compare")  # one line, not Ultralytics' whole help
             cfgs[v.name] = get_cfg(overrides={"data": data, **train, **v.overrides, "mode": "train"})
         except (ValueError, TypeError, SyntaxError) as e:
             raise type(e)(f"variant '{v.name}': {e}") from None
@@ -303,16 +373,25 @@ def run_comparison(options: dict, command: str = "") -> Path:
             print(f"{run.label}: finished earlier, skipped (AP50 {earlier['all']['ap50']:.3f})", flush=True)
         else:
             todo.append(run)
-    lock = threading.Lock()
-    with ThreadPoolExecutor(max_workers=parallel) as pool:
-        futures = {pool.submit(_run_one, run, str(data), train, lock): run for run in todo}
+    lock, children = threading.Lock(), Children()
+    pool = ThreadPoolExecutor(max_workers=parallel)
+    futures = {pool.submit(_run_one, run, str(data), train, lock, children): run for run in todo}
+    try:
         done, pending = wait(futures, return_when=FIRST_EXCEPTION)
-        for future in pending:
-            future.cancel()  # after a failure: runs not started yet are not started
-        for future in done:
-            if future.exception() is not None:
-                raise future.exception()
-            results[futures[future].label] = future.result()
+    except KeyboardInterrupt:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the clean-up short
+        children.stop()  # no run starts any more, and every running one ends
+        pool.shutdown(wait=True, cancel_futures=True)
+        finished = sum(f.done() and not f.cancelled() and f.exception() is None for f in futures) + len(results)
+        raise Interrupted(
+            f"{INTERRUPTED}: {finished} of {len(runs)} runs finished and kept in {out}; a re-run of the same command "
+            "trains the other ones."
+        ) from None
+    pool.shutdown(wait=True, cancel_futures=True)  # after a failure: runs not started yet are not started
+    for future in done:
+        if future.exception() is not None:
+            raise future.exception()
+        results[futures[future].label] = future.result()
 
     write_reports(out, variants, [results[r.label] for r in runs], names, shares, command)
     return out
@@ -431,6 +510,9 @@ def main(options: dict) -> int:
     except (ValueError, TypeError, SyntaxError, FileNotFoundError) as e:
         print(f"ultralytics-weighted compare: {e}", file=sys.stderr)
         return 2
+    except (Interrupted, KeyboardInterrupt) as e:  # KeyboardInterrupt: before any training started
+        print(f"ultralytics-weighted compare: {str(e) or INTERRUPTED}", file=sys.stderr)
+        return 130  # 128 + SIGINT, as a shell reports a command ended by Ctrl-C
     return 0
 
 

@@ -63,7 +63,7 @@ def demo_folder(path: str | None) -> Path:
                 break
             folder = Path("runs") / f"demo{n}"
     else:
-        folder = Path(path)
+        folder = Path(path).expanduser()  # `dir=~/demo` from a shell that did not expand it
         if folder.exists() and not folder.is_dir():
             raise FileExistsError(f"dir={path} is a file; the demo needs a new, empty or earlier demo folder.")
         if folder.is_dir() and any(folder.iterdir()):
