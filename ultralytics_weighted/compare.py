@@ -510,6 +510,9 @@ def main(options: dict) -> int:
     except (ValueError, TypeError, SyntaxError, FileNotFoundError) as e:
         print(f"ultralytics-weighted compare: {e}", file=sys.stderr)
         return 2
+    except RuntimeError as e:  # a run failed: its train.log says why
+        print(f"ultralytics-weighted compare: {e}", file=sys.stderr)
+        return 1
     except (Interrupted, KeyboardInterrupt) as e:  # KeyboardInterrupt: before any training started
         print(f"ultralytics-weighted compare: {str(e) or INTERRUPTED}", file=sys.stderr)
         return 130  # 128 + SIGINT, as a shell reports a command ended by Ctrl-C

@@ -25,11 +25,13 @@ def balance_strength(value: bool | float | None) -> float:
 
 
 def _not_finite(key: str, value) -> str | None:
-    """Return the error for a value that is or spells a non-finite number (inf, -inf, nan), else None.
+    """Return the error for an empty value or one that is or spells a non-finite number (inf, -inf, nan), else None.
 
     The `yolo` CLI keeps 'inf' and 'nan' as strings (its `smart_value` does not parse them), a cfg file's `.inf` and
     Python's `float("inf")` arrive as floats: all of them are named as the value they are, not as a type error.
     """
+    if isinstance(value, str) and not value.strip():
+        return f"'{key}={value}' has no value."
     if isinstance(value, str):
         try:
             value = float(value)
