@@ -11,6 +11,7 @@ workers split between them.
 A run is keyed by its full settings and data (`run.json`: the train keys, a digest of the train and val labels, the
 Ultralytics and ultralytics-weighted versions). A re-run skips the runs whose `metrics.json` was written under the same
 key, so an interrupted comparison resumes, and trains again those whose settings or data changed, saying what changed.
+One Ctrl-C ends every process compare started (each runs in a session of its own) and exits 130.
 """
 
 from __future__ import annotations
