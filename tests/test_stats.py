@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -169,3 +170,18 @@ def test_stats_errors_are_one_line(args, message, datasets, tmp_path):
     assert out.returncode == 2 and out.stdout == ""
     assert out.stderr.strip().splitlines() == [out.stderr.strip()] and message in out.stderr
     assert "Traceback" not in out.stderr and "yolo TASK MODE ARGS" not in out.stderr  # no stack, no `yolo` help
+
+
+def test_stats_on_images_without_a_labels_folder_names_the_folder_in_one_line(datasets, tmp_path):
+    import shutil
+
+    data = datasets("detect")
+    copy = Path(shutil.copytree(data.parent, tmp_path / "nolabels", ignore=shutil.ignore_patterns("labels", "*.cache")))
+    yaml = copy / data.name
+    yaml.write_text(yaml.read_text().replace(str(data.parent), str(copy)))  # the copy's own images
+    out = stats_split(f"data={yaml}", cwd=tmp_path)
+    assert out.returncode == 2 and out.stdout == ""
+    error = out.stderr.strip().splitlines()[-1]  # after Ultralytics' own scan log, which goes to stderr
+    assert error.startswith(f"ultralytics-weighted stats: no labels for the train images in {copy / 'labels'}")
+    assert ".cache" not in error and "\x1b[" not in error  # no file that does not exist, no colour codes
+    assert "Traceback" not in out.stderr

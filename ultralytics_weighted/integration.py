@@ -378,7 +378,15 @@ def load_label_classes(overrides: dict, split: str = "train") -> tuple[list[np.n
         info = check_det_dataset(cfg.data)
         if not info.get(split):
             raise FileNotFoundError(f"data={cfg.data} has no '{split}' split.")
-        dataset = build_yolo_dataset(cfg, info[split], cfg.batch, info, mode="train" if split == "train" else "val")
+        try:
+            dataset = build_yolo_dataset(cfg, info[split], cfg.batch, info, mode="train" if split == "train" else "val")
+        except ValueError as e:  # Ultralytics names its label cache, which it does not write when there are no labels
+            if not (found := re.search(r"No labels found in (\S+)\.cache", str(e))):
+                raise
+            raise FileNotFoundError(
+                f"no labels for the {split} images in {found.group(1)}/ (Ultralytics reads one .txt per image from a "
+                "labels/ folder beside images/: https://docs.ultralytics.com/datasets)."
+            ) from None
     names = {0: "item"} if cfg.single_cls else info["names"]  # the datasets map every label to 0 with single_cls
     return training.dataset_label_classes(dataset), names, cfg.task
 
