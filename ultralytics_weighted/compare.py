@@ -375,10 +375,11 @@ def run_comparison(options: dict, command: str = "") -> Path:
         else:
             todo.append(run)
     lock, children = threading.Lock(), Children()
-    pool = ThreadPoolExecutor(max_workers=parallel)
-    futures = {pool.submit(_run_one, run, str(data), train, lock, children): run for run in todo}
-    try:
-        done, pending = wait(futures, return_when=FIRST_EXCEPTION)
+    pool, futures = ThreadPoolExecutor(max_workers=parallel), {}
+    try:  # from the first submit on: a Ctrl-C at any point must reach the children (they do not get the terminal's)
+        futures.update({pool.submit(_run_one, run, str(data), train, lock, children): run for run in todo})
+        done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+        pool.shutdown(wait=True, cancel_futures=True)  # after a failure: runs not started yet are not started
     except KeyboardInterrupt:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the clean-up short
         children.stop()  # no run starts any more, and every running one ends
@@ -388,7 +389,6 @@ def run_comparison(options: dict, command: str = "") -> Path:
             f"{INTERRUPTED}: {finished} of {len(runs)} runs finished and kept in {out}; a re-run of the same command "
             "trains the other ones."
         ) from None
-    pool.shutdown(wait=True, cancel_futures=True)  # after a failure: runs not started yet are not started
     for future in done:
         if future.exception() is not None:
             raise future.exception()
