@@ -52,7 +52,7 @@ def test_yolo_classify_train_cli_logs_the_balanced_table(folder, tmp_path):
     assert "balance: class_balance=1 balance_agg=max: 41 train images, expected share" in log
     assert re.search(r"balance:\s+rare\s+3\s+3\s+7\.3%\s+33\.3%", log)  # inverse frequency: exactly a third each
     assert "max/min class share 10.00 -> 1.00" in log
-    assert log.count("balance_agg does not apply to classification") == 1
+    assert log.count("balance_agg=max does not apply to classification") == 1  # said once, to a user who set it
     assert (tmp_path / "run" / "weights" / "best.pt").exists()
 
 
@@ -114,3 +114,12 @@ def test_stats_reads_a_classification_folder(folder, tmp_path):
     assert report["task"] == "classify" and report["images"] == 41
     rows = {r["agg"]: r for r in report["aggregations"]}
     assert rows["none"]["imbalance"] == pytest.approx(10.0) and rows["mean"]["imbalance"] == pytest.approx(1.0)
+
+
+def test_balance_agg_is_not_said_to_not_apply_when_it_was_not_set(folder, tmp_path):
+    with captured_log() as log:
+        trainer = trainer_for(folder, tmp_path, name="default-agg")
+        trainer.get_dataloader(trainer.data["train"], batch_size=16, rank=-1, mode="train")
+    text = "\n".join(log)
+    assert "class_balance=1 balance_agg=mean: 41 train images" in text  # the table was logged
+    assert "does not apply" not in text  # the user never set balance_agg: nothing to say about it

@@ -180,3 +180,62 @@ def test_rerun_trains_again_when_settings_or_data_changed(datasets, tmp_path):
     assert late.overrides == {"class_balance": 1.0, "balance_agg": "mean", "balance_start": 0.7}
     schedule = late.schedule([np.array([0]), np.array([1]), np.array([1])], 2, epochs=10)
     assert (schedule.start, schedule.start_epoch, schedule.full_strength_epoch) == (0.7, 7, 7)
+
+
+def test_default_project_is_found_from_a_fresh_folder(datasets, tmp_path):
+    # no project=: Ultralytics would put a relative project under its runs folder and the task, not where compare reads
+    args = [f"data={datasets('detect')}", "variants=none,mean", "seeds=1", "epochs=1", "imgsz=64", "batch=8"]
+    out = compare(*args, "name=default", cwd=tmp_path)
+    assert out.returncode == 0, out.stdout[-3000:]
+    folder = tmp_path / "runs" / "compare" / "default"
+    assert (folder / "compare.md").is_file() and (folder / "runs" / "mean-seed0" / "weights" / "best.pt").is_file()
+    assert not (tmp_path / "runs" / "detect").exists()
+
+
+def test_one_ctrl_c_ends_every_training_keeps_finished_runs_and_exits_130(datasets, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import time
+
+    import psutil
+
+    cmd = [sys.executable, "-m", "ultralytics_weighted.cli", "compare", f"data={datasets('detect')}"]
+    cmd += ["variants=epochs=1,mean+epochs=200", "seeds=1", "imgsz=64", "batch=8", f"project={tmp_path}", "name=cmp"]
+    proc = subprocess.Popen(
+        cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )  # its own process group, as a shell gives a command
+    runs = tmp_path / "cmp" / "runs"
+    finished, unfinished = runs / "epochs_1-seed0" / "metrics.json", runs / "mean_epochs_200-seed0" / "train.log"
+    descendants, deadline = [], time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        if finished.exists() and unfinished.exists() and "Epoch" in unfinished.read_text(errors="replace"):
+            descendants = psutil.Process(proc.pid).children(recursive=True)  # the training and its workers
+            break
+        time.sleep(0.5)
+    assert descendants, "the second run never started training"
+    os.killpg(proc.pid, signal.SIGINT)  # one Ctrl-C in the terminal
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr[-3000:]
+    assert stderr.strip().splitlines() == [stderr.strip()] and "interrupted (Ctrl-C): 1 of 2 runs finished" in stderr
+    assert "Traceback" not in stderr + stdout
+    survivors = [p for p in descendants if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    assert not survivors, survivors
+    assert finished.exists() and not (unfinished.parent / "metrics.json").exists()
+    assert "a re-run of compare trains it again" in unfinished.read_text()
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["variants=mean+foo=1"], "variant 'mean+foo=1': 'foo' is not a valid key"),
+        (["variants=mean+balance_floor=inf"], "'balance_floor=inf' is an invalid value: not a finite number"),
+        (["variants=mean+balance_floor=1e9"], "Valid 'balance_floor' values are between 0.0 and 1"),
+        (["seeds=abc"], "seeds=abc must be a whole number"),
+        (["parallel=1.5"], "parallel=1.5 must be a whole number"),
+    ],
+)
+def test_bad_variant_keys_and_counts_fail_in_one_line(args, message, datasets, tmp_path):
+    out = compare(f"data={datasets('detect')}", *args, f"project={tmp_path}", cwd=tmp_path)
+    assert out.returncode == 2 and out.stdout.strip().splitlines() == [out.stdout.strip()], out.stdout[-3000:]
+    assert message in out.stdout and not (tmp_path / "runs").exists()

@@ -109,3 +109,40 @@ def test_bad_values_in_python_and_cfg_files(datasets, tmp_path):
     cfg.write_text("class_balance: 1.5\n")
     out = run([*YOLO, "train", f"cfg={cfg}", f"data={datasets('detect')}", "model=yolo11n.yaml"], cwd=tmp_path)
     assert out.returncode != 0 and "'class_balance=1.5' is an invalid value" in out.stdout
+
+
+@pytest.mark.parametrize(
+    "arg, message",
+    [
+        ("balance_floor=inf", "'balance_floor=inf' is an invalid value: not a finite number"),
+        ("balance_ramp=nan", "'balance_ramp=nan' is an invalid value: not a finite number"),
+        ("class_balance=-inf", "'class_balance=-inf' is an invalid value: not a finite number"),
+        ("balance_floor=1e9", "Valid 'balance_floor' values are between 0.0 and 1 (the least expected draws"),
+    ],
+)
+def test_non_finite_and_unbounded_values_fail_before_the_run_folder(arg, message, datasets, yolo, tmp_path):
+    on = [] if arg.startswith("class_balance") else ["class_balance=True"]
+    out = yolo(datasets("detect"), tmp_path / "runs", *on, arg)
+    assert out.returncode != 0 and message in plain(out.stdout), out.stdout[-2000:]
+    assert "Scanning" not in out.stdout and not (tmp_path / "runs").exists()  # refused before any label or folder
+
+
+def test_non_finite_floor_from_a_cfg_file_and_python_fails_before_the_run_folder(datasets, tmp_path):
+    from ultralytics import YOLO as Model
+
+    cfg = tmp_path / "inf.yaml"
+    cfg.write_text("class_balance: true\nbalance_floor: .inf\n")  # YAML's infinity is a float, not a string
+    args = [f"cfg={cfg}", f"data={datasets('detect')}", "model=yolo11n.yaml", f"project={tmp_path / 'runs'}"]
+    out = run([*YOLO, "train", *args], cwd=tmp_path)
+    assert out.returncode != 0 and "'balance_floor=inf' is an invalid value: not a finite number" in out.stdout
+    for floor in (float("inf"), float("nan"), 1e6):
+        with pytest.raises(ValueError, match=f"'balance_floor={floor}' is an invalid value"):
+            Model("yolo11n.yaml").train(
+                data=str(datasets("detect")),
+                class_balance=True,
+                balance_floor=floor,
+                epochs=1,
+                imgsz=64,
+                project=str(tmp_path / "runs"),
+            )
+    assert not (tmp_path / "runs").exists()

@@ -66,6 +66,12 @@ def test_demo_refuses_a_folder_with_other_data(tmp_path):
         demo_folder(str(mine / "notes.txt"))
 
 
+def test_demo_folder_expands_a_home_tilde(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    assert demo_folder("~/demo") == tmp_path / "home" / "demo" and not (tmp_path / "~").exists()
+
+
 def test_demo_folder_replaces_only_an_earlier_demo(tmp_path, monkeypatch):
     earlier = demo_folder(str(tmp_path / "d"))
     (earlier / "dataset").mkdir()

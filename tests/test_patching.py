@@ -55,7 +55,9 @@ def test_check_apply_revert_an_installed_package(tmp_path, capsys):
     assert main("--check", package) == 0
     assert "applies cleanly to package" in capsys.readouterr().out
     assert main("--apply", package) == 0
-    assert "Applied the class-balance series" in capsys.readouterr().out
+    applied = capsys.readouterr().out
+    assert "Applied the class-balance series" in applied
+    assert "`class_balance`, `balance_agg`, `balance_floor`, `balance_ramp` are now Ultralytics train" in applied
     assert not (tmp_path / "site" / "tests").exists()  # the tests patch is for checkouts only
     assert main("--check", package) == 0 and "already applied" in capsys.readouterr().out
     assert main("--apply", package) == 0 and "Nothing to do" in capsys.readouterr().out
@@ -99,6 +101,11 @@ def test_other_release_is_refused(tmp_path, capsys):
 def test_not_an_ultralytics_tree_and_local_changes_are_reported(tmp_path, capsys):
     assert main("--check", tmp_path) == 1
     assert "is not an Ultralytics tree" in capsys.readouterr().err
+    assert main("--check", tmp_path / "missing") == 1
+    assert f"{tmp_path / 'missing'} does not exist." in capsys.readouterr().err
+    renamed = copy_package(tmp_path / "copy").rename(tmp_path / "copy" / "ultralytics-8.4")
+    assert main("--apply", renamed) == 1
+    assert "the folder must be named 'ultralytics'" in capsys.readouterr().err
     package = copy_package(tmp_path / "site")
     default = package / "cfg" / "default.yaml"
     default.write_text(default.read_text().replace("fraction: 1.0", "fraction: 0.5"))  # a conflicting local change

@@ -23,7 +23,7 @@ def draw_counts(schedule: BalanceSchedule, epoch: int, seed: int = 0) -> np.ndar
     return np.bincount(sampler.global_draw(epoch), minlength=len(LABELS))
 
 
-@pytest.mark.parametrize("floor", [0.5, 1.0, 2.0])
+@pytest.mark.parametrize("floor", [0.5, 0.75, 1.0])
 @pytest.mark.parametrize("agg", ["mean", "sum", "auto"])
 def test_floor_draws_every_image_at_least_floor_times_and_counts_are_floor_or_ceil(floor, agg):
     schedule = BalanceSchedule(LABELS, 3, 1.0, agg, floor=floor)
@@ -279,3 +279,13 @@ def test_training_starts_late_and_a_resumed_run_draws_what_an_uninterrupted_one_
     assert [draw for _, _, draw in seen] == [list(uninterrupted), list(uninterrupted)]
     assert sorted(seen[0][2]) == list(range(24))  # epoch 1: every image once, as stock
     assert len(set(seen[1][2])) < 24  # epoch 2: balanced, the rare images repeat
+
+
+def test_floor_above_one_is_refused_and_a_floor_that_undoes_the_balance_is_warned_about():
+    with pytest.raises(ValueError, match=r"floor must lie in \[0, 1\]"):
+        BalanceSchedule(LABELS, 3, 1.0, "mean", floor=1e9)  # would build a gigantic epoch
+    labels = [np.array([0, 0, 1])] + [np.array([0])] * 2 + [np.array([1])]
+    undone, stock, without, floored = BalanceSchedule(labels, 2, 1.0, "sum", floor=1.0).floor_effect()
+    assert floored == pytest.approx(stock) and without < stock and undone == pytest.approx(1.0)
+    assert "takes back 100% of the balance" in BalanceSchedule(labels, 2, 1.0, "sum", floor=1.0).floor_warning()
+    assert BalanceSchedule(labels, 2, 1.0, "sum").floor_warning() is None  # no floor: nothing taken back

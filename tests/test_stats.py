@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -168,6 +169,12 @@ def test_stats_help_is_the_stats_help(tmp_path):
         (["data=/missing.yaml"], "ultralytics-weighted stats: '/missing.yaml' does not exist"),
         (["foo=1"], "'foo' is not a valid key"),
         (["clases=0"], "'clases' is not a valid key (similar: classes"),
+        # a classification folder that is not here is a typo, never a download (conftest sets YOLO_OFFLINE=1)
+        (["data=/missing/folder"], "data=/missing/folder: no such folder (a local path is never downloaded)"),
+        (["data=missing-folder"], "data=missing-folder: no such folder here or in"),
+        (["balance_floor=inf"], "'balance_floor=inf' is an invalid value: not a finite number"),
+        (["class_balance=nan"], "'class_balance=nan' is an invalid value: not a finite number"),
+        (["balance_floor=1e9"], "Valid 'balance_floor' values are between 0.0 and 1 ("),
     ],
 )
 def test_stats_errors_are_one_line(args, message, datasets, tmp_path):
@@ -176,3 +183,18 @@ def test_stats_errors_are_one_line(args, message, datasets, tmp_path):
     assert out.returncode == 2 and out.stdout == ""
     assert out.stderr.strip().splitlines() == [out.stderr.strip()] and message in out.stderr
     assert "Traceback" not in out.stderr and "yolo TASK MODE ARGS" not in out.stderr  # no stack, no `yolo` help
+
+
+def test_stats_on_images_without_a_labels_folder_names_the_folder_in_one_line(datasets, tmp_path):
+    import shutil
+
+    data = datasets("detect")
+    copy = Path(shutil.copytree(data.parent, tmp_path / "nolabels", ignore=shutil.ignore_patterns("labels", "*.cache")))
+    yaml = copy / data.name
+    yaml.write_text(yaml.read_text().replace(str(data.parent), str(copy)))  # the copy's own images
+    out = stats_split(f"data={yaml}", cwd=tmp_path)
+    assert out.returncode == 2 and out.stdout == ""
+    error = out.stderr.strip().splitlines()[-1]  # after Ultralytics' own scan log, which goes to stderr
+    assert error.startswith(f"ultralytics-weighted stats: no labels for the train images in {copy / 'labels'}")
+    assert ".cache" not in error and "\x1b[" not in error  # no file that does not exist, no colour codes
+    assert "Traceback" not in out.stderr

@@ -24,6 +24,8 @@ AGGREGATIONS = ("mean", "max", "median", "sum", "auto")  # how an image's instan
 
 # balance_agg=auto: solved probabilities (see `_AutoSolver`)
 AUTO_TOLERANCE = 1.02  # stop once max/min over classes of (expected share / target share) is at most this
+MAX_FLOOR = 1.0  # largest balance_floor: at 1 no image is skipped; above, every image repeats within an epoch
+FLOOR_UNDOES_WARNING = 0.5  # warn when the floor takes back more than this fraction of the balance (log max/min share)
 AUTO_MIN_DRAWS = 0.02  # floor of expected draws per epoch N * p_i of every labelled image: nothing drops out
 AUTO_MAX_DRAWS = 10.0  # cap of expected draws per epoch N * p_i: more repeats of one image mostly feed memorization
 AUTO_MAX_ITER = 30  # Newton iterations at most, both phases together (reachable targets take fewer than 10)
@@ -589,10 +591,10 @@ class BalanceSchedule:
         start: float = 0.0,
     ):
         """Compute the schedule's epoch length (the probabilities of each epoch are computed when asked for)."""
-        if floor < 0 or not 0.0 <= ramp <= 1.0 or not 0.0 <= start < 1.0:
+        if not (0.0 <= floor <= MAX_FLOOR and 0.0 <= ramp <= 1.0 and 0.0 <= start < 1.0):  # also refuses nan and inf
             raise ValueError(
-                f"floor must be >= 0, ramp in [0, 1] and start in [0, 1), got floor={floor}, ramp={ramp}, "
-                f"start={start}."
+                f"floor must lie in [0, {MAX_FLOOR:g}], ramp in [0, 1] and start in [0, 1), got floor={floor}, "
+                f"ramp={ramp}, start={start}."
             )
         self.classes, self.nc, self.agg = classes, nc, agg
         self.strength, self.floor, self.ramp, self.epochs = float(strength), float(floor), float(ramp), int(epochs)
@@ -644,6 +646,46 @@ class BalanceSchedule:
                 p = image_weights(self.classes, self.nc, self.agg, strength)
             self._cached = (strength, p)
         return self._cached[1]
+
+    def floor_effect(self) -> tuple[float, float, float, float]:
+        """Return how much of the balance the floor takes back, and the max/min class shares it is measured on.
+
+        Balance is measured as the log of the max/min class share per epoch (`balance_stats`), at full strength:
+        g = log(stock) - log(without the floor) is what balancing gains, and the floor takes back
+        (log(with the floor) - log(without)) / g of it: 0 keeps all of the balance, 1 is back at stock's imbalance.
+
+        Returns:
+            (tuple[float, float, float, float]): The fraction taken back (0.0 without a floor or without any balance to
+                take back), and the max/min class share of stock, of balancing without the floor and with it.
+        """
+        without = image_weights(self.classes, self.nc, self.agg, self.strength)
+        floored = self.probabilities(self.full_strength_epoch)
+        shares = [balance_stats(self.classes, self.nc, p)["imbalance_after"] for p in (None, without, floored)]
+        gained = math.log(shares[0] / shares[1]) if self.floor and shares[1] > 0 else math.nan
+        if not gained > 1e-9:  # no floor, nothing gained, or nan (a class without instances is never drawn)
+            return (0.0, *shares)
+        return (math.log(shares[2] / shares[1]) / gained, *shares)
+
+    def floor_warning(self) -> str | None:
+        """Return a warning when the floor takes back more than FLOOR_UNDOES_WARNING of the balance, else None.
+
+        Examples:
+            >>> labels = [np.array([0, 0, 1])] + [np.array([0])] * 2 + [np.array([1])]
+            >>> schedule = BalanceSchedule(labels, 2, 1.0, "sum", floor=1.0)
+            >>> print(schedule.floor_warning())  # doctest: +NORMALIZE_WHITESPACE
+            balance_floor=1 takes back 100% of the balance: max/min class share 2.00 stock, 1.67 without the floor,
+            2.00 with it. A lower balance_floor (or a weaker class_balance) keeps more of it.
+            >>> BalanceSchedule(labels, 2, 1.0, "sum", floor=0.25).floor_warning() is None
+            True
+        """
+        undone, stock, without, floored = self.floor_effect()
+        if undone <= FLOOR_UNDOES_WARNING:
+            return None
+        return (
+            f"balance_floor={self.floor:g} takes back {undone:.0%} of the balance: max/min class share {stock:.2f} "
+            f"stock, {without:.2f} without the floor, {floored:.2f} with it. A lower balance_floor (or a weaker "
+            "class_balance) keeps more of it."
+        )
 
     def describe(self) -> list[str]:
         """Return what the schedule adds to the train-start table: the late start and the ramp, one line each."""
@@ -780,7 +822,7 @@ def balance_report(
     p: np.ndarray,
     strength: float,
     agg: str,
-    task: str = "detect",
+    task: str | None = "detect",
     schedule: BalanceSchedule | None = None,
 ) -> list[str]:
     """Return the lines logged at train start: settings, one row per class, the summary, and what does not apply.
@@ -791,7 +833,8 @@ def balance_report(
         p (np.ndarray): Sampling probability of each image.
         strength (float): Balancing strength (`class_balance`).
         agg (str): Aggregation of the image weights (`balance_agg`).
-        task (str): Training task; 'classify' has one label per image, so `agg` does not apply there.
+        task (str, optional): Training task; with 'classify' a line says that `agg` does not apply (one label per
+            image); None leaves that line out.
         schedule (BalanceSchedule, optional): The epoch schedule `p` belongs to (its balanced epochs), when
             `balance_floor`, `balance_ramp` or `balance_start` is set: adds the epoch length, the start and the ramp.
 
@@ -835,7 +878,9 @@ def balance_report(
     )
     lines += schedule.describe() if schedule else []
     if task == "classify":
-        lines.append("balance_agg does not apply to classification (one label per image): every value gives the same.")
+        lines.append(
+            f"balance_agg={agg} does not apply to classification (one label per image): every value gives the same."
+        )
     if absent := [str(names[c]) for c in range(len(names)) if not stats["instances"][c]]:
         lines.append(f"no training images for {', '.join(absent)}: never drawn, shares are over the other classes.")
     return lines

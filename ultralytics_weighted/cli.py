@@ -17,6 +17,7 @@ import contextlib
 import json
 import logging
 import math
+import re
 import sys
 
 USAGE = "Usage: ultralytics-weighted COMMAND [key=value ...]"
@@ -147,8 +148,8 @@ def stats(options: dict[str, str]) -> int:
     try:
         with report_to_stdout() as report:
             return _stats(options, report)
-    except (FileNotFoundError, ValueError, TypeError, SyntaxError) as e:
-        message = " ".join(str(e).split())  # Ultralytics' messages may span lines
+    except (OSError, ValueError, TypeError, SyntaxError) as e:  # OSError: also a failed download (ConnectionError)
+        message = " ".join(re.sub(r"\x1b\[[0-9;]*m", "", str(e)).split())  # Ultralytics colours and wraps its messages
         print(f"ultralytics-weighted stats: {message}", file=sys.stderr)
         return 2
 

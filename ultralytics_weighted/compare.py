@@ -16,16 +16,19 @@ folder dataset) is compared by per-class recall, top-1 and balanced accuracy.
 A run is keyed by its full settings and data (`run.json`: the train keys, a digest of the train and val labels, the
 Ultralytics and ultralytics-weighted versions). A re-run skips the runs whose `metrics.json` was written under the same
 key, so an interrupted comparison resumes, and trains again those whose settings or data changed, saying what changed.
+One Ctrl-C ends every process compare started (each runs in a session of its own) and exits 130.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import json
 import os
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -297,7 +300,60 @@ class Run:
         return changed
 
 
-def _run_one(run: Run, data: str, train: dict, log_lock: threading.Lock) -> dict:
+INTERRUPTED = "interrupted (Ctrl-C)"
+STOP_SECONDS = 10  # how long a child may take to end after SIGINT before it is killed
+
+
+class Interrupted(Exception):
+    """Raised when compare stops on SIGINT (Ctrl-C) after ending every training it started."""
+
+
+class Children:
+    """The processes compare starts, each in a session of its own, so that one Ctrl-C can end each whole tree.
+
+    A child in compare's process group would get the terminal's SIGINT itself, but not one sent to compare alone, and
+    its own children (dataloader workers) would outlive it if it were killed. Starting each in a new session and
+    signalling that session's process group ends them all, however compare was interrupted.
+    """
+
+    def __init__(self):
+        """Start with no children and no stop requested."""
+        self.running: set[subprocess.Popen] = set()
+        self.stopping = threading.Event()
+        self.lock = threading.Lock()
+
+    def call(self, cmd: list[str], log, env: dict) -> int:
+        """Run `cmd` to completion with its output in `log` and return its exit code (-SIGINT once stopping)."""
+        with self.lock:
+            if self.stopping.is_set():
+                return -signal.SIGINT
+            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+            self.running.add(proc)
+        try:
+            return proc.wait()
+        finally:
+            with self.lock:
+                self.running.discard(proc)
+
+    def stop(self) -> None:
+        """Start no more children; end every running one's process group: SIGINT, then SIGKILL after STOP_SECONDS.
+
+        The SIGKILL goes to every group, also where the leader ended in time: its dataloader workers may not have.
+        """
+        with self.lock:
+            self.stopping.set()
+            running = list(self.running)
+        for sig in (signal.SIGINT, signal.SIGKILL):
+            for proc in running:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(proc.pid, sig)  # the child leads its session: its pid is the group's id
+            deadline = time.time() + STOP_SECONDS
+            for proc in running:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(timeout=max(0.0, deadline - time.time()))
+
+
+def _run_one(run: Run, data: str, train: dict, log_lock: threading.Lock, children: Children) -> dict:
     """Train one run with the stock CLI, validate it in a fresh process, store and return its results."""
 
     def say(text):
@@ -313,11 +369,16 @@ def _run_one(run: Run, data: str, train: dict, log_lock: threading.Lock) -> dict
     start, env = time.time(), {**os.environ, "YOLO_OFFLINE": "1"}
     cmd = [*yolo_command(), "train", *(f"{key}={value}" for key, value in run.args.items())]
     with open(run.folder / "train.log", "w") as log:
-        rc = subprocess.call(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+        rc = children.call(cmd, log, env)
         trained = time.time()
         if rc == 0:
             cmd = [sys.executable, "-m", "ultralytics_weighted.compare", "validate", str(run.folder), data]
-            rc = subprocess.call([*cmd, json.dumps(train)], stdout=log, stderr=subprocess.STDOUT, env=env)
+            rc = children.call([*cmd, json.dumps(train)], log, env)
+        if children.stopping.is_set():
+            log.write(
+                f"\n{INTERRUPTED}: this run is unfinished (no metrics.json), a re-run of compare trains it again.\n"
+            )
+            raise Interrupted(run.label)
     if rc:
         raise RuntimeError(f"{run.label} failed (exit {rc}); see {run.folder / 'train.log'}")
     epochs = max(0, len((run.folder / "results.csv").read_text().splitlines()) - 1)  # epochs trained (header row)
@@ -334,6 +395,16 @@ def _run_one(run: Run, data: str, train: dict, log_lock: threading.Lock) -> dict
     (run.folder / "metrics.json").write_text(json.dumps(result, indent=2))
     say(f"{_headline(result)}, {result['images']:,} images ({result['train_seconds']:.0f} s training)")
     return result
+
+
+def _count(options: dict, key: str, default: int) -> int:
+    """Pop `options[key]` as a whole number of at least 1 (`seeds`, `parallel`), with the key in any error."""
+    value = options.pop(key, default)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{key}={value} must be a whole number, e.g. {key}={default}.")
+    if value < 1:
+        raise ValueError(f"{key}={value} must be at least 1.")
+    return value
 
 
 def run_comparison(options: dict, command: str = "") -> Comparison:
@@ -363,12 +434,12 @@ def run_comparison(options: dict, command: str = "") -> Comparison:
     data = options.pop("data", None)
     if not data:
         raise ValueError("data=... is required.")
-    seeds, parallel = int(options.pop("seeds", 3)), int(options.pop("parallel", 1))
-    resamples = int(options.pop("resamples", RESAMPLES))
-    for key, value in (("seeds", seeds), ("parallel", parallel), ("resamples", resamples)):
-        if value < 1:
-            raise ValueError(f"{key}={value} must be at least 1.")
-    out = Path(str(options.pop("project", "runs/compare"))) / str(options.pop("name", Path(str(data)).parent.name))
+    seeds, parallel, resamples = (
+        _count(options, key, default) for key, default in (("seeds", 3), ("parallel", 1), ("resamples", RESAMPLES))
+    )
+    # absolute: Ultralytics puts a relative `project` under its runs folder and the task, not where compare looks
+    project = Path(str(options.pop("project", "runs/compare"))).expanduser().resolve()
+    out = project / str(options.pop("name", Path(str(data)).parent.name))
     label_keys = {k: options[k] for k in ("task", "classes", "fraction") if k in options}
     classes, names, task = load_label_classes({"data": data, **label_keys})
     model = "yolo11n-cls.yaml" if task == "classify" else "yolo11n.yaml"  # built from YAML: nothing to download
@@ -380,6 +451,7 @@ def run_comparison(options: dict, command: str = "") -> Comparison:
     cfgs = {}
     for v in variants:  # every run's keys must pass Ultralytics' checks before anything trains
         try:
+            check_keys(v.overrides, set(DEFAULT_CFG_DICT), "compare")  # one line, not Ultralytics' whole help
             cfgs[v.name] = get_cfg(overrides={"data": data, **train, **v.overrides, "mode": "train"})
         except (ValueError, TypeError, SyntaxError) as e:
             raise type(e)(f"variant '{v.name}': {e}") from None
@@ -409,16 +481,25 @@ def run_comparison(options: dict, command: str = "") -> Comparison:
             print(f"{run.label}: finished earlier, skipped ({_headline(earlier)})", flush=True)
         else:
             todo.append(run)
-    lock = threading.Lock()
-    with ThreadPoolExecutor(max_workers=parallel) as pool:
-        futures = {pool.submit(_run_one, run, str(data), train, lock): run for run in todo}
-        done, pending = wait(futures, return_when=FIRST_EXCEPTION)
-        for future in pending:
-            future.cancel()  # after a failure: runs not started yet are not started
-        for future in done:
-            if future.exception() is not None:
-                raise future.exception()
-            results[futures[future].label] = future.result()
+    lock, children = threading.Lock(), Children()
+    pool, futures = ThreadPoolExecutor(max_workers=parallel), {}
+    try:  # from the first submit on: a Ctrl-C at any point must reach the children (they do not get the terminal's)
+        futures.update({pool.submit(_run_one, run, str(data), train, lock, children): run for run in todo})
+        done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+        pool.shutdown(wait=True, cancel_futures=True)  # after a failure: runs not started yet are not started
+    except KeyboardInterrupt:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the clean-up short
+        children.stop()  # no run starts any more, and every running one ends
+        pool.shutdown(wait=True, cancel_futures=True)
+        finished = sum(f.done() and not f.cancelled() and f.exception() is None for f in futures) + len(results)
+        raise Interrupted(
+            f"{INTERRUPTED}: {finished} of {len(runs)} runs finished and kept in {out}; a re-run of the same command "
+            "trains the other ones."
+        ) from None
+    for future in done:
+        if future.exception() is not None:
+            raise future.exception()
+        results[futures[future].label] = future.result()
 
     setup = {
         "command": command,
@@ -693,6 +774,12 @@ def main(options: dict) -> int:
     except (ValueError, TypeError, SyntaxError, FileNotFoundError) as e:
         print(f"ultralytics-weighted compare: {e}", file=sys.stderr)
         return 2
+    except RuntimeError as e:  # a run failed: its train.log says why
+        print(f"ultralytics-weighted compare: {e}", file=sys.stderr)
+        return 1
+    except (Interrupted, KeyboardInterrupt) as e:  # KeyboardInterrupt: before any training started
+        print(f"ultralytics-weighted compare: {str(e) or INTERRUPTED}", file=sys.stderr)
+        return 130  # 128 + SIGINT, as a shell reports a command ended by Ctrl-C
     return 0
 
 

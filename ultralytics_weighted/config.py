@@ -7,7 +7,7 @@ import difflib
 import math
 import sys
 
-from .balance import AGGREGATIONS, check_aggregation
+from .balance import AGGREGATIONS, MAX_FLOOR, check_aggregation
 
 # The keys as they read in Ultralytics' cfg/default.yaml (train settings), with comments in its style
 DEFAULT_CFG_YAML = """\
@@ -34,11 +34,31 @@ def balance_strength(value: bool | float | None) -> float:
     return float(value or 0.0)
 
 
-def _check_number(cfg: dict, key: str, valid: str, low: float, high: float = math.inf) -> None:
-    """Check that `cfg[key]` (if present) is an int or float (not a bool) within [low, high], in check_cfg's style."""
+def _not_finite(key: str, value) -> str | None:
+    """Return the error for an empty value or one that is or spells a non-finite number (inf, -inf, nan), else None.
+
+    The `yolo` CLI keeps 'inf' and 'nan' as strings (its `smart_value` does not parse them), a cfg file's `.inf` and
+    Python's `float("inf")` arrive as floats: all of them are named as the value they are, not as a type error.
+    """
+    if isinstance(value, str) and not value.strip():
+        return f"'{key}={value}' has no value."
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            return None
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"'{key}={value}' is an invalid value: not a finite number."
+    return None
+
+
+def _check_number(cfg: dict, key: str, valid: str, low: float, high: float) -> None:
+    """Check that `cfg[key]` (if present) is a finite int or float (not a bool) in [low, high], in check_cfg's style."""
     if key not in cfg:
         return
     value = cfg[key]
+    if error := _not_finite(key, value):
+        raise ValueError(f"{error} Valid '{key}' values are {valid}.")
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(
             f"'{key}={value}' is of invalid type {type(value).__name__}. Valid '{key}' types are int (i.e. '{key}=1') "
@@ -56,7 +76,8 @@ def check_balance_args(cfg: dict) -> None:
 
     Raises:
         TypeError: If a key is None or has a type it cannot take (e.g. `class_balance=yes`).
-        ValueError: If a value is out of range or not one of the choices (e.g. `class_balance=2`, `balance_agg=foo`).
+        ValueError: If a value is out of range, not finite or not one of the choices (e.g. `class_balance=2`,
+            `balance_floor=inf`, `balance_agg=foo`).
 
     Examples:
         >>> check_balance_args({"class_balance": 0.5, "balance_agg": "median", "balance_floor": 1, "balance_ramp": 0.5})
@@ -72,21 +93,29 @@ def check_balance_args(cfg: dict) -> None:
         Traceback (most recent call last):
         ...
         ValueError: 'balance_start=1.0' is an invalid value. Valid 'balance_start' values are at least 0.0 and below...
+        >>> check_balance_args({"balance_floor": float("inf")})  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: 'balance_floor=inf' is an invalid value: not a finite number. Valid 'balance_floor' values are ...
+        >>> check_balance_args({"balance_floor": 1000})  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: 'balance_floor=1000' is an invalid value. Valid 'balance_floor' values are between 0.0 and 1 (...).
     """
     for key in DEFAULTS:
         if key in cfg and cfg[key] is None:
             raise TypeError(f"'{key}=None' is invalid. '{key}' must not be None.")
     strength = cfg.get("class_balance", False)
+    valid = "True, False or a strength between 0.0 and 1.0 (1.0 = inverse class frequency, 0.5 = square root)"
+    if error := _not_finite("class_balance", strength):
+        raise ValueError(f"{error} Valid 'class_balance' values are {valid}.")
     if not isinstance(strength, (bool, int, float)):
         raise TypeError(
             f"'class_balance={strength}' is of invalid type {type(strength).__name__}. Valid 'class_balance' types are "
             "bool (i.e. 'class_balance=True') or float (i.e. 'class_balance=0.5')."
         )
     if not isinstance(strength, bool) and not 0.0 <= strength <= 1.0:
-        raise ValueError(
-            f"'class_balance={strength}' is an invalid value. Valid 'class_balance' values are True, False or a "
-            "strength between 0.0 and 1.0 (1.0 = inverse class frequency, 0.5 = square root)."
-        )
+        raise ValueError(f"'class_balance={strength}' is an invalid value. Valid 'class_balance' values are {valid}.")
     agg = cfg.get("balance_agg", DEFAULTS["balance_agg"])
     if not isinstance(agg, str):
         raise TypeError(
@@ -94,7 +123,15 @@ def check_balance_args(cfg: dict) -> None:
             f"Valid 'balance_agg' values are {', '.join(AGGREGATIONS)}."
         )
     check_aggregation(agg)
-    _check_number(cfg, "balance_floor", "0.0 or more (the least expected draws of each image per epoch)", 0.0)
+    _check_number(
+        cfg,
+        "balance_floor",
+        f"between 0.0 and {MAX_FLOOR:g} (the least expected draws of each image per epoch; {MAX_FLOOR:g} already "
+        "skips no image, and a higher floor would only repeat every image within one epoch, which is more epochs "
+        "(epochs=) with weaker balancing)",
+        0.0,
+        MAX_FLOOR,
+    )
     _check_number(
         cfg,
         "balance_ramp",

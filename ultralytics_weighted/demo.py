@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 from ultralytics_weighted.balance import balance_report, balance_stats
+from ultralytics_weighted.compare import INTERRUPTED, Interrupted
 
 MARKER = ".ultralytics-weighted-demo"  # marks a folder as a demo's, so that a later demo may replace its contents
 ENTRIES = (MARKER, "dataset", "compare")  # everything a demo writes into its folder
@@ -59,7 +60,7 @@ def demo_folder(path: str | None) -> Path:
                 break
             folder = Path("runs") / f"demo{n}"
     else:
-        folder = Path(path)
+        folder = Path(path).expanduser()  # `dir=~/demo` from a shell that did not expand it
         if folder.exists() and not folder.is_dir():
             raise FileExistsError(f"dir={path} is a file; the demo needs a new, empty or earlier demo folder.")
         if folder.is_dir() and any(folder.iterdir()):
@@ -216,7 +217,8 @@ def main(options: dict) -> int:
         options (dict): See `run_demo`.
 
     Returns:
-        (int): Exit code: 0, 2 for bad arguments or a folder that is not the demo's, 1 if training failed.
+        (int): Exit code: 0, 2 for bad arguments or a folder that is not the demo's, 1 if training failed, 130 on
+            Ctrl-C.
     """
     try:
         run_demo(options)
@@ -226,4 +228,7 @@ def main(options: dict) -> int:
     except (RuntimeError, OSError) as e:
         print(f"ultralytics-weighted demo: {' '.join(str(e).split())}", file=sys.stderr)
         return 1
+    except (Interrupted, KeyboardInterrupt) as e:  # Ctrl-C: compare has ended every training it started
+        print(f"ultralytics-weighted demo: {str(e) or INTERRUPTED}", file=sys.stderr)
+        return 130
     return 0

@@ -314,6 +314,35 @@ def _balanced_build_dataloader(build_dataloader):
 # Labels for `ultralytics-weighted stats`
 
 
+def check_local_folder(data: str) -> None:
+    """Refuse a classification `data` that Ultralytics would try to download although it names a local folder.
+
+    Ultralytics looks a folder up as given, then under its datasets folder, and downloads `<name>.zip` from its assets
+    when neither exists. A path (with a folder separator) that does not exist is a typo, never a download; a bare name
+    is only downloaded when online (`YOLO_OFFLINE` unset).
+
+    Args:
+        data (str): The `data` value of a classification dataset.
+
+    Raises:
+        FileNotFoundError: If `data` is a path that does not exist, or a bare name not found while offline.
+    """
+    from ultralytics.utils import DATASETS_DIR, ONLINE
+
+    text = str(data)
+    if text.lower().startswith(("http:/", "https:/")) or text.lower().endswith((".zip", ".tar", ".gz")):
+        return  # an archive or URL: a download (or unpacking) is what was asked for
+    path = Path(text).expanduser()
+    if path.is_dir() or (DATASETS_DIR / path).is_dir():
+        return
+    if len(path.parts) > 1:
+        raise FileNotFoundError(f"data={text}: no such folder (a local path is never downloaded).")
+    if not ONLINE:
+        raise FileNotFoundError(
+            f"data={text}: no such folder here or in {DATASETS_DIR}, and it is not downloaded offline (YOLO_OFFLINE)."
+        )
+
+
 def load_label_classes(overrides: dict, split: str = "train") -> tuple[list[np.ndarray], dict, str]:
     """Build a split's dataset the way training does and return its label classes, without loading any image.
 
@@ -339,6 +368,7 @@ def load_label_classes(overrides: dict, split: str = "train") -> tuple[list[np.n
         overrides["task"] = "classify"  # as Ultralytics: a folder (or a name without .yaml) is a classification set
     cfg = get_cfg(overrides={**overrides, "mode": "train"})
     if cfg.task == "classify":
+        check_local_folder(cfg.data)
         info = check_cls_dataset(cfg.data, split=split)
         cfg.fraction = get_split_fraction(cfg.fraction, split)
         # newer releases align the class folders to the data's names; older ones take no `names`
@@ -348,7 +378,15 @@ def load_label_classes(overrides: dict, split: str = "train") -> tuple[list[np.n
         info = check_det_dataset(cfg.data)
         if not info.get(split):
             raise FileNotFoundError(f"data={cfg.data} has no '{split}' split.")
-        dataset = build_yolo_dataset(cfg, info[split], cfg.batch, info, mode="train" if split == "train" else "val")
+        try:
+            dataset = build_yolo_dataset(cfg, info[split], cfg.batch, info, mode="train" if split == "train" else "val")
+        except ValueError as e:  # Ultralytics names its label cache, which it does not write when there are no labels
+            if not (found := re.search(r"No labels found in (\S+)\.cache", str(e))):
+                raise
+            raise FileNotFoundError(
+                f"no labels for the {split} images in {found.group(1)}/ (Ultralytics reads one .txt per image from a "
+                "labels/ folder beside images/: https://docs.ultralytics.com/datasets)."
+            ) from None
     names = {0: "item"} if cfg.single_cls else info["names"]  # the datasets map every label to 0 with single_cls
     return training.dataset_label_classes(dataset), names, cfg.task
 

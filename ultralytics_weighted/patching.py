@@ -26,6 +26,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from ultralytics_weighted.config import DEFAULTS
+
 PROG = "ultralytics-weighted patch"
 
 
@@ -54,10 +56,17 @@ def load_series(folder: Path) -> dict:
 def locate(path: Path) -> tuple[Path, Path, str]:
     """Return (root the patch paths are relative to, ultralytics package folder, 'checkout' or 'package') for PATH."""
     path = path.expanduser().resolve()
+    if not path.exists():
+        raise PatchError(f"{path} does not exist.")
     if (path / "ultralytics" / "__init__.py").is_file():
         return path, path / "ultralytics", "checkout"
     if path.name == "ultralytics" and (path / "__init__.py").is_file():
         return path.parent, path, "package"
+    if (path / "__init__.py").is_file() and (path / "cfg" / "default.yaml").is_file():
+        raise PatchError(
+            f"{path} looks like an ultralytics package folder, but it is named '{path.name}': the patch paths start "
+            "with ultralytics/, so the folder must be named 'ultralytics' (rename or copy it to .../ultralytics)."
+        )
     raise PatchError(
         f"{path} is not an Ultralytics tree: expected a checkout holding ultralytics/__init__.py, or an installed "
         "ultralytics package folder (python -c 'import ultralytics, os; print(os.path.dirname(ultralytics.__file__))')."
@@ -145,8 +154,9 @@ def run(action: str, path: Path, folder: Path | None = None) -> str:
     if action == "revert":
         return f"Reverted the class-balance series in {what}."
     return (
-        f"Applied the class-balance series to {what}: `class_balance` and `balance_agg` are now Ultralytics train "
-        "arguments. An ultralytics-weighted plugin installed beside it sees the native feature and stays inactive."
+        f"Applied the class-balance series to {what}: {', '.join(f'`{k}`' for k in DEFAULTS)} are now Ultralytics "
+        "train arguments. An ultralytics-weighted plugin installed beside it sees the native feature and stays "
+        "inactive."
     )
 
 

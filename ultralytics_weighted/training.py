@@ -35,7 +35,7 @@ from .balance import (
     nothing_to_balance,
     prior_offsets,
 )
-from .config import balance_strength, unused_balance_keys
+from .config import DEFAULTS, balance_strength, unused_balance_keys
 from .sampler import BalancedSampler
 
 BALANCED_TASKS = frozenset({"detect", "segment", "pose", "obb", "classify"})
@@ -484,7 +484,7 @@ def make_balanced(dataset, schedule: BalanceSchedule, names: dict, seed: int = 0
 
 
 def log_balance(dataset: BalancedDatasetMixin, task: str) -> None:
-    """Log the per-class table and summary line of a balanced dataset, and what does not apply or is never drawn."""
+    """Log a balanced dataset's table, what does not apply or is never drawn, and if the floor undoes the balance."""
     schedule = dataset.balance_schedule
     lines = balance_report(
         schedule.classes,
@@ -492,8 +492,11 @@ def log_balance(dataset: BalancedDatasetMixin, task: str) -> None:
         dataset.image_probabilities,
         schedule.strength,
         schedule.agg,
-        task,
+        # balance_agg has no meaning for classification: say so only to a user who set it
+        task if schedule.agg != DEFAULTS["balance_agg"] else None,
         schedule,
     )
     prefix = colorstr("balance: ")
     LOGGER.info("\n".join(prefix + line for line in lines))
+    if warning := schedule.floor_warning():
+        LOGGER.warning(prefix + warning)

@@ -128,6 +128,9 @@ def test_class_balance_args():
         ({"class_balance": "yes"}, TypeError, "'class_balance=yes' is of invalid type str"),
         ({"class_balance": None}, TypeError, "'class_balance=None' is invalid"),
         ({"balance_agg": None}, TypeError, "'balance_agg=None' is invalid"),
+        ({"balance_floor": float("inf")}, ValueError, "'balance_floor=inf' is an invalid value: not a finite number"),
+        ({"balance_ramp": "nan"}, ValueError, "'balance_ramp=nan' is an invalid value: not a finite number"),
+        ({"balance_floor": 1e9}, ValueError, r"Valid 'balance_floor' values are between 0.0 and 1 \("),
     ):
         with pytest.raises(error, match=match):
             get_cfg(overrides=overrides)
@@ -215,10 +218,11 @@ def test_classify_class_balance(tmp_path):
     data = make_imbalanced_folder(tmp_path / "cls", counts)
     args = {"model": "yolo26n-cls.yaml", "data": str(data), "imgsz": 32, "device": "cpu", "plots": False}
     with LogRecords() as log:
-        trainer = ClassificationTrainer(overrides={**args, "class_balance": True, "project": str(tmp_path)})
+        overrides = {**args, "class_balance": True, "balance_agg": "max", "project": str(tmp_path)}
+        trainer = ClassificationTrainer(overrides=overrides)
         loader = trainer.get_dataloader(trainer.data["train"], batch_size=16, rank=-1, mode="train")
     assert isinstance(loader.sampler, BalancedSampler) and len(loader.sampler) == 41
-    assert any("balance_agg does not apply to classification" in m for m in log.messages)
+    assert any("balance_agg=max does not apply to classification" in m for m in log.messages)  # said when set
     seen = np.zeros(3)
     for _ in range(20):  # 20 epochs of 41 draws through the real loader
         for batch in loader:
