@@ -160,8 +160,8 @@ def _stats(options: dict[str, str], report) -> int:
     from ultralytics_weighted.balance import BalanceSchedule, balance_settings, balance_stats, nothing_to_balance
     from ultralytics_weighted.config import DEFAULTS, balance_strength, check_balance_args, check_keys
     from ultralytics_weighted.integration import data_weights, load_label_dataset
-    from ultralytics_weighted.training import dataset_label_classes
     from ultralytics_weighted.report import compare_aggregations, format_aggregation_table, plot_balance
+    from ultralytics_weighted.training import dataset_label_classes
 
     values = {k: smart_value(v) for k, v in options.items()}
     split, fmt, plot = values.pop("split", "train"), str(values.pop("format", "table")), values.pop("plot", None)

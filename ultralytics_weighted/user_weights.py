@@ -46,7 +46,7 @@ def _not_all_zero(file: str, key: str, values: np.ndarray) -> np.ndarray:
 
 
 def image_files(sources: list[str]) -> list[list[str]]:
-    """Return the image files of each `train:` source, expanded as Ultralytics' datasets expand them (no labels read)."""
+    """Return the image files of each `train:` source, as Ultralytics' datasets expand them (no labels read)."""
     from ultralytics.data.base import BaseDataset
 
     expand = SimpleNamespace(prefix="", fraction=1.0)  # get_img_files reads only these two attributes
