@@ -219,10 +219,11 @@ def data_weights(args):
     """Return the checked weights of the data YAML (`user_weights.DataWeights`), or None; bad ones raise ValueError."""
     from ultralytics_weighted.user_weights import DataWeights
 
-    if args.task == "classify" or getattr(args, "single_cls", False):
+    data = getattr(args, "data", None)
+    if not data or getattr(args, "task", None) == "classify" or getattr(args, "single_cls", False):
         return None
-    weights = DataWeights.load(args.data)
-    if weights and args.rect:
+    weights = DataWeights.load(data)
+    if weights and getattr(args, "rect", False):
         raise ValueError(
             f"'rect=True' cannot be combined with the weights in {weights.file}: rectangular training fixes each "
             "image's batch by aspect ratio, while weighted sampling draws images in a new order every epoch."
