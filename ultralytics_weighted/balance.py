@@ -164,7 +164,15 @@ class _AutoSolver:
         iterations (int): Newton and Gauss-Newton iterations taken so far.
     """
 
-    def __init__(self, cls: np.ndarray, img: np.ndarray, n: int, strength: float):
+    def __init__(
+        self,
+        cls: np.ndarray,
+        img: np.ndarray,
+        n: int,
+        strength: float,
+        class_multipliers: np.ndarray | None = None,
+        image_multipliers: np.ndarray | None = None,
+    ):
         """Build the triples, targets and bounds.
 
         Args:
@@ -172,13 +180,21 @@ class _AutoSolver:
             img (np.ndarray): Image index of every instance, non-decreasing, every image in [0, n) present.
             n (int): Number of (labelled) images.
             strength (float): Balancing strength in [0, 1].
+            class_multipliers (np.ndarray, optional): Factor > 0 per class on its target share and class weight.
+            image_multipliers (np.ndarray, optional): Weight > 0 per image: the reference distribution q stays closest
+                to (instead of uniform), and the weights of the instance counts.
         """
         self.n, self.n_classes = n, int(cls.max()) + 1
-        counts = np.bincount(cls, minlength=self.n_classes)
-        order = np.argsort(class_weights(counts, strength), kind="stable")  # renumber the classes in weight order
-        renumber, self.counts = np.argsort(order), counts[order]
-        self.weights = class_weights(self.counts, strength)
-        self.t = target_shares(self.counts, strength)
+        v = None if image_multipliers is None else np.asarray(image_multipliers, dtype=np.float64)
+        counts = np.bincount(cls, weights=None if v is None else v[img] * (n / v.sum()), minlength=self.n_classes)
+        m = np.ones(self.n_classes) if class_multipliers is None else np.asarray(class_multipliers, dtype=np.float64)
+        weights = class_weights(counts, strength) * m
+        order = np.argsort(weights, kind="stable")  # renumber the classes in weight order
+        renumber, self.counts, self.weights = np.argsort(order), counts[order], weights[order]
+        t = target_shares(self.counts, strength) * m[order]
+        self.t = t / t.sum()
+        # log(n u_i) of the reference distribution u (0 for uniform), added to every image's log weight z_i
+        self.log_prior = None if v is None else np.log(v * (n / v.sum()))
         self.single_objects = len(cls) == n
         self.lo, self.hi = min(AUTO_MIN_DRAWS, 1.0) / n, max(AUTO_MAX_DRAWS, 1.0) / n
         self.chunk = max(1, (1 << 18) // self.n_classes)  # images per dense block: 2 MB, stays in cache
@@ -254,6 +270,8 @@ class _AutoSolver:
         scratch = self.scratch
         np.multiply(np.take(psi, self.cls, out=scratch, mode="clip"), self.amount, out=scratch)
         z = np.bincount(self.img, weights=scratch, minlength=self.n)
+        if self.log_prior is not None:  # q_i ∝ u_i exp(...): KL(q || u) = q . (log(n q) - log(n u)) in `_dual`
+            z += self.log_prior
         return z, *self._clipped_softmax(z, a)
 
     def _imbalance(self, e: np.ndarray) -> float:
@@ -372,7 +390,9 @@ class _AutoSolver:
         stalled, radius = 0, AUTO_MAX_STEP
         projection = np.eye(self.n_classes) - t[:, None]  # B_i = P A_i: the constraint rows
         while self.iterations < AUTO_MAX_ITER and imbalance > AUTO_TOLERANCE and stalled < AUTO_PATIENCE:
-            if f < -np.log(self.hi * n):  # out of reach: every q within the bounds has -KL(q || u) >= -log(cap) > f
+            if self.log_prior is None and f < -np.log(
+                self.hi * n
+            ):  # out of reach: every q within the bounds has -KL(q || u) >= -log(cap) > f
                 break
             g = e - t * e.sum()
             step = self._damped_step(projection @ self._covariance(q, free) @ projection.T, g, t, radius)
@@ -449,7 +469,7 @@ class _AutoSolver:
         """
         best, q = self.best, self.best_point[1]
         for w in self._fixed_weights():
-            log_w = np.log(w)
+            log_w = np.log(w) if self.log_prior is None else np.log(w) + self.log_prior
             q_fixed = self._clipped_softmax(log_w, np.log(np.exp(log_w - log_w.max()).sum()) + log_w.max())[0]
             imbalance = self._expected(q_fixed)[1]
             if imbalance < best:
@@ -465,7 +485,17 @@ def check_aggregation(agg: str) -> None:
         )
 
 
-def image_weights(classes: Sequence[np.ndarray], nc: int, agg: str = "mean", strength: float = 1.0) -> np.ndarray:
+def image_weights(
+    classes: Sequence[np.ndarray],
+    nc: int,
+    agg: str = "mean",
+    strength: float = 1.0,
+    *,
+    class_multipliers: np.ndarray | None = None,
+    image_multipliers: np.ndarray | None = None,
+    sources: np.ndarray | None = None,
+    source_shares: np.ndarray | None = None,
+) -> np.ndarray:
     """Return class-balanced sampling probabilities, one per image.
 
     Class c weighs (total instances / instances of c) ** strength; an image weighs the aggregation (`agg`) of its
@@ -485,6 +515,14 @@ def image_weights(classes: Sequence[np.ndarray], nc: int, agg: str = "mean", str
         nc (int): Number of classes; ids must lie in [0, nc).
         agg (str): How an image's objects combine: 'mean', 'max', 'median', 'sum', or 'auto' (solved).
         strength (float): Balancing strength in [0, 1]: 1 = inverse class frequency, 0.5 = square root, 0 = uniform.
+        class_multipliers (np.ndarray, optional): Factor >= 0 per class (data YAML `class_weights`): multiplies the
+            class's weight and its target share t_c ∝ n_c ** (1 - strength) * m_c, also at strength 0.
+        image_multipliers (np.ndarray, optional): Weight >= 0 per image (data YAML `image_weights` file): the
+            distribution that replaces uniform, p_i ∝ v_i before balancing; instances count v_i times in n_c.
+        sources (np.ndarray, optional): Source index per image (position in the data YAML's `train:` list).
+        source_shares (np.ndarray, optional): Share of the draws per source (`source_weights`); each source's images
+            are balanced on their own labels, then scaled to the source's share (renormalized over the sources with
+            images).
 
     Returns:
         (np.ndarray): float64 probabilities of length len(classes), summing to 1 (empty for no images).
@@ -509,26 +547,54 @@ def image_weights(classes: Sequence[np.ndarray], nc: int, agg: str = "mean", str
     n_images = len(classes)
     if n_images == 0:
         return np.zeros(0, dtype=np.float64)
+    if sources is not None:  # each source balanced on its own labels, then scaled to its share of the draws
+        sources, shares = np.asarray(sources), np.asarray(source_shares, dtype=np.float64)
+        held = np.bincount(sources, minlength=len(shares))[: len(shares)] > 0
+        shares = np.where(held, shares, 0.0)
+        p = np.zeros(n_images, dtype=np.float64)
+        for k in np.flatnonzero(shares):
+            idx = np.flatnonzero(sources == k)
+            v = None if image_multipliers is None else np.asarray(image_multipliers)[idx]
+            part = image_weights(
+                [classes[i] for i in idx], nc, agg, strength, class_multipliers=class_multipliers, image_multipliers=v
+            )
+            p[idx] = part * (shares[k] / shares.sum())
+        return p / p.sum()
     cls, img = flatten_labels(classes)
     if cls.size and (cls.min() < 0 or cls.max() >= nc):
         raise ValueError(f"class ids must lie in [0, {nc}), found {cls.min()}..{cls.max()}.")
-    counts = np.bincount(cls, minlength=nc)
-    p = np.full(n_images, 1.0 / n_images)
+    v = np.ones(n_images) if image_multipliers is None else np.asarray(image_multipliers, dtype=np.float64)
+    p = v / v.sum()  # before class balancing: uniform, or as the image multipliers say
+    m = np.ones(nc) if class_multipliers is None else np.asarray(class_multipliers, dtype=np.float64)
+    counts = np.bincount(cls, weights=v[img], minlength=nc)  # instances as drawn before balancing
     present = counts > 0
-    if strength == 0 or present.sum() < 2:  # off, or nothing to balance: uniform whatever `agg` (sum favours crowds)
+    uniform_classes = not (m[present] != m[present][:1]).any()
+    if (strength == 0 and uniform_classes) or present.sum() < 2:  # nothing to balance: p whatever `agg`
         return p
-    labelled = np.bincount(img, minlength=n_images) > 0
+    labelled = (np.bincount(img, minlength=n_images) > 0) & (v > 0)  # backgrounds and weight-0 images keep their p
+    mass = p[labelled].sum()
     if agg == "auto":
-        if not present.all():  # renumber the classes present 0..C-1
-            cls = (np.cumsum(present) - 1)[cls]
-        if not labelled.all():  # renumber the labelled images 0..L-1: backgrounds keep 1/N and take no part
-            img = (np.cumsum(labelled) - 1)[img]
-        p[labelled] = _AutoSolver(cls, img, int(labelled.sum()), strength).solve() * (labelled.sum() / n_images)
+        keep = labelled[img]
+        cls, img = cls[keep], img[keep]
+        kept = np.unique(cls)  # renumber the classes of the solved images 0..C-1
+        if len(kept) < 2:
+            return p
+        cls = np.searchsorted(kept, cls)
+        img = (np.cumsum(labelled) - 1)[img]  # renumber the solved images 0..L-1
+        q = _AutoSolver(
+            cls,
+            img,
+            int(labelled.sum()),
+            strength,
+            np.maximum(m[kept], 1e-6),  # a class weighted 0 gets as few draws as the bounds allow
+            None if image_multipliers is None else v[labelled],
+        ).solve()
+        p[labelled] = q * mass
         return p
-    cw = class_weights(counts, strength)
+    cw = class_weights(counts, strength) * m
     rank = np.argsort(np.argsort(cw, kind="stable"), kind="stable")  # class id -> rank of its weight (median sort)
-    w = _aggregate(cw[cls], img, n_images, agg, rank[cls])
-    p[labelled] = w[labelled] / w[labelled].sum() * (labelled.sum() / n_images)
+    w = _aggregate(cw[cls], img, n_images, agg, rank[cls]) * v
+    p[labelled] = w[labelled] / w[labelled].sum() * mass
     return p
 
 
@@ -558,6 +624,9 @@ class BalanceSchedule:
         epochs (int): Epochs of the training.
         start (float): Fraction of the epochs sampled uniformly (stock) before balancing starts (`balance_start`), in
             [0, 1); the stock epochs are floor(start * epochs).
+        multipliers (dict, optional): Keyword arguments of `image_weights` from the data (`class_multipliers`,
+            `image_multipliers`, `sources`, `source_shares`), applied in every epoch: epochs at strength 0 (before
+            `start`, the ramp's first) draw by them instead of uniformly.
 
     Examples:
         >>> labels = [np.array([0])] * 6 + [np.array([1])] * 2
@@ -589,6 +658,7 @@ class BalanceSchedule:
         ramp: float = 0.0,
         epochs: int = 1,
         start: float = 0.0,
+        multipliers: dict | None = None,
     ):
         """Compute the schedule's epoch length (the probabilities of each epoch are computed when asked for)."""
         if not (0.0 <= floor <= MAX_FLOOR and 0.0 <= ramp <= 1.0 and 0.0 <= start < 1.0):  # also refuses nan and inf
@@ -598,7 +668,7 @@ class BalanceSchedule:
             )
         self.classes, self.nc, self.agg = classes, nc, agg
         self.strength, self.floor, self.ramp, self.epochs = float(strength), float(floor), float(ramp), int(epochs)
-        self.start = float(start)
+        self.start, self.multipliers = float(start), dict(multipliers or {})
         # floor, not round: start < 1 leaves at least one balanced epoch; 1e-9 absorbs float products such as 0.29 * 100
         self.start_epoch = min(math.floor(self.start * self.epochs + 1e-9), max(self.epochs - 1, 0))
         self.ramp_epochs = self.ramp * max(self.epochs - self.start_epoch - 1, 0)  # length of the rise, in epochs
@@ -625,7 +695,7 @@ class BalanceSchedule:
 
     def _expected_draws(self, strength: float) -> np.ndarray:
         """Return max(N * p_i, floor) for the image probabilities p at `strength`."""
-        p = image_weights(self.classes, self.nc, self.agg, strength)
+        p = image_weights(self.classes, self.nc, self.agg, strength, **self.multipliers)
         return np.maximum(len(p) * p, self.floor)
 
     def probabilities(self, epoch: int) -> np.ndarray:
@@ -643,7 +713,7 @@ class BalanceSchedule:
                 draws = self._expected_draws(strength)
                 p = draws / draws.sum()
             else:  # exactly image_weights, so that the draws stay those of a schedule-free sampler
-                p = image_weights(self.classes, self.nc, self.agg, strength)
+                p = image_weights(self.classes, self.nc, self.agg, strength, **self.multipliers)
             self._cached = (strength, p)
         return self._cached[1]
 

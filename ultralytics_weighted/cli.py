@@ -156,12 +156,13 @@ def stats(options: dict[str, str]) -> int:
 
 def _stats(options: dict[str, str], report) -> int:
     """Run `stats`, writing the report to `report` (see `stats`)."""
-    from ultralytics.cfg import DEFAULT_CFG_DICT, smart_value
+    from ultralytics.cfg import DEFAULT_CFG_DICT, get_cfg, smart_value
 
     from ultralytics_weighted.balance import BalanceSchedule, balance_settings, balance_stats, nothing_to_balance
     from ultralytics_weighted.config import DEFAULTS, balance_strength, check_balance_args, check_keys
-    from ultralytics_weighted.integration import load_label_classes
+    from ultralytics_weighted.integration import data_weights, load_label_dataset
     from ultralytics_weighted.report import compare_aggregations, format_aggregation_table, plot_balance
+    from ultralytics_weighted.training import dataset_label_classes
 
     values = {k: smart_value(v) for k, v in options.items()}
     split, fmt, plot = values.pop("split", "train"), str(values.pop("format", "table")), values.pop("plot", None)
@@ -174,10 +175,18 @@ def _stats(options: dict[str, str], report) -> int:
     check_balance_args(values)
     strength = balance_strength(values["class_balance"])
     floor, ramp, start = (values.get(k, DEFAULTS[k]) for k in ("balance_floor", "balance_ramp", "balance_start"))
-    classes, names, task = load_label_classes(values, split)
+    cfg = get_cfg(overrides={**values, "mode": "train"}) if split == "train" else None
+    weights = data_weights(cfg) if cfg and str(cfg.data).endswith((".yaml", ".yml")) else None  # before the labels
+    dataset, names, task = load_label_dataset(values, split)
+    classes = dataset_label_classes(dataset)
     rows = compare_aggregations(classes, len(names), strength, floor)
     agg = values.get("balance_agg", "mean")  # checked above by check_balance_args
-    schedule = BalanceSchedule(classes, len(names), strength, agg, floor, ramp, values.get("epochs", 100), start)
+    multipliers = weights.multipliers(dataset.im_files) if weights else None
+    schedule = BalanceSchedule(
+        classes, len(names), strength, agg, floor, ramp, values.get("epochs", 100), start, multipliers=multipliers
+    )
+    p = schedule.probabilities(schedule.full_strength_epoch)
+    weight_lines = weights.report(classes, dataset.im_files, p, strength) if weights else []
     note = nothing_to_balance(classes, names)  # instead of a table of identical rows
     off = None if strength else "class_balance=0 is off: training samples every image once per epoch, as here."
     if fmt == "json":
@@ -186,6 +195,8 @@ def _stats(options: dict[str, str], report) -> int:
         summary.update(epochs=schedule.epochs, stock_epochs=schedule.start_epoch)
         rows = [{k: None if isinstance(v, float) and math.isnan(v) else v for k, v in r.items()} for r in rows]
         result = {**summary, "images": len(classes), "names": names, "note": note or off, "aggregations": rows}
+        if weights:
+            result["weights"] = weight_lines
         print(json.dumps(result, indent=2, allow_nan=False), file=report)
     else:
         backgrounds = sum(len(c) == 0 for c in classes)
@@ -195,8 +206,10 @@ def _stats(options: dict[str, str], report) -> int:
             file=report,
         )
         print(note or "\n".join(format_aggregation_table(rows, names) + schedule.describe()), file=report)
-        if off and not note:
+        if off and not note and not weights:
             print(off, file=report)
+        if weights:
+            print("\n".join(weight_lines), file=report)
     if plot:
         p = schedule.probabilities(schedule.full_strength_epoch)
         path = plot_balance(

@@ -212,6 +212,23 @@ def check_trainer(trainer) -> None:
         raise UnsupportedUltralyticsError(unsupported_message(ultralytics.__version__, reason))
     supported = _is_patched(getattr(type(trainer), "build_dataset", None))
     training.check_class_balance(trainer.args, type(trainer).__name__, supported)
+    trainer.balance_data_weights = data_weights(trainer.args)
+
+
+def data_weights(args):
+    """Return the checked weights of the data YAML (`user_weights.DataWeights`), or None; bad ones raise ValueError."""
+    from ultralytics_weighted.user_weights import DataWeights
+
+    data = getattr(args, "data", None)
+    if not data or getattr(args, "task", None) == "classify" or getattr(args, "single_cls", False):
+        return None
+    weights = DataWeights.load(data)
+    if weights and getattr(args, "rect", False):
+        raise ValueError(
+            f"'rect=True' cannot be combined with the weights in {weights.file}: rectangular training fixes each "
+            "image's batch by aspect ratio, while weighted sampling draws images in a new order every epoch."
+        )
+    return weights
 
 
 def _check_after_resume(check_resume):
@@ -255,8 +272,20 @@ def _balanced_build_dataset(build_dataset):
 
         bound = signature.bind(self, *args, **kwargs)
         bound.apply_defaults()
-        dataset = training.balance_train_dataset(self, build_dataset(self, *args, **kwargs), bound.arguments["mode"])
-        if isinstance(dataset, training.BalancedDatasetMixin) and self.args.plots and _rank() in {-1, 0}:
+        dataset, mode = build_dataset(self, *args, **kwargs), bound.arguments["mode"]
+        weights = getattr(self, "balance_data_weights", None) if mode == "train" else None
+        multipliers = weights.multipliers(dataset.im_files) if weights and hasattr(dataset, "im_files") else None
+        dataset = training.balance_train_dataset(self, dataset, mode, multipliers)
+        balanced = isinstance(dataset, training.BalancedDatasetMixin)
+        if balanced and multipliers and _rank() in {-1, 0}:
+            from ultralytics.utils import LOGGER, colorstr
+
+            strength = dataset.balance_schedule.strength
+            lines = weights.report(
+                dataset.balance_schedule.classes, dataset.im_files, dataset.image_probabilities, strength
+            )
+            LOGGER.info("\n".join(colorstr("balance: ") + line for line in lines))
+        if balanced and self.args.plots and _rank() in {-1, 0}:
             schedule = dataset.balance_schedule
             settings = balance_settings(schedule.strength, schedule.agg, schedule)
             path = self.save_dir / "class_balance.png"
@@ -355,12 +384,28 @@ def load_label_classes(overrides: dict, split: str = "train") -> tuple[list[np.n
         names (dict): Class names by class id.
         task (str): The task the data was read for ('classify' for a folder dataset without a `task` key).
     """
+    from ultralytics_weighted import training
+
+    dataset, names, task = load_label_dataset(overrides, split)
+    return training.dataset_label_classes(dataset), names, task
+
+
+def load_label_dataset(overrides: dict, split: str = "train") -> tuple[Any, dict, str]:
+    """Build a split's dataset the way training does (labels only, no image loaded), for `load_label_classes`.
+
+    Args:
+        overrides (dict): Ultralytics train keys, at least `data`; `task`, `classes`, `fraction`, `single_cls` count.
+        split (str): 'train', 'val' or 'test'.
+
+    Returns:
+        dataset (YOLODataset | ClassificationDataset): The built dataset (`im_files` and labels in training's order).
+        names (dict): Class names by class id.
+        task (str): The task the data was read for ('classify' for a folder dataset without a `task` key).
+    """
     from ultralytics.cfg import get_cfg
     from ultralytics.data.build import build_yolo_dataset
     from ultralytics.data.dataset import ClassificationDataset
     from ultralytics.data.utils import check_cls_dataset, check_det_dataset, get_split_fraction
-
-    from ultralytics_weighted import training
 
     overrides = dict(overrides)
     data = str(overrides.get("data") or "")
@@ -388,7 +433,7 @@ def load_label_classes(overrides: dict, split: str = "train") -> tuple[list[np.n
                 "labels/ folder beside images/: https://docs.ultralytics.com/datasets)."
             ) from None
     names = {0: "item"} if cfg.single_cls else info["names"]  # the datasets map every label to 0 with single_cls
-    return training.dataset_label_classes(dataset), names, cfg.task
+    return dataset, names, cfg.task
 
 
 # ---------------------------------------------------------------------------------------------------------------------

@@ -109,7 +109,7 @@ def is_qat_calibration(trainer) -> bool:
     return getattr(trainer.args, "quantize", None) == 8 and not getattr(trainer, "balance_train_pipeline", False)
 
 
-def balance_train_dataset(trainer, dataset, mode: str = "train"):
+def balance_train_dataset(trainer, dataset, mode: str = "train", multipliers: dict | None = None):
     """Return a trainer's freshly built dataset, turned into its balanced subclass in train mode with balancing on.
 
     Validation datasets, `class_balance=False`, `single_cls=True`, the QAT calibration dataset and labels with fewer
@@ -120,6 +120,8 @@ def balance_train_dataset(trainer, dataset, mode: str = "train"):
         trainer (BaseTrainer): The trainer building the dataset (its `args`, `data['names']` and callbacks).
         dataset (Dataset): The stock dataset `build_dataset()` built.
         mode (str): 'train' or 'val'.
+        multipliers (dict, optional): Weights from the data (`BalanceSchedule`'s `multipliers`): the dataset is then
+            weighted by them also without `class_balance`.
 
     Returns:
         (Dataset): The same dataset object, balanced or not.
@@ -128,7 +130,8 @@ def balance_train_dataset(trainer, dataset, mode: str = "train"):
         NotImplementedError: If the dataset type cannot be balanced yet.
     """
     args = trainer.args
-    if mode != "train" or not balance_strength(args.class_balance) or args.single_cls or is_qat_calibration(trainer):
+    weighted = balance_strength(args.class_balance) or multipliers
+    if mode != "train" or not weighted or args.single_cls or is_qat_calibration(trainer):
         return dataset
     from ultralytics.data.dataset import ClassificationDataset, YOLODataset
     from ultralytics.models.rtdetr.val import RTDETRDataset
@@ -140,12 +143,13 @@ def balance_train_dataset(trainer, dataset, mode: str = "train"):
         dataset_label_classes(dataset),
         trainer.data["names"],
     )
-    if reason := nothing_to_balance(classes, names):
+    if not multipliers and (reason := nothing_to_balance(classes, names)):
         if RANK in {-1, 0}:
             LOGGER.info(f"{colorstr('balance: ')}{balance_settings(strength, args.balance_agg)}: {reason}")
         return dataset  # the stock dataset: trains exactly as without class_balance
     keys = (args.balance_agg, args.balance_floor, args.balance_ramp, args.epochs, args.balance_start)
-    make_balanced(dataset, BalanceSchedule(classes, len(names), strength, *keys), names, args.seed)
+    schedule = BalanceSchedule(classes, len(names), strength, *keys, multipliers=multipliers)
+    make_balanced(dataset, schedule, names, args.seed)
     for event, callback in (
         ("on_train_epoch_start", sync_sampler_epoch),
         ("on_train_epoch_end", record_class_priors),  # before the epoch's checkpoints are saved

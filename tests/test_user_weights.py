@@ -1,0 +1,140 @@
+# ultralytics-weighted, AGPL-3.0 license
+"""Weights from the data YAML (`class_weights`, `source_weights`, `image_weights` file): shares, refusals, training."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import balance_table, plain, run
+
+from ultralytics_weighted.balance import AUTO_TOLERANCE, BalanceSchedule, balance_stats, image_weights
+from ultralytics_weighted.sampler import BalancedSampler
+from ultralytics_weighted.synthetic import make_dataset
+
+SINGLE = [np.array([0])] * 12 + [np.array([1])] * 6 + [np.array([2])] * 2  # one object per image
+CROWDS = [np.array([0, 0, 1])] * 6 + [np.array([0])] * 8 + [np.array([1, 2])] * 3 + [np.array([2])] * 2
+
+
+def shares(classes, p):
+    return balance_stats(classes, 3, p)["share_after"]
+
+
+def test_class_weights_multiply_the_balanced_target_share():
+    m = np.array([1.0, 1.0, 2.0])  # class_weights: {rare: 2}
+    p = image_weights(SINGLE, 3, "mean", 1.0, class_multipliers=m)
+    np.testing.assert_allclose(shares(SINGLE, p), m / m.sum())  # exact with one object per image
+
+
+def test_class_weights_without_balancing_scale_the_stock_frequencies():
+    m = np.array([1.0, 3.0, 1.0])
+    p = image_weights(SINGLE, 3, "mean", 0.0, class_multipliers=m)
+    counts = np.array([12, 6, 2])
+    np.testing.assert_allclose(shares(SINGLE, p), counts * m / (counts * m).sum())
+
+
+def test_auto_solves_for_the_weighted_targets():
+    m = np.array([1.0, 1.0, 2.0])  # reachable: rare objects are alone in 2 images
+    p = image_weights(CROWDS, 3, "auto", 1.0, class_multipliers=m)
+    ratio = shares(CROWDS, p) / (m / m.sum())
+    assert ratio.max() / ratio.min() <= AUTO_TOLERANCE
+
+
+def test_image_weights_multiply_the_probabilities():
+    v = np.arange(1.0, len(SINGLE) + 1)
+    np.testing.assert_allclose(image_weights(SINGLE, 3, "mean", 0.0, image_multipliers=v), v / v.sum())
+    p = image_weights(CROWDS, 3, "auto", 1.0, image_multipliers=np.r_[np.full(10, 3.0), np.ones(9)])
+    ratio = shares(CROWDS, p) * 3  # auto still reaches equal shares, closest to the weighted distribution
+    assert ratio.max() / ratio.min() <= AUTO_TOLERANCE
+
+
+@pytest.mark.parametrize("strength, agg", [(0.0, "mean"), (1.0, "mean"), (1.0, "auto")])
+def test_source_shares_are_exact_and_classes_balanced_within(strength, agg):
+    sources = np.r_[np.zeros(14, int), np.ones(5, int)]  # 14 images from source 0, 5 from source 1
+    p = image_weights(CROWDS, 3, agg, strength, sources=sources, source_shares=np.array([0.25, 0.75]))
+    np.testing.assert_allclose(np.bincount(sources, weights=p), [0.25, 0.75])
+    inner = image_weights(CROWDS[:14], 3, agg, strength)  # source 0 balanced on its own labels
+    np.testing.assert_allclose(p[:14] / p[:14].sum(), inner)
+
+
+def test_sampler_slices_and_resume_stay_exact_with_weights():
+    multipliers = {"class_multipliers": np.array([1.0, 1.0, 2.0]), "image_multipliers": np.linspace(0.5, 2, 19)}
+    schedule = BalanceSchedule(CROWDS, 3, 1.0, "mean", epochs=3, multipliers=multipliers)
+    whole = BalancedSampler(schedule.probabilities, 3, 2, 0, schedule.epoch_size).global_draw(2).tolist()
+    rebuilt = [None] * len(whole)
+    for rank in range(2):  # DDP: every rank draws the same sequence and keeps positions rank, rank + 2, ...
+        sampler = BalancedSampler(schedule.probabilities, 3, 2, rank, schedule.epoch_size)
+        sampler.set_epoch(2)  # resume: a fresh sampler at epoch 2 draws what an uninterrupted one would
+        rebuilt[rank::2] = list(sampler)
+    assert rebuilt == whole
+    full = whole[: len(CROWDS)]  # the padding to a multiple of the ranks repeats the start of the draw
+    expected = schedule.epoch_size * schedule.probabilities(2)
+    counts = np.bincount(full, minlength=len(CROWDS))
+    assert (np.abs(counts - expected) < 1).all()  # systematic: floor or ceil of the expected draws
+
+
+@pytest.fixture(scope="module")
+def weighted(tmp_path_factory):
+    """Two train sources, class_weights, source_weights and an image_weights file; returns (root, write)."""
+    root = tmp_path_factory.mktemp("weighted")
+    base = make_dataset(root / "a", n_train=16, n_val=4)
+    make_dataset(root / "b", n_train=6, n_val=2, seed=1)
+    first = sorted((root / "a" / "images" / "train").iterdir())[0].name
+    (root / "a" / "weights.csv").write_text(f"image,weight\nimages/train/{first},4\n")
+    text = base.read_text().replace("train: images/train", f"train: [images/train, {root / 'b' / 'images' / 'train'}]")
+
+    def write(name: str, extra: str) -> Path:
+        path = root / "a" / name
+        path.write_text(text + extra)
+        return path
+
+    good = write("with_weights.yaml", "class_weights: {rare: 2}\nsource_weights: [1, 1]\nimage_weights: weights.csv\n")
+    return root, write, good
+
+
+BAD = [
+    ("class_weights: {rair: 2}\n", "class_weights: unknown class name 'rair'"),
+    ("class_weights: [1, 2]\n", "class_weights: 2 weights for 3 classes"),
+    ("class_weights: [1, -1, 1]\n", "class_weights: entry 1 (medium) is -1"),
+    ("class_weights: [1, .nan, 1]\n", "class_weights: entry 1 (medium) is nan"),
+    ("class_weights: [1, .inf, 1]\n", "class_weights: entry 1 (medium) is inf"),
+    ("class_weights: [1, heavy, 1]\n", "class_weights: entry 1 (medium) is not a number"),
+    ("class_weights: [0, 0, 0]\n", "class_weights: all weights are 0"),
+    ("source_weights: {images/other: 2}\n", "source_weights: 'images/other' is not in train:"),
+    ("image_weights: missing.csv\n", "image_weights: cannot read"),
+    ("image_weights: stray.csv\n", "image_weights: 1 image(s) in"),
+]
+
+
+@pytest.mark.parametrize("extra, message", BAD)
+def test_bad_weights_are_refused_in_one_line_before_anything_is_written(weighted, extra, message, tmp_path):
+    from ultralytics import YOLO
+
+    root, write, _ = weighted
+    (root / "a" / "stray.csv").write_text("images/train/nope.jpg,2\n")
+    data = write("bad.yaml", extra)
+    cache = root / "a" / "labels" / "train.cache"
+    cache.unlink(missing_ok=True)
+    with pytest.raises(ValueError) as error:
+        YOLO("yolo11n.yaml").train(data=str(data), epochs=1, imgsz=64, device="cpu", project=str(tmp_path / "runs"))
+    assert str(error.value).startswith(f"{data}: {message}") and "\n" not in str(error.value)
+    assert not (tmp_path / "runs").exists() and not cache.exists()  # no run folder, no label scan
+
+
+def test_yolo_train_and_stats_show_the_configured_weights(weighted, yolo, tmp_path):
+    _, _, good = weighted
+    out = yolo(good, tmp_path / "runs", "class_balance=True")
+    assert out.returncode == 0, out.stdout[-3000:]
+    table = balance_table(out.stdout)
+    assert any(line.startswith(f"weights from {good} (class_weights, source_weights, image_weights)") for line in table)
+    rare = next(line.split() for line in table if line.split()[:2] == ["rare", "2"])
+    assert rare[3] == "50.0%"  # target: equal shares x {rare: 2} of 3 classes
+    sources = [line.split() for line in table if line.split()[0].endswith("images/train")]
+    assert [s[3] for s in sources] == ["50.0%", "50.0%"] and [s[4] for s in sources] == ["50.0%", "50.0%"]
+    stats = run([sys.executable, "-m", "ultralytics_weighted.cli", "stats", f"data={good}"], cwd=tmp_path)
+    assert stats.returncode == 0, stats.stdout[-3000:]
+    text = plain(stats.stdout)
+    assert "image_weights: 1 of 22 train images weighted by" in text
+    assert [line for line in table if line.split()[:2] == ["rare", "2"]][0] in text  # the same row as training
