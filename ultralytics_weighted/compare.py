@@ -649,6 +649,26 @@ def in_file_order(per_image: dict) -> dict:
     return out
 
 
+def load_runs(out: Path) -> tuple[dict, list[dict], list[dict]]:
+    """Return a comparison's compare.json, every run's `metrics.json` and its per-image results in file order.
+
+    Raises:
+        ValueError: If the runs were validated on different images.
+    """
+    setup = json.loads((out / "compare.json").read_text())
+    runs, stored = [], []
+    entries = [(e["folder"], e["tau"]) if isinstance(e, dict) else (e, None) for e in setup["runs"]]
+    for folder, tau in entries:
+        files = result_files(out / folder, tau)
+        runs.append(json.loads(files["metrics"].read_text()))
+        with np.load(files["per_image"]) as f:
+            stored.append(in_file_order(dict(f)))
+    for (folder, _), x in zip(entries, stored):
+        if not np.array_equal(x["images"], stored[0]["images"]):
+            raise ValueError(f"{folder} was validated on other images than {entries[0][0]}; compare needs the same.")
+    return setup, runs, stored
+
+
 def summarize(out: str | Path, resamples: int | None = None, seed: int = 0) -> Comparison:
     """Rebuild a comparison's summary and reports from its run folders, without training or validating again.
 
@@ -667,22 +687,11 @@ def summarize(out: str | Path, resamples: int | None = None, seed: int = 0) -> C
     from ultralytics_weighted.evidence import paired_delta, resample_weights, run_metrics
 
     out = Path(out)
-    setup = json.loads((out / "compare.json").read_text())
+    setup, runs, stored = load_runs(out)
     variants = [Variant(v["name"], v["overrides"], v.get("tau"), v.get("base")) for v in setup["variants"]]
     names = {int(k): v for k, v in setup["names"].items()}
     shares = {v: {k: np.asarray(x) for k, x in share.items()} for v, share in setup["shares"].items()}
     resamples = int(resamples or setup.get("resamples", RESAMPLES))
-    runs, stored = [], []
-    entries = [(e["folder"], e["tau"]) if isinstance(e, dict) else (e, None) for e in setup["runs"]]
-    for folder, tau in entries:
-        files = result_files(out / folder, tau)
-        runs.append(json.loads(files["metrics"].read_text()))
-        with np.load(files["per_image"]) as f:
-            stored.append(dict(f))
-    stored = [in_file_order(x) for x in stored]
-    for (folder, _), x in zip(entries, stored):
-        if not np.array_equal(x["images"], stored[0]["images"]):
-            raise ValueError(f"{folder} was validated on other images than {entries[0][0]}; compare needs the same.")
     n_images = len(stored[0]["images"]) if stored else 0
     weights = np.concatenate([np.ones((1, n_images)), resample_weights(n_images, resamples, seed)])
     metrics = []  # per run: (metric, class) -> (1 + resamples,) values, the whole val split first
