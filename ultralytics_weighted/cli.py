@@ -42,7 +42,8 @@ COMMAND_HELP = {
       over seeds and val images, resamples=N) and the verdict better / worse / not established, and the training
       time and images trained per run and per variant. A variant is none (stock), an aggregation (mean, max,
       median, sum, auto), an aggregation@strength (mean@0.5), a train key=value (cls_pw=1.0), or such parts joined
-      by + (mean+balance_floor=1).
+      by + (mean+balance_floor=1). A part tau=T evaluates the base variant's trained runs with the class prior
+      corrected by T as `adjust` does (mean+tau=1 = the runs of mean, corrected; nothing is trained again).
 """,
     "adjust": """\
   adjust model=PATH tau=T [save=PATH]

@@ -3,10 +3,17 @@
 
 A variant is one or more parts joined by `+`: `none` (stock shuffling), an aggregation (`mean`, `sum`, `auto`, ... at
 strength 1), an aggregation with a strength (`mean@0.5`), or any train key=value such as `cls_pw=1.0` (Ultralytics'
-loss-side class weighting) or `balance_floor=1`; e.g. `mean+balance_floor=1` or `auto@0.5+balance_ramp=0.5`. Each run
-trains through the stock `yolo train` CLI in its own folder, its log in `train.log`, and its best weights are validated
-on the val split in a process of their own. `parallel=N` runs N of them at once (for one large GPU), the dataloader
-workers split between them.
+loss-side class weighting) or `balance_floor=1`; e.g. `mean+balance_floor=1` or `auto@0.5+balance_ramp=0.5`. A part
+`tau=T` is no train key: `mean+tau=1` is the trained run of `mean` (the same folder, trained once) with its class prior
+corrected by T after training (`adjust`), so the tables show stock, balanced and corrected side by side with the same
+training time. Each run trains through the stock `yolo train` CLI in its own folder, its log in `train.log`, and its
+best weights are validated on the val split in a process of their own. `parallel=N` runs N of them at once (for one
+large GPU), the dataloader workers split between them.
+
+A tau variant's results sit in its base run's folder, named like the corrected weights (`corrected_path`:
+metrics-tau1.json, per_image-tau1.npz). Classification corrects the stored per-image probabilities by the offsets
+the corrected checkpoint adds to the class logits; detection validates the corrected checkpoint (weights/best-tau1.pt),
+as its NMS, confidence threshold and `max_det` act on the corrected scores.
 
 Each run's validation also stores its per-image results (`per_image.npz`); from them every metric is recomputed on
 bootstrap resamples of the val images, and each variant gets, per class, its paired Δ to the first variant with a 95%
@@ -34,7 +41,7 @@ import sys
 import threading
 import time
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -55,15 +62,22 @@ ALL_ROWS["balanced_accuracy"] = "**balanced accuracy**"
 
 @dataclass
 class Variant:
-    """One way to train: a name for tables and folders, and the train keys it sets."""
+    """One way to train: a name for tables, the train keys it sets and, for a tau variant, its correction.
+
+    A tau variant (`mean+tau=1`) trains nothing of its own: `base` names the variant whose trained runs it corrects
+    by `tau` (`mean`), and its runs share that variant's folders.
+    """
 
     name: str
     overrides: dict = field(default_factory=dict)
+    tau: float | None = None
+    base: str | None = None
 
     @property
     def slug(self) -> str:
-        """Folder-safe name."""
-        return "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in self.name.replace("@", "_s"))
+        """Folder-safe name of the trained variant (the base variant's for a tau variant)."""
+        name = self.name if self.tau is None else self.base
+        return "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in name.replace("@", "_s"))
 
     def schedule(self, classes: list[np.ndarray], nc: int, epochs: int) -> BalanceSchedule | None:
         """Return the balance schedule this variant trains with, or None for stock shuffling."""
@@ -102,8 +116,19 @@ def _parse_part(part: str, token: str) -> dict:
     return {"class_balance": value, "balance_agg": agg}
 
 
+def _parse_tau(value: str, token: str) -> float:
+    """Return the tau of a `tau=T` part of variant `token`: a finite number >= 0."""
+    try:
+        tau = float(value)
+    except ValueError:
+        tau = float("nan")
+    if not 0.0 <= tau < float("inf"):
+        raise ValueError(f"variant '{token}': tau={value} must be a finite number >= 0 (e.g. mean+tau=1).")
+    return tau
+
+
 def parse_variants(text: str) -> list[Variant]:
-    """Parse a comma-separated variant list such as 'none,mean,sum@0.5,mean+balance_floor=1,cls_pw=1.0'.
+    """Parse a comma-separated variant list such as 'none,mean,sum@0.5,mean+balance_floor=1,cls_pw=1.0,mean+tau=1'.
 
     Args:
         text (str): The `variants=` value.
@@ -113,21 +138,31 @@ def parse_variants(text: str) -> list[Variant]:
 
     Raises:
         ValueError: For an unknown aggregation, a strength that is not a number or outside (0, 1], a balancing key
-            without an aggregation to act on, a key set twice in one variant, a duplicate or an empty list. The message
-            names the variant.
+            or tau without an aggregation to act on, a tau that is not a finite number >= 0, a key set twice in one
+            variant, a duplicate or an empty list. The message names the variant.
 
     Examples:
         >>> [(v.name, v.overrides) for v in parse_variants("none,mean@0.5,cls_pw=1.0")]
         [('none', {}), ('mean@0.5', {'class_balance': 0.5, 'balance_agg': 'mean'}), ('cls_pw=1.0', {'cls_pw': 1.0})]
         >>> parse_variants("auto+balance_floor=1")[0].overrides
         {'class_balance': 1.0, 'balance_agg': 'auto', 'balance_floor': 1}
+        >>> v = parse_variants("mean@0.5+tau=1")[0]
+        >>> v.overrides, v.tau, v.base, v.slug
+        ({'class_balance': 0.5, 'balance_agg': 'mean'}, 1.0, 'mean@0.5', 'mean_s0.5')
     """
     variants = []
     for token in (t.strip() for t in str(text).split(",")):
         if not token:
             continue
-        overrides = {}
+        overrides, tau, trained = {}, None, []  # trained: the parts of the base variant (all but tau=)
         for part in (p.strip() for p in token.split("+")):
+            key, _, value = part.partition("=")
+            if key.strip() == "tau":
+                if tau is not None:
+                    raise ValueError(f"variant '{token}' sets tau twice.")
+                tau = _parse_tau(value.strip(), token)
+                continue
+            trained.append(part)
             keys = _parse_part(part, token)
             if twice := overrides.keys() & keys.keys():
                 raise ValueError(f"variant '{token}' sets {', '.join(sorted(twice))} twice.")
@@ -138,7 +173,12 @@ def parse_variants(text: str) -> list[Variant]:
                 f"variant '{token}' sets {', '.join(unused)} without balancing, so it would train as stock: add an "
                 f"aggregation, e.g. mean+{unused[0]}={overrides[unused[0]]}."
             )
-        variants.append(Variant(token, overrides))
+        if tau is not None and not balance_strength(overrides.get("class_balance", False)):
+            raise ValueError(
+                f"variant '{token}': tau corrects the prior of a balanced run and this variant trains without "
+                "balancing: add an aggregation, e.g. mean+tau=1."
+            )
+        variants.append(Variant(token, overrides, tau, "+".join(trained) if tau is not None else None))
     names = [v.name for v in variants]
     if not variants or len(set(names)) != len(names):
         raise ValueError(f"variants={text} must name at least one variant, each once.")
@@ -214,14 +254,14 @@ def per_image_arrays(record: dict, task: str) -> dict:
     }
 
 
-def validate(best: Path, data: str, train: dict, folder: Path | None = None) -> dict:
+def validate(best: Path, data: str, train: dict, per_image: Path | None = None) -> dict:
     """Validate best weights on the val split; return overall and per-class metrics, and store per-image results.
 
     Args:
         best (Path): The weights.
         data (str): The dataset.
         train (dict): The run's train keys (`imgsz`, `batch`, `device`, `task` are used).
-        folder (Path, optional): Where to write `per_image.npz`; None writes nothing.
+        per_image (Path, optional): Where to write the per-image results (`per_image.npz`); None writes nothing.
 
     Returns:
         (dict): `task`, `all` (AP50 and AP50-95, or top-1 and top-5 accuracy for classification) and `classes`
@@ -235,8 +275,8 @@ def validate(best: Path, data: str, train: dict, folder: Path | None = None) -> 
     keys = {k: train[k] for k in ("imgsz", "batch", "device") if k in train}
     record = _record_per_image(model, task)
     metrics = model.val(data=data, split="val", plots=False, verbose=False, **keys)
-    if folder is not None:
-        np.savez_compressed(folder / "per_image.npz", **per_image_arrays(record, task))
+    if per_image is not None:
+        np.savez_compressed(per_image, **per_image_arrays(record, task))
     if task == "classify":
         return {"task": task, "all": {"top1": float(metrics.top1), "top5": float(metrics.top5)}, "classes": {}}
     box = metrics.seg if task == "segment" else metrics.box
@@ -244,6 +284,86 @@ def validate(best: Path, data: str, train: dict, folder: Path | None = None) -> 
         int(c): {"ap50": float(box.ap50[i]), "ap50_95": float(box.ap[i])} for i, c in enumerate(box.ap_class_index)
     }
     return {"task": task, "all": {"ap50": float(box.map50), "ap50_95": float(box.map)}, "classes": per_class}
+
+
+def result_files(folder: Path, tau: float | None = None) -> dict[str, Path]:
+    """Return the files of a run's results: those of its trained weights, or of them corrected by tau.
+
+    Examples:
+        >>> {k: v.name for k, v in result_files(Path("runs/mean-seed0"), 1.0).items()}  # doctest: +NORMALIZE_WHITESPACE
+        {'weights': 'best-tau1.pt', 'val': 'val-tau1.json', 'per_image': 'per_image-tau1.npz',
+         'metrics': 'metrics-tau1.json'}
+    """
+    from ultralytics_weighted.training import corrected_path
+
+    files = {"weights": folder / "weights" / "best.pt", "val": folder / "val.json"}
+    files |= {"per_image": folder / "per_image.npz", "metrics": folder / "metrics.json"}
+    return files if tau is None else {k: corrected_path(v, tau) for k, v in files.items()}
+
+
+def logit_offsets(weights: Path, tau: float) -> np.ndarray:
+    """Return what correcting a balanced checkpoint by tau adds to its class logits, as the corrected weights hold it.
+
+    The correction itself is `training.correct_class_prior` (on the model Ultralytics loads from the checkpoint, its
+    EMA); the offsets are read back from the class-logit bias it changed, so they carry the checkpoint's own rounding.
+    """
+    from ultralytics.utils.patches import torch_load
+
+    from ultralytics_weighted.training import class_logit_layers, correct_class_prior
+
+    checkpoint = torch_load(weights, map_location="cpu")
+    model = checkpoint.get("ema") or checkpoint["model"]
+    layer = class_logit_layers(model)[0]
+    before = layer.bias.detach().double().clone()
+    correct_class_prior(model, tau)
+    return (layer.bias.detach().double() - before).numpy()
+
+
+def corrected_probabilities(probs: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """Return the class probabilities of a classifier whose class logits get `offsets` added, from its probabilities.
+
+    Softmax is shift-invariant, so log(probs) + offsets are the corrected logits up to a constant per image.
+
+    Examples:
+        >>> corrected_probabilities(np.array([[0.5, 0.25, 0.25]]), np.log([1.0, 2.0, 1.0])).round(3).tolist()
+        [[0.4, 0.4, 0.2]]
+    """
+    with np.errstate(divide="ignore"):  # a probability of 0 stays 0
+        logits = np.log(np.asarray(probs, dtype=np.float64)) + offsets
+    logits -= logits.max(1, keepdims=True)
+    scores = np.exp(logits)
+    return scores / scores.sum(1, keepdims=True)
+
+
+def evaluate(folder: Path, data: str, train: dict, tau: float | None = None) -> dict:
+    """Validate a run's best weights, or them corrected by tau, and store the per-image results (`result_files`).
+
+    With tau, classification corrects the stored per-image probabilities of the run (validated first) by
+    `logit_offsets`: the same predictions as validating the corrected checkpoint, without running the model again.
+    Detection writes the corrected checkpoint (weights/best-tau{tau}.pt) and validates it: the correction acts through
+    NMS, the confidence threshold and `max_det`, which the stored results cannot replay.
+
+    Returns:
+        (dict): As `validate`.
+    """
+    from ultralytics_weighted.training import correct_checkpoint
+
+    files, best = result_files(folder, tau), result_files(folder)["weights"]
+    if tau is None:
+        return validate(best, data, train, files["per_image"])
+    base = json.loads(result_files(folder)["val"].read_text())
+    if base["task"] != "classify":
+        correct_checkpoint(best, tau, files["weights"])
+        return validate(files["weights"], data, train, files["per_image"])
+    with np.load(result_files(folder)["per_image"]) as f:
+        stored = dict(f)
+    probs = corrected_probabilities(stored["probs"], logit_offsets(best, tau))
+    top5 = np.argsort(-probs, 1, kind="stable")[:, :5]
+    stored |= {"pred": top5[:, 0].astype(np.int32), "probs": probs.astype(np.float32)}
+    np.savez_compressed(files["per_image"], **stored)
+    top = (top5 == stored["true"][:, None]).cumsum(1)
+    accuracy = {"top1": float(top[:, 0].mean()), "top5": float(top[:, -1].mean())}
+    return {"task": "classify", "all": accuracy, "classes": {}}
 
 
 def _headline(result: dict) -> str:
@@ -264,7 +384,11 @@ def labels_digest(*splits: list[np.ndarray]) -> str:
 
 @dataclass
 class Run:
-    """One variant x seed: its folder, the train keys it runs with and the key that identifies its results."""
+    """One variant x seed: its folder, the train keys it runs with and the key that identifies its results.
+
+    The run of a tau variant has the folder, train keys and key of its base variant's run (one training for both);
+    its `tau` names its own result files (`result_files`).
+    """
 
     variant: Variant
     seed: int
@@ -274,12 +398,17 @@ class Run:
     epoch_images: int  # images drawn per epoch: the dataset size, or a grown epoch with balance_floor
     label: str = ""
 
+    @property
+    def tau(self) -> float | None:
+        """The correction this run's results are evaluated with (None: the trained weights as they are)."""
+        return self.variant.tau
+
     def finished(self) -> dict | None:
         """Return the stored results if this run finished earlier under the same key, else None."""
-        done, keyed = self.folder / "metrics.json", self.folder / "run.json"
-        stored = (self.folder / "per_image.npz").exists()  # runs of earlier versions lack the per-image results
-        if done.exists() and keyed.exists() and stored and json.loads(keyed.read_text()) == self.key:
-            return json.loads(done.read_text())
+        files, keyed = result_files(self.folder, self.tau), self.folder / "run.json"
+        done = files["metrics"].exists() and files["per_image"].exists()  # earlier versions lack per-image results
+        if done and keyed.exists() and json.loads(keyed.read_text()) == self.key:
+            return json.loads(files["metrics"].read_text())
         return None
 
     def changes(self) -> list[str]:
@@ -353,48 +482,77 @@ class Children:
                     proc.wait(timeout=max(0.0, deadline - time.time()))
 
 
-def _run_one(run: Run, data: str, train: dict, log_lock: threading.Lock, children: Children) -> dict:
-    """Train one run with the stock CLI, validate it in a fresh process, store and return its results."""
+def _stop_if_interrupted(children: Children, log, label: str) -> None:
+    """Raise Interrupted after a Ctrl-C, with a note in the run's log: without metrics.json a re-run trains it again."""
+    if children.stopping.is_set():
+        log.write(f"\n{INTERRUPTED}: this run is unfinished (no metrics.json), a re-run of compare trains it again.\n")
+        raise Interrupted(label)
 
-    def say(text):
+
+def _run_folder(
+    todo: list[Run], data: str, train: dict, log_lock: threading.Lock, children: Children
+) -> dict[str, dict]:
+    """Finish the unfinished runs of one run folder and return their results by run label.
+
+    The folder is trained with the stock CLI unless it was trained earlier under the same key; then its weights and
+    each tau correction of them are validated in a fresh process, and the results stored.
+
+    `todo` holds the folder's unfinished runs: its trained variant's and those of the tau variants sharing it (a tau
+    variant whose base variant is not compared still trains the base run once, which the report leaves out).
+    """
+    base = replace(todo[0], variant=Variant(todo[0].variant.base or todo[0].variant.name, todo[0].variant.overrides))
+    files = result_files(base.folder)
+    env = {**os.environ, "YOLO_OFFLINE": "1"}
+
+    def say(run, text):
         with log_lock:
             print(f"{run.label}: {text}", flush=True)
 
-    if changed := run.changes():
-        say(f"settings or data changed since the earlier run ({'; '.join(changed)}): training again")
-        shutil.rmtree(run.folder)
-    run.folder.mkdir(parents=True, exist_ok=True)
-    (run.folder / "run.json").write_text(json.dumps(run.key, indent=2))
-    say("training ...")
-    start, env = time.time(), {**os.environ, "YOLO_OFFLINE": "1"}
-    cmd = [*yolo_command(), "train", *(f"{key}={value}" for key, value in run.args.items())]
-    with open(run.folder / "train.log", "w") as log:
-        rc = children.call(cmd, log, env)
-        trained = time.time()
-        if rc == 0:
-            cmd = [sys.executable, "-m", "ultralytics_weighted.compare", "validate", str(run.folder), data]
-            rc = children.call([*cmd, json.dumps(train)], log, env)
-        if children.stopping.is_set():
-            log.write(
-                f"\n{INTERRUPTED}: this run is unfinished (no metrics.json), a re-run of compare trains it again.\n"
-            )
-            raise Interrupted(run.label)
+    taus = [run.tau for run in todo if run.tau is not None]
+    if (trained := base.finished()) is None:
+        if changed := base.changes():
+            say(todo[0], f"settings or data changed since the earlier run ({'; '.join(changed)}): training again")
+            shutil.rmtree(base.folder)
+        base.folder.mkdir(parents=True, exist_ok=True)
+        (base.folder / "run.json").write_text(json.dumps(base.key, indent=2))
+        say(todo[0], "training ...")
+        start = time.time()
+        cmd = [*yolo_command(), "train", *(f"{key}={value}" for key, value in base.args.items())]
+        with open(base.folder / "train.log", "w") as log:
+            rc = children.call(cmd, log, env)
+            _stop_if_interrupted(children, log, todo[0].label)
+        if rc:
+            raise RuntimeError(f"{todo[0].label} failed (exit {rc}); see {base.folder / 'train.log'}")
+        epochs = max(0, len((base.folder / "results.csv").read_text().splitlines()) - 1)  # epochs (header row)
+        trained = {
+            "variant": base.variant.name,
+            "seed": base.seed,
+            "train_seconds": round(time.time() - start, 1),  # the `yolo train` process alone (its per-epoch val too)
+            "epoch_images": base.epoch_images,
+            "epochs": epochs,
+            "images": base.epoch_images * epochs,
+        }
+        taus.insert(0, None)  # the trained weights first: classification corrects their stored results
+    cmd = [sys.executable, "-m", "ultralytics_weighted.compare", "validate", str(base.folder), data, json.dumps(train)]
+    with open(base.folder / "train.log", "a") as log:
+        rc = children.call([*cmd, json.dumps(taus)], log, env)
+        _stop_if_interrupted(children, log, todo[0].label)
     if rc:
-        raise RuntimeError(f"{run.label} failed (exit {rc}); see {run.folder / 'train.log'}")
-    epochs = max(0, len((run.folder / "results.csv").read_text().splitlines()) - 1)  # epochs trained (header row)
-    result = {
-        "variant": run.variant.name,
-        "seed": run.seed,
-        "train_seconds": round(trained - start, 1),  # the `yolo train` process: training alone (its per-epoch val too)
-        "val_seconds": round(time.time() - trained, 1),
-        "epoch_images": run.epoch_images,
-        "epochs": epochs,
-        "images": run.epoch_images * epochs,
-        **json.loads((run.folder / "val.json").read_text()),
-    }
-    (run.folder / "metrics.json").write_text(json.dumps(result, indent=2))
-    say(f"{_headline(result)}, {result['images']:,} images ({result['train_seconds']:.0f} s training)")
-    return result
+        raise RuntimeError(f"{todo[0].label} failed to validate (exit {rc}); see {base.folder / 'train.log'}")
+    if taus[:1] == [None]:
+        trained |= json.loads(files["val"].read_text())
+        files["metrics"].write_text(json.dumps(trained, indent=2))
+    results = {}
+    for run in todo:
+        own = result_files(run.folder, run.tau)
+        result = {**trained, **json.loads(own["val"].read_text()), "variant": run.variant.name}
+        if run.tau is not None:
+            result["train_shared_with"] = base.variant.name  # one training for the base variant and its corrections
+            own["metrics"].write_text(json.dumps(result, indent=2))
+        shared = f", shared with {base.variant.name}" if run.tau is not None else ""
+        say(run, f"{_headline(result)}, {result['images']:,} images ({result['train_seconds']:.0f} s training{shared})")
+        results[run.label] = result
+    return results
 
 
 def _count(options: dict, key: str, default: int) -> int:
@@ -470,28 +628,32 @@ def run_comparison(options: dict, command: str = "") -> Comparison:
             extra = {"project": str(out / "runs"), "name": folder.name, "exist_ok": True, "plots": False}
             key = {"args": {k: str(x) for k, x in args.items()}, "labels": labels, "versions": versions}
             runs.append(Run(v, seed, folder, {**args, **extra}, key, shares[v.name]["epoch_size"]))
+            # a tau variant's run shares the folder, train keys and key of its base variant's run: trained once
     for k, run in enumerate(runs, 1):
         run.label = f"[{k}/{len(runs)}] {run.variant.name} seed {run.seed}"
 
     out.mkdir(parents=True, exist_ok=True)
-    results, todo = {}, []
+    results, todo = {}, {}  # todo: run folder -> its unfinished runs (a variant's and its tau variants')
     for run in runs:
         if (earlier := run.finished()) is not None:
             results[run.label] = earlier
             print(f"{run.label}: finished earlier, skipped ({_headline(earlier)})", flush=True)
         else:
-            todo.append(run)
+            todo.setdefault(run.folder, []).append(run)
     lock, children = threading.Lock(), Children()
     pool, futures = ThreadPoolExecutor(max_workers=parallel), {}
     try:  # from the first submit on: a Ctrl-C at any point must reach the children (they do not get the terminal's)
-        futures.update({pool.submit(_run_one, run, str(data), train, lock, children): run for run in todo})
+        for group in todo.values():
+            futures[pool.submit(_run_folder, group, str(data), train, lock, children)] = group
         done, _ = wait(futures, return_when=FIRST_EXCEPTION)
         pool.shutdown(wait=True, cancel_futures=True)  # after a failure: runs not started yet are not started
     except KeyboardInterrupt:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the clean-up short
         children.stop()  # no run starts any more, and every running one ends
         pool.shutdown(wait=True, cancel_futures=True)
-        finished = sum(f.done() and not f.cancelled() and f.exception() is None for f in futures) + len(results)
+        finished = len(results) + sum(
+            len(group) for f, group in futures.items() if f.done() and not f.cancelled() and f.exception() is None
+        )
         raise Interrupted(
             f"{INTERRUPTED}: {finished} of {len(runs)} runs finished and kept in {out}; a re-run of the same command "
             "trains the other ones."
@@ -499,15 +661,15 @@ def run_comparison(options: dict, command: str = "") -> Comparison:
     for future in done:
         if future.exception() is not None:
             raise future.exception()
-        results[futures[future].label] = future.result()
+        results |= future.result()
 
     setup = {
         "command": command,
         "task": task,
-        "variants": [{"name": v.name, "overrides": v.overrides} for v in variants],
+        "variants": [{"name": v.name, "overrides": v.overrides, "tau": v.tau, "base": v.base} for v in variants],
         "names": {int(k): str(v) for k, v in names.items()},
         "shares": {v: {k: np.asarray(x).tolist() for k, x in share.items()} for v, share in shares.items()},
-        "runs": [str(r.folder.relative_to(out)) for r in runs],
+        "runs": [_run_entry(str(r.folder.relative_to(out)), r.tau) for r in runs],
         "resamples": resamples,
     }
     (out / "compare.json").write_text(json.dumps(setup, indent=2))
@@ -551,6 +713,11 @@ class Comparison:
         raise KeyError(f"no {metric} of class {name} for variant {variant} (a class without val objects has none).")
 
 
+def _run_entry(folder: str, tau: float | None) -> str | dict:
+    """Return a run's entry in compare.json: its folder, or for a tau variant's run the folder and tau."""
+    return folder if tau is None else {"folder": folder, "tau": tau}
+
+
 def in_file_order(per_image: dict) -> dict:
     """Return a run's per-image results with the images sorted by file, so that image i is the same in every run.
 
@@ -572,6 +739,26 @@ def in_file_order(per_image: dict) -> dict:
     return out
 
 
+def load_runs(out: Path) -> tuple[dict, list[dict], list[dict]]:
+    """Return a comparison's compare.json, every run's `metrics.json` and its per-image results in file order.
+
+    Raises:
+        ValueError: If the runs were validated on different images.
+    """
+    setup = json.loads((out / "compare.json").read_text())
+    runs, stored = [], []
+    entries = [(e["folder"], e["tau"]) if isinstance(e, dict) else (e, None) for e in setup["runs"]]
+    for folder, tau in entries:
+        files = result_files(out / folder, tau)
+        runs.append(json.loads(files["metrics"].read_text()))
+        with np.load(files["per_image"]) as f:
+            stored.append(in_file_order(dict(f)))
+    for (folder, _), x in zip(entries, stored):
+        if not np.array_equal(x["images"], stored[0]["images"]):
+            raise ValueError(f"{folder} was validated on other images than {entries[0][0]}; compare needs the same.")
+    return setup, runs, stored
+
+
 def summarize(out: str | Path, resamples: int | None = None, seed: int = 0) -> Comparison:
     """Rebuild a comparison's summary and reports from its run folders, without training or validating again.
 
@@ -590,20 +777,11 @@ def summarize(out: str | Path, resamples: int | None = None, seed: int = 0) -> C
     from ultralytics_weighted.evidence import paired_delta, resample_weights, run_metrics
 
     out = Path(out)
-    setup = json.loads((out / "compare.json").read_text())
-    variants = [Variant(v["name"], v["overrides"]) for v in setup["variants"]]
+    setup, runs, stored = load_runs(out)
+    variants = [Variant(v["name"], v["overrides"], v.get("tau"), v.get("base")) for v in setup["variants"]]
     names = {int(k): v for k, v in setup["names"].items()}
     shares = {v: {k: np.asarray(x) for k, x in share.items()} for v, share in setup["shares"].items()}
     resamples = int(resamples or setup.get("resamples", RESAMPLES))
-    runs, stored = [], []
-    for folder in setup["runs"]:
-        runs.append(json.loads((out / folder / "metrics.json").read_text()))
-        with np.load(out / folder / "per_image.npz") as f:
-            stored.append(dict(f))
-    stored = [in_file_order(x) for x in stored]
-    for folder, x in zip(setup["runs"], stored):
-        if not np.array_equal(x["images"], stored[0]["images"]):
-            raise ValueError(f"{folder} was validated on other images than {setup['runs'][0]}; compare needs the same.")
     n_images = len(stored[0]["images"]) if stored else 0
     weights = np.concatenate([np.ones((1, n_images)), resample_weights(n_images, resamples, seed)])
     metrics = []  # per run: (metric, class) -> (1 + resamples,) values, the whole val split first
@@ -726,12 +904,14 @@ def _images_table(c: Comparison) -> list[str]:
         epochs = "/".join(map(str, sorted({r["epochs"] for r in runs})))
         cells = [v.name, f"{int(c.shares[v.name]['epoch_size']):,}", epochs]
         cells += [f"{images:,.0f}" if images is not None else "-", ratio]
-        cells += [f"{np.mean(seconds):.1f}" if seconds else "-", f"{sum(seconds):.1f}"]
+        total = f"{sum(seconds):.1f}" if v.tau is None else f"shared with {v.base}"
+        cells += [f"{np.mean(seconds):.1f}" if seconds else "-", total]
         lines.append("| " + " | ".join(cells) + " |")
     lines += [
         "",
         "Train s: wall time of each run's `yolo train` process (with its own per-epoch validation unless `val=False`), "
-        "not the final validation; sum = the variant's runs together.",
+        "not the final validation; sum = the variant's runs together. A tau variant trains nothing: it is its base "
+        "variant's runs corrected after training, so it shows their training time, shared.",
     ]
     return lines
 
@@ -784,8 +964,12 @@ def main(options: dict) -> int:
 
 
 if __name__ == "__main__" and sys.argv[1:2] == ["validate"]:
-    # `python -m ultralytics_weighted.compare validate RUN_FOLDER DATA TRAIN_JSON`: one run's validation, in a process
-    # of its own so that parallel runs do not share one interpreter
+    # `python -m ultralytics_weighted.compare validate RUN_FOLDER DATA TRAIN_JSON TAUS_JSON`: one run folder's
+    # validations (TAUS_JSON: e.g. [null, 1.0] = the trained weights, then them corrected by tau=1), in a process of
+    # their own so that parallel runs do not share one interpreter
     folder, data, train = Path(sys.argv[2]), sys.argv[3], json.loads(sys.argv[4])
-    val = validate(folder / "weights" / "best.pt", data, train, folder)
-    (folder / "val.json").write_text(json.dumps(val, indent=2))
+    for tau in json.loads(sys.argv[5]):
+        start = time.time()
+        val = evaluate(folder, data, train, tau)
+        val["val_seconds"] = round(time.time() - start, 1)
+        result_files(folder, tau)["val"].write_text(json.dumps(val, indent=2))
