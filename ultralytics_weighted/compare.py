@@ -598,21 +598,21 @@ def run_comparison(options: dict, command: str = "") -> Comparison:
     # absolute: Ultralytics puts a relative `project` under its runs folder and the task, not where compare looks
     project = Path(str(options.pop("project", "runs/compare"))).expanduser().resolve()
     out = project / str(options.pop("name", Path(str(data)).parent.name))
-    label_keys = {k: options[k] for k in ("task", "classes", "fraction") if k in options}
-    classes, names, task = load_label_classes({"data": data, **label_keys})
-    model = "yolo11n-cls.yaml" if task == "classify" else "yolo11n.yaml"  # built from YAML: nothing to download
-    train = {"model": model, **{k: v for k, v in options.items() if k not in FIXED_KEYS}}
+    train = {k: v for k, v in options.items() if k not in FIXED_KEYS}
     if parallel > 1:  # the runs share the machine's CPU cores for data loading
         from ultralytics.utils import DEFAULT_CFG
 
         train["workers"] = max(1, int(train.get("workers", DEFAULT_CFG.workers)) // parallel)
     cfgs = {}
-    for v in variants:  # every run's keys must pass Ultralytics' checks before anything trains
+    for v in variants:  # every run's keys must pass Ultralytics' checks before any label is read or anything trains
         try:
             check_keys(v.overrides, set(DEFAULT_CFG_DICT), "compare")  # one line, not Ultralytics' whole help
             cfgs[v.name] = get_cfg(overrides={"data": data, **train, **v.overrides, "mode": "train"})
         except (ValueError, TypeError, SyntaxError) as e:
             raise type(e)(f"variant '{v.name}': {e}") from None
+    label_keys = {k: options[k] for k in ("task", "classes", "fraction") if k in options}
+    classes, names, task = load_label_classes({"data": data, **label_keys})
+    train = {"model": "yolo11n-cls.yaml" if task == "classify" else "yolo11n.yaml", **train}  # YAML: no download
     val_classes = load_label_classes({"data": data, **label_keys}, split="val")[0]
     versions = {"ultralytics": ultralytics_version, "ultralytics-weighted": __version__}
     labels = labels_digest(classes, val_classes)
