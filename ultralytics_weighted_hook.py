@@ -108,7 +108,9 @@ def _plugin_keys():
 def _name_the_plugin_in_key_errors(cfg):
     """Add to Ultralytics' "not a valid YOLO argument" error, for the plugin's keys, that its hook is switched off.
 
-    The error stays Ultralytics' own SyntaxError, raised where Ultralytics raises it; only a line is added to it.
+    The error stays Ultralytics' own SyntaxError, raised where Ultralytics raises it; only a line is added to it. Kept
+    apart from integration.py's `_refuse_balance_keys` (unsupported releases) because importing integration.py would
+    activate the plugin, which the switched-off hook must not do.
     """
     check_dict_alignment = cfg.check_dict_alignment
     if getattr(check_dict_alignment, "names_the_plugin", False):

@@ -12,7 +12,8 @@
 
 Besides the table, balanced training changes two things on objects it builds itself, never on Ultralytics' classes or
 modules: the train dataset instance switches to a balanced subclass (`make_balanced`), and its mix transforms get a
-weighted `get_indexes` instance attribute. `deactivate()` undoes the table and the keys (tests).
+weighted `get_indexes` instance attribute. `deactivate()` undoes the table and the keys (tests). The one Ultralytics
+function wrapped elsewhere is `check_dict_alignment`, by the switched-off startup hook (it must not import this).
 """
 
 from __future__ import annotations
@@ -175,7 +176,11 @@ def _check_cfg_with_balance(check_cfg):
 
 
 def _refuse_balance_keys(check_dict_alignment):
-    """Wrap `check_dict_alignment` (unsupported releases) so that a balancing key fails with the supported range."""
+    """Wrap `check_dict_alignment` (unsupported releases) so that a balancing key fails with the supported range.
+
+    Kept apart from the switched-off hook's wrapper (`ultralytics_weighted_hook`), which cannot import this module: this
+    one refuses before Ultralytics' check, with this module's error and the releases, as a row of the patch surface.
+    """
     import ultralytics
 
     @_mark
