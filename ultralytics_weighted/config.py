@@ -12,7 +12,7 @@ import yaml
 from .balance import AGGREGATIONS, MAX_FLOOR, check_aggregation
 
 # The keys as they read in Ultralytics' cfg/default.yaml (train settings), with comments in its style: the one statement
-# of the keys and defaults (DEFAULTS is parsed from it; tools/make_patches.py inserts it into default.yaml)
+# of the keys and their defaults, which DEFAULTS is parsed from
 DEFAULT_CFG_YAML = """\
 class_balance: False # (bool | float) class-balanced train sampling; True=1.0 inverse frequency, 0.5 square root, 0 off
 balance_agg: mean # (str) how an image's objects combine class weights, i.e. mean, max, median, sum, auto (solved)
