@@ -83,13 +83,16 @@ def _activate(module):
 
 
 def _plugin_keys():
-    """Return the train keys the plugin adds, read from `ultralytics_weighted/config.py` (`DEFAULTS`) with `ast`.
+    """Return the train keys the plugin adds: `DEFAULT_CFG_YAML` of `ultralytics_weighted/config.py`, read with `ast`.
 
-    Importing the package would activate the plugin, which is what the switched-off hook must not do.
+    Importing the package would activate the plugin, which is what the switched-off hook must not do. Only called once
+    Ultralytics has raised its key error, so PyYAML (an Ultralytics dependency) is loaded already.
     """
     import ast
     import importlib.util
     from pathlib import Path
+
+    import yaml
 
     spec = importlib.util.find_spec("ultralytics_weighted")  # finds the package without executing it
     if spec is None or not spec.submodule_search_locations:
@@ -97,15 +100,17 @@ def _plugin_keys():
     source = Path(list(spec.submodule_search_locations)[0], "config.py").read_text(encoding="utf-8")
     for node in ast.parse(source).body:
         targets = node.targets if isinstance(node, ast.Assign) else [getattr(node, "target", None)]
-        if any(getattr(target, "id", None) == "DEFAULTS" for target in targets):
-            return tuple(ast.literal_eval(node.value))
+        if any(getattr(target, "id", None) == "DEFAULT_CFG_YAML" for target in targets):
+            return tuple(yaml.safe_load(ast.literal_eval(node.value)))  # parsed as config.py parses it for DEFAULTS
     return ()
 
 
 def _name_the_plugin_in_key_errors(cfg):
     """Add to Ultralytics' "not a valid YOLO argument" error, for the plugin's keys, that its hook is switched off.
 
-    The error stays Ultralytics' own SyntaxError, raised where Ultralytics raises it; only a line is added to it.
+    The error stays Ultralytics' own SyntaxError, raised where Ultralytics raises it; only a line is added to it. Kept
+    apart from integration.py's `_refuse_balance_keys` (unsupported releases) because importing integration.py would
+    activate the plugin, which the switched-off hook must not do.
     """
     check_dict_alignment = cfg.check_dict_alignment
     if getattr(check_dict_alignment, "names_the_plugin", False):

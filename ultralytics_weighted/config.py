@@ -7,9 +7,12 @@ import difflib
 import math
 import sys
 
+import yaml
+
 from .balance import AGGREGATIONS, MAX_FLOOR, check_aggregation
 
-# The keys as they read in Ultralytics' cfg/default.yaml (train settings), with comments in its style
+# The keys as they read in Ultralytics' cfg/default.yaml (train settings), with comments in its style: the one statement
+# of the keys and their defaults, which DEFAULTS is parsed from
 DEFAULT_CFG_YAML = """\
 class_balance: False # (bool | float) class-balanced train sampling; True=1.0 inverse frequency, 0.5 square root, 0 off
 balance_agg: mean # (str) how an image's objects combine class weights, i.e. mean, max, median, sum, auto (solved)
@@ -18,14 +21,7 @@ balance_ramp: 0.0 # (float) fraction of epochs over which class_balance rises li
 balance_start: 0.0 # (float) fraction of epochs trained with stock sampling before balancing starts, in [0, 1)
 balance_tau: 0.0 # (float) also save best.pt with the data's class prior restored, tau * log(share before / trained)
 """
-DEFAULTS = {
-    "class_balance": False,
-    "balance_agg": "mean",
-    "balance_floor": 0.0,
-    "balance_ramp": 0.0,
-    "balance_start": 0.0,
-    "balance_tau": 0.0,
-}
+DEFAULTS = yaml.safe_load(DEFAULT_CFG_YAML)  # the keys and defaults as Ultralytics reads them from default.yaml
 AFTER_KEY = "fraction"  # the keys are listed right after this train setting
 
 

@@ -12,7 +12,8 @@
 
 Besides the table, balanced training changes two things on objects it builds itself, never on Ultralytics' classes or
 modules: the train dataset instance switches to a balanced subclass (`make_balanced`), and its mix transforms get a
-weighted `get_indexes` instance attribute. `deactivate()` undoes the table and the keys (tests).
+weighted `get_indexes` instance attribute. `deactivate()` undoes the table and the keys (tests). The one Ultralytics
+function wrapped elsewhere is `check_dict_alignment`, by the switched-off startup hook (it must not import this).
 """
 
 from __future__ import annotations
@@ -24,13 +25,17 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
+from packaging.specifiers import SpecifierSet
+from packaging.version import InvalidVersion, Version
 
 from ultralytics_weighted.balance import balance_settings
 from ultralytics_weighted.config import AFTER_KEY, DEFAULTS, check_balance_args
 from ultralytics_weighted.report import plot_balance
 from ultralytics_weighted_hook import when_imported
 
-SUPPORTED_ULTRALYTICS = ">=8.4.130,<8.5"  # as in pyproject.toml; the floor is the first release with everything used
+# As in pyproject.toml (tests/test_host.py checks it), not read from the installed metadata, which reorders the bounds
+# in messages and lags pyproject.toml in an editable install; the floor is the first release with everything used
+SUPPORTED_ULTRALYTICS = ">=8.4.130,<8.5"
 _PATCHED = "_ultralytics_weighted"  # attribute marking functions this module installed
 
 
@@ -54,31 +59,28 @@ def _rank() -> int:
 # Supported releases
 
 
-def _release(version: str) -> tuple[int, ...]:
-    """Return the numeric release of a version string, e.g. (8, 4, 190) for '8.4.190' or '8.4.190.dev0'."""
-    match = re.match(r"\d+(\.\d+)*", version.strip())
-    return tuple(int(part) for part in match.group(0).split(".")) if match else ()
-
-
 def is_supported(version: str, supported: str = SUPPORTED_ULTRALYTICS) -> bool:
-    """Return whether an Ultralytics version lies in a range of comma-separated `>=`, `>`, `<=`, `<` bounds.
+    """Return whether an Ultralytics version lies in a PEP 440 range, its development releases included.
+
+    The one release check, with `packaging`: Ultralytics' `check_version` takes such ranges too, but importing it
+    imports Ultralytics, which `check_host` must not do yet.
 
     Examples:
         >>> is_supported("8.4.190"), is_supported("8.4.129"), is_supported("8.5.0"), is_supported("8.4.200.dev1")
         (True, False, False, True)
     """
-    release = _release(version)
-    compare = {">=": tuple.__ge__, ">": tuple.__gt__, "<=": tuple.__le__, "<": tuple.__lt__}
-    for bound in supported.split(","):
-        op, number = re.match(r"\s*(>=|<=|>|<)\s*(\S+)", bound).groups()
-        if not compare[op](_padded(release), _padded(_release(number))):
-            return False
-    return bool(release)
+    try:
+        return SpecifierSet(supported).contains(Version(version), prereleases=True)
+    except InvalidVersion:
+        return False
 
 
-def _padded(release: tuple[int, ...], width: int = 4) -> tuple[int, ...]:
-    """Pad a release with zeros, so that 8.5 compares as 8.5.0."""
-    return release + (0,) * (width - len(release))
+def package_version(package: Path) -> str | None:
+    """Return `__version__` of an ultralytics package folder, read from its `__init__.py` without importing it."""
+    init = package / "__init__.py"
+    text = init.read_text(encoding="utf-8") if init.is_file() else ""
+    match = re.search(r"""^__version__\s*=\s*["']([^"']+)["']""", text, re.M)
+    return match.group(1) if match else None
 
 
 class UnsupportedUltralyticsError(RuntimeError):
@@ -111,10 +113,9 @@ def check_host() -> None:
     import importlib.util
 
     spec = importlib.util.find_spec("ultralytics")
-    init = Path(spec.origin).read_text(encoding="utf-8") if spec and spec.origin else ""
-    match = re.search(r"""^__version__\s*=\s*["']([^"']+)["']""", init, re.M)
-    if match and not is_supported(match.group(1)):
-        raise UnsupportedUltralyticsError(unsupported_message(match.group(1)))
+    version = package_version(Path(spec.origin).parent) if spec and spec.origin else None
+    if version and not is_supported(version):
+        raise UnsupportedUltralyticsError(unsupported_message(version))
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -175,7 +176,11 @@ def _check_cfg_with_balance(check_cfg):
 
 
 def _refuse_balance_keys(check_dict_alignment):
-    """Wrap `check_dict_alignment` (unsupported releases) so that a balancing key fails with the supported range."""
+    """Wrap `check_dict_alignment` (unsupported releases) so that a balancing key fails with the supported range.
+
+    Kept apart from the switched-off hook's wrapper (`ultralytics_weighted_hook`), which cannot import this module: this
+    one refuses before Ultralytics' check, with this module's error and the releases, as a row of the patch surface.
+    """
     import ultralytics
 
     @_mark

@@ -27,6 +27,7 @@ import sys
 from pathlib import Path
 
 from ultralytics_weighted.config import DEFAULTS
+from ultralytics_weighted.integration import package_version
 
 PROG = "ultralytics-weighted patch"
 
@@ -75,10 +76,10 @@ def locate(path: Path) -> tuple[Path, Path, str]:
 
 def tree_version(package: Path) -> str:
     """Return `__version__` of an ultralytics package folder, read from its `__init__.py` without importing it."""
-    match = re.search(r"""^__version__\s*=\s*["']([^"']+)["']""", (package / "__init__.py").read_text("utf-8"), re.M)
-    if not match:
+    version = package_version(package)
+    if not version:
         raise PatchError(f"{package / '__init__.py'} defines no __version__.")
-    return match.group(1)
+    return version
 
 
 def file_diffs(text: str) -> list[tuple[str, str]]:
