@@ -57,7 +57,8 @@ def test_check_apply_revert_an_installed_package(tmp_path, capsys):
     assert main("--apply", package) == 0
     applied = capsys.readouterr().out
     assert "Applied the class-balance series" in applied
-    assert "`class_balance`, `balance_agg`, `balance_floor`, `balance_ramp` are now Ultralytics train" in applied
+    keys = "`class_balance`, `balance_agg`, `balance_floor`, `balance_ramp`, `balance_start`, `balance_tau`"
+    assert f"{keys} are now Ultralytics train" in applied
     assert not (tmp_path / "site" / "tests").exists()  # the tests patch is for checkouts only
     assert main("--check", package) == 0 and "already applied" in capsys.readouterr().out
     assert main("--apply", package) == 0 and "Nothing to do" in capsys.readouterr().out
