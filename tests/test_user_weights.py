@@ -140,6 +140,47 @@ def test_yolo_train_and_stats_show_the_configured_weights(weighted, yolo, tmp_pa
     assert [line for line in table if line.split()[:2] == ["rare", "2"]][0] in text  # the same row as training
 
 
+def test_a_resumed_run_with_class_weights_draws_what_an_uninterrupted_one_draws(datasets, tmp_path):
+    from ultralytics import YOLO
+
+    from ultralytics_weighted.integration import load_label_dataset
+    from ultralytics_weighted.training import dataset_label_classes
+    from ultralytics_weighted.user_weights import DataWeights
+
+    class Stop(Exception):
+        pass
+
+    def stop_after_first_epoch(trainer):
+        raise Stop
+
+    data = tmp_path / "class_weights.yaml"
+    data.write_text(datasets("detect").read_text() + "class_weights: {rare: 2}\n")
+    seen = []  # (epoch, the sampler's global draw of it)
+
+    def record(trainer):
+        seen.append((trainer.epoch, trainer.train_loader.sampler.global_draw(trainer.epoch)))
+
+    train = dict(epochs=2, imgsz=64, batch=8, device="cpu", plots=False, workers=0, seed=3, val=False)
+    model = YOLO("yolo11n.yaml")
+    model.add_callback("on_train_epoch_end", record)
+    model.add_callback("on_fit_epoch_end", stop_after_first_epoch)
+    with pytest.raises(Stop):
+        model.train(data=str(data), class_balance=True, **train, project=str(tmp_path / "runs"))
+    resumed = YOLO(tmp_path / "runs" / "train" / "weights" / "last.pt")
+    resumed.add_callback("on_train_epoch_end", record)
+    resumed.train(resume=True)
+    assert resumed.trainer.start_epoch == 1 and [epoch for epoch, _ in seen] == [0, 1]
+
+    dataset = load_label_dataset({"data": str(data)})[0]  # the weights as the YAML sets them, read on their own
+    classes, weights = dataset_label_classes(dataset), DataWeights.load(data).multipliers(dataset.im_files)
+    np.testing.assert_array_equal(weights["class_multipliers"], [1, 1, 2])
+    for multipliers in (weights, None):
+        schedule = BalanceSchedule(classes, 3, 1.0, "mean", epochs=2, multipliers=multipliers)
+        uninterrupted = BalancedSampler(schedule.probabilities, 3, 1, 0, schedule.epoch_size)
+        same = [draw.tolist() for _, draw in seen] == [list(uninterrupted), list(uninterrupted)]
+        assert same == (multipliers is not None)  # the weighted draws, also after resuming; not the unweighted ones
+
+
 @pytest.fixture
 def compared(tmp_path):
     """A tiny dataset and, beside it, a copy of its data YAML with class_weights; returns (data, weighted, args)."""
