@@ -97,11 +97,28 @@ def late_start_schedule() -> BalanceSchedule:
     return BalanceSchedule(LABELS, 2, 1.0, "mean", floor=1.0, epochs=2, start=0.5)
 
 
-def _ddp_worker(rank: int, world_size: int, store: str, out: str, epoch_size: int | None) -> None:
+SOURCES = (np.arange(101) >= 60).astype(np.int64)  # images 0-59 from train: source 0, 60-100 from source 1
+WEIGHTS = {  # data YAML weights as `DataWeights.multipliers` gives them: class_weights, source_weights, image_weights
+    "class_multipliers": np.array([1.0, 3.0]),
+    "sources": SOURCES,
+    "source_shares": np.array([0.25, 0.75]),
+    "image_multipliers": np.linspace(0.5, 2.0, 101),
+}
+
+
+def weighted_schedule() -> BalanceSchedule:
+    """Class-balanced with user weights of all three kinds (no floor, which would mix in uniform draws), 2 epochs."""
+    return BalanceSchedule(LABELS, 2, 1.0, "mean", epochs=2, multipliers=WEIGHTS)
+
+
+SCHEDULES = {"late start": late_start_schedule, "weighted": weighted_schedule}
+
+
+def _ddp_worker(rank: int, world_size: int, store: str, out: str, epoch_size: int | str | None) -> None:
     dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=world_size)
     try:
-        if epoch_size == "late start":  # the sampler training builds from a schedule (`BalancedDatasetMixin.sampler`)
-            schedule = late_start_schedule()
+        if epoch_size in SCHEDULES:  # the sampler training builds from a schedule (`BalancedDatasetMixin.sampler`)
+            schedule = SCHEDULES[epoch_size]()
             sampler = BalancedSampler(schedule.probabilities, seed=11, epoch_size=schedule.epoch_size)
         else:
             sampler = BalancedSampler(P[:101], seed=11, epoch_size=epoch_size)  # 101 images: not divisible by 2 ranks
@@ -121,8 +138,13 @@ def _ddp_worker(rank: int, world_size: int, store: str, out: str, epoch_size: in
 
 @pytest.mark.parametrize(
     "epoch_size, total",
-    [(None, 102), (131, 132), ("late start", 2 * ((late_start_schedule().epoch_size + 1) // 2))],
-)  # stock length, a grown epoch, and a schedule that starts balancing in epoch 1
+    [
+        (None, 102),
+        (131, 132),
+        ("late start", 2 * ((late_start_schedule().epoch_size + 1) // 2)),
+        ("weighted", 2 * ((weighted_schedule().epoch_size + 1) // 2)),
+    ],
+)  # stock length, a grown epoch, a schedule that starts balancing in epoch 1, and one with data YAML weights
 def test_ddp_shards_on_real_gloo_processes(epoch_size, total, tmp_path):
     world_size, out = 2, tmp_path / "shards.json"
     args = (world_size, str(tmp_path / "store"), str(out), epoch_size)
@@ -133,6 +155,14 @@ def test_ddp_shards_on_real_gloo_processes(epoch_size, total, tmp_path):
         reference = BalancedSampler(schedule.probabilities, 11, world_size, 0, schedule.epoch_size)
         stock, balanced = (np.bincount(reference.global_draw(e), minlength=101) for e in (0, 1))
         assert set(stock) == {1, 2} and balanced[::10].min() > stock[::10].max()  # uniform, then the rare repeat
+    elif epoch_size == "weighted":
+        schedule = weighted_schedule()
+        reference = BalancedSampler(schedule.probabilities, 11, world_size, 0, schedule.epoch_size)
+        p = schedule.probabilities(1)
+        np.testing.assert_allclose(np.bincount(SOURCES, weights=p), WEIGHTS["source_shares"])  # the weights act
+        for epoch in range(2):  # the global draw (before the padding for 2 ranks): floor or ceil of its expectation
+            counts = np.bincount(reference.global_draw(epoch)[: schedule.epoch_size], minlength=101)
+            assert (np.abs(counts - schedule.epoch_size * p) < 1).all()
     else:
         reference = BalancedSampler(P[:101], seed=11, num_replicas=world_size, rank=0, epoch_size=epoch_size)
     for epoch in range(2):

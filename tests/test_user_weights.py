@@ -138,3 +138,105 @@ def test_yolo_train_and_stats_show_the_configured_weights(weighted, yolo, tmp_pa
     text = plain(stats.stdout)
     assert "image_weights: 1 of 22 train images weighted by" in text
     assert [line for line in table if line.split()[:2] == ["rare", "2"]][0] in text  # the same row as training
+
+
+def test_a_resumed_run_with_class_weights_draws_what_an_uninterrupted_one_draws(datasets, tmp_path):
+    from ultralytics import YOLO
+
+    from ultralytics_weighted.integration import load_label_dataset
+    from ultralytics_weighted.training import dataset_label_classes
+    from ultralytics_weighted.user_weights import DataWeights
+
+    class Stop(Exception):
+        pass
+
+    def stop_after_first_epoch(trainer):
+        raise Stop
+
+    data = tmp_path / "class_weights.yaml"
+    data.write_text(datasets("detect").read_text() + "class_weights: {rare: 2}\n")
+    seen = []  # (epoch, the sampler's global draw of it)
+
+    def record(trainer):
+        seen.append((trainer.epoch, trainer.train_loader.sampler.global_draw(trainer.epoch)))
+
+    train = dict(epochs=2, imgsz=64, batch=8, device="cpu", plots=False, workers=0, seed=3, val=False)
+    model = YOLO("yolo11n.yaml")
+    model.add_callback("on_train_epoch_end", record)
+    model.add_callback("on_fit_epoch_end", stop_after_first_epoch)
+    with pytest.raises(Stop):
+        model.train(data=str(data), class_balance=True, **train, project=str(tmp_path / "runs"))
+    resumed = YOLO(tmp_path / "runs" / "train" / "weights" / "last.pt")
+    resumed.add_callback("on_train_epoch_end", record)
+    resumed.train(resume=True)
+    assert resumed.trainer.start_epoch == 1 and [epoch for epoch, _ in seen] == [0, 1]
+
+    dataset = load_label_dataset({"data": str(data)})[0]  # the weights as the YAML sets them, read on their own
+    classes, weights = dataset_label_classes(dataset), DataWeights.load(data).multipliers(dataset.im_files)
+    np.testing.assert_array_equal(weights["class_multipliers"], [1, 1, 2])
+    for multipliers in (weights, None):
+        schedule = BalanceSchedule(classes, 3, 1.0, "mean", epochs=2, multipliers=multipliers)
+        uninterrupted = BalancedSampler(schedule.probabilities, 3, 1, 0, schedule.epoch_size)
+        same = [draw.tolist() for _, draw in seen] == [list(uninterrupted), list(uninterrupted)]
+        assert same == (multipliers is not None)  # the weighted draws, also after resuming; not the unweighted ones
+
+
+@pytest.fixture
+def compared(tmp_path):
+    """A tiny dataset and, beside it, a copy of its data YAML with class_weights; returns (data, weighted, args)."""
+    data = make_dataset(tmp_path / "d", n_train=24, n_val=8)
+    weighted = tmp_path / "weighted.yaml"
+    weighted.write_text(data.read_text() + "class_weights: {rare: 2}\n")
+    args = [f"data={data}", "seeds=1", "epochs=1", "imgsz=64", "batch=8", "resamples=50", f"project={tmp_path}"]
+    return data, weighted, [*args, "name=cmp"]
+
+
+def compare(*args, cwd):
+    return run([sys.executable, "-m", "ultralytics_weighted.cli", "compare", *args], cwd=cwd, timeout=900)
+
+
+def shares_table(md: str) -> dict:
+    """Return compare.md's expected shares per epoch: variant -> {class name: share in %}."""
+    rows = md.split("## Expected share of each class per epoch", 1)[1].strip().splitlines()
+    head, body = rows[0].strip("|").split("|"), [row.strip("|").split("|") for row in rows[2:] if row.startswith("|")]
+    columns = {name.strip().removeprefix("share/epoch "): k for k, name in enumerate(head)}
+    return {v: {row[0].strip(): float(row[k].strip(" %")) for row in body} for v, k in columns.items() if k > 1}
+
+
+def test_compare_trains_a_variant_with_its_own_weighted_data_and_again_when_a_weight_changes(compared, tmp_path):
+    from ultralytics_weighted.integration import load_label_classes
+
+    data, weighted, args = compared
+    args = [*args, "variants=none,auto+data=weighted.yaml"]  # the YAML relative to where compare runs, as yolo's
+    classes = load_label_classes({"data": str(data)})[0]
+
+    def expected(rare: float) -> dict:  # the shares of auto with class_weights {rare: ...}, formatted as the table
+        schedule = BalanceSchedule(classes, 3, 1.0, "auto", multipliers={"class_multipliers": np.array([1, 1, rare])})
+        share = balance_stats(classes, 3, schedule.probabilities(schedule.full_strength_epoch))["share_after"]
+        return {name: round(100 * x, 1) for name, x in zip(("common", "medium", "rare"), share)}
+
+    out = compare(*args, cwd=tmp_path)
+    assert out.returncode == 0, out.stdout[-3000:]
+    shares = shares_table((tmp_path / "cmp" / "compare.md").read_text())
+    assert shares["auto+data=weighted.yaml"] == expected(2) != expected(1)  # the variant's own weights
+    assert shares["auto+data=weighted.yaml"]["rare"] > 45  # near its target 2 / (1 + 1 + 2)
+    assert shares["none"]["rare"] < 15  # stock, as the compared data has no weights
+
+    weighted.write_text(weighted.read_text().replace("{rare: 2}", "{rare: 3}"))
+    again = compare(*args, cwd=tmp_path)
+    assert again.returncode == 0, again.stdout[-3000:]
+    assert "none seed 0: finished earlier, skipped" in again.stdout
+    assert "auto+data=weighted.yaml seed 0: settings or data changed since the earlier run (weights)" in again.stdout
+    assert again.stdout.count("training ...") == 1
+    assert shares_table((tmp_path / "cmp" / "compare.md").read_text())["auto+data=weighted.yaml"] == expected(3)
+
+
+def test_compare_refuses_a_variant_data_that_validates_on_other_images(compared, tmp_path):
+    data, weighted, args = compared
+    weighted.write_text(weighted.read_text().replace("val: images/val", "val: images/train"))
+    out = compare(*args, f"variants=none,mean+data={weighted}", cwd=tmp_path)
+    assert out.returncode == 2 and not (tmp_path / "cmp").exists()
+    assert out.stdout.strip().splitlines()[-1] == (
+        f"ultralytics-weighted compare: variant 'mean+data={weighted}': data={weighted} has other val images than "
+        f"data={data}, and compare pairs every run on the same ones: give it the same val: split."
+    )

@@ -6,9 +6,11 @@ strength 1), an aggregation with a strength (`mean@0.5`), or any train key=value
 loss-side class weighting) or `balance_floor=1`; e.g. `mean+balance_floor=1` or `auto@0.5+balance_ramp=0.5`. A part
 `tau=T` is no train key: `mean+tau=1` is the trained run of `mean` (the same folder, trained once) with its class prior
 corrected by T after training (`adjust`), so the tables show stock, balanced and corrected side by side with the same
-training time. Each run trains through the stock `yolo train` CLI in its own folder, its log in `train.log`, and its
-best weights are validated on the val split in a process of their own. `parallel=N` runs N of them at once (for one
-large GPU), the dataloader workers split between them.
+training time. A part `data=other.yaml` trains the variant on its own data YAML (e.g. one with `class_weights`), which
+must have the compared data's val images, as every run is validated on them. Each run trains through the stock
+`yolo train` CLI in its own folder, its log in `train.log`, and its best weights are validated on the val split in a
+process of their own. `parallel=N` runs N of them at once (for one large GPU), the dataloader workers split between
+them.
 
 A tau variant's results sit in its base run's folder, named like the corrected weights (`corrected_path`:
 metrics-tau1.json, per_image-tau1.npz). Classification corrects the stored per-image probabilities by the offsets
@@ -20,10 +22,11 @@ bootstrap resamples of the val images, and each variant gets, per class, its pai
 interval over seeds and val images and a verdict (`summarize`, numbers in `evidence`). Classification data (a class
 folder dataset) is compared by per-class recall, top-1 and balanced accuracy.
 
-A run is keyed by its full settings and data (`run.json`: the train keys, a digest of the train and val labels, the
-Ultralytics and ultralytics-weighted versions). A re-run skips the runs whose `metrics.json` was written under the same
-key, so an interrupted comparison resumes, and trains again those whose settings or data changed, saying what changed.
-One Ctrl-C ends every process compare started (each runs in a session of its own) and exits 130.
+A run is keyed by its full settings and data (`run.json`: the train keys, a digest of the train and val labels, a digest
+of its data YAML's weights (`DataWeights.digest`) where it has any, the Ultralytics and ultralytics-weighted versions).
+A re-run skips the runs whose `metrics.json` was written under the same key, so an interrupted comparison resumes, and
+trains again those whose settings or data changed, saying what changed. One Ctrl-C ends every process compare started
+(each runs in a session of its own) and exits 130.
 """
 
 from __future__ import annotations
@@ -79,14 +82,20 @@ class Variant:
         name = self.name if self.tau is None else self.base
         return "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in name.replace("@", "_s"))
 
-    def schedule(self, classes: list[np.ndarray], nc: int, epochs: int) -> BalanceSchedule | None:
-        """Return the balance schedule this variant trains with, or None for stock shuffling."""
+    def schedule(
+        self, classes: list[np.ndarray], nc: int, epochs: int, multipliers: dict | None = None
+    ) -> BalanceSchedule | None:
+        """Return the balance schedule this variant trains with, or None for stock shuffling.
+
+        `multipliers` are the weights of the variant's data YAML (`DataWeights.multipliers`): as in training, they
+        weight the draws also without `class_balance`.
+        """
         strength = balance_strength(self.overrides.get("class_balance", DEFAULTS["class_balance"]))
-        if not strength:
+        if not strength and not multipliers:
             return None
         keys = {k: self.overrides.get(k, DEFAULTS[k]) for k in ("balance_agg", "balance_floor", "balance_ramp")}
         start = self.overrides.get("balance_start", DEFAULTS["balance_start"])
-        return BalanceSchedule(classes, nc, strength, *keys.values(), epochs=epochs, start=start)
+        return BalanceSchedule(classes, nc, strength, *keys.values(), epochs, start, multipliers)
 
 
 def _parse_part(part: str, token: str) -> dict:
@@ -423,7 +432,7 @@ class Run:
             for k in sorted(before.keys() | now.keys())
             if before.get(k) != now.get(k)
         ]
-        changed += [k for k in ("labels", "versions") if old.get(k) != self.key[k]]
+        changed += [k for k in ("labels", "weights", "versions") if old.get(k) != self.key.get(k)]
         if (self.folder / "metrics.json").exists() and not (self.folder / "per_image.npz").exists():
             changed.append("no per_image.npz (an earlier version of compare)")
         return changed
@@ -583,7 +592,8 @@ def run_comparison(options: dict, command: str = "") -> Comparison:
 
     from ultralytics_weighted import __version__
     from ultralytics_weighted.config import check_keys
-    from ultralytics_weighted.integration import load_label_classes
+    from ultralytics_weighted.integration import data_weights, load_label_dataset
+    from ultralytics_weighted.training import dataset_label_classes
 
     options = dict(options)
     check_keys(options, {*DEFAULT_CFG_DICT, *COMPARE_KEYS}, "compare")  # one line, not Ultralytics' whole help
@@ -598,35 +608,60 @@ def run_comparison(options: dict, command: str = "") -> Comparison:
     # absolute: Ultralytics puts a relative `project` under its runs folder and the task, not where compare looks
     project = Path(str(options.pop("project", "runs/compare"))).expanduser().resolve()
     out = project / str(options.pop("name", Path(str(data)).parent.name))
+    label_keys = {k: options[k] for k in ("task", "classes", "fraction") if k in options}
     train = {k: v for k, v in options.items() if k not in FIXED_KEYS}
+    cfgs, weights = {}, {}  # weights: each variant's data YAML weights (`DataWeights`), or None
+    for v in variants:  # every run's keys and data weights must pass their checks before any label scan or training
+        try:
+            check_keys(v.overrides, set(DEFAULT_CFG_DICT), "compare")  # one line, not Ultralytics' whole help
+            cfgs[v.name] = get_cfg(overrides={"data": data, **train, **v.overrides, "mode": "train"})
+            weights[v.name] = data_weights(cfgs[v.name])  # as training reads them: one line naming file and key
+        except (ValueError, TypeError, SyntaxError) as e:
+            raise type(e)(f"variant '{v.name}': {e}") from None
+    splits = {}  # (data, split) -> what `split_of` returns, each split read once
+
+    def split_of(variant_data: str, split: str = "train") -> tuple[list[np.ndarray], list[str], dict, str]:
+        """Return a data's split as training reads it: label classes, image files, class names and task."""
+        if (variant_data, split) not in splits:
+            dataset, names, task = load_label_dataset({"data": variant_data, **label_keys}, split)
+            files = getattr(dataset, "im_files", None) or [sample[0] for sample in dataset.samples]  # classify
+            splits[variant_data, split] = dataset_label_classes(dataset), [str(f) for f in files], names, task
+        return splits[variant_data, split]
+
+    names, task = split_of(data)[2:]
+    val_classes, val_images = split_of(data, "val")[:2]
+    for v in variants:  # a variant's own data (`data=` part) must be validated on the same images, paired
+        if str(variant_data := cfgs[v.name].data) != str(data):
+            other_val, other_names = split_of(variant_data, "val")[1:3]
+            if sorted(map(os.path.realpath, other_val)) != sorted(map(os.path.realpath, val_images)):
+                raise ValueError(
+                    f"variant '{v.name}': data={variant_data} has other val images than data={data}, and compare "
+                    "pairs every run on the same ones: give it the same val: split."
+                )
+            if other_names != names:
+                raise ValueError(f"variant '{v.name}': data={variant_data} names other classes than data={data}.")
+    model = "yolo11n-cls.yaml" if task == "classify" else "yolo11n.yaml"  # built from YAML: nothing to download
+    train = {"model": model, **train}
     if parallel > 1:  # the runs share the machine's CPU cores for data loading
         from ultralytics.utils import DEFAULT_CFG
 
         train["workers"] = max(1, int(train.get("workers", DEFAULT_CFG.workers)) // parallel)
-    cfgs = {}
-    for v in variants:  # every run's keys must pass Ultralytics' checks before any label is read or anything trains
-        try:
-            check_keys(v.overrides, set(DEFAULT_CFG_DICT), "compare")  # one line, not Ultralytics' whole help
-            cfgs[v.name] = get_cfg(overrides={"data": data, **train, **v.overrides, "mode": "train"})
-        except (ValueError, TypeError, SyntaxError) as e:
-            raise type(e)(f"variant '{v.name}': {e}") from None
-    label_keys = {k: options[k] for k in ("task", "classes", "fraction") if k in options}
-    classes, names, task = load_label_classes({"data": data, **label_keys})
-    train = {"model": "yolo11n-cls.yaml" if task == "classify" else "yolo11n.yaml", **train}  # YAML: no download
-    val_classes = load_label_classes({"data": data, **label_keys}, split="val")[0]
     versions = {"ultralytics": ultralytics_version, "ultralytics-weighted": __version__}
-    labels = labels_digest(classes, val_classes)
 
     runs, shares = [], {}  # shares: what each variant's balanced epochs draw (balance_stats), for runs and reports
     for v in variants:
-        schedule = v.schedule(classes, len(names), cfgs[v.name].epochs)
+        own_classes, own_images = split_of(cfgs[v.name].data)[:2]  # the variant's train split (its own data)
+        multipliers = weights[v.name].multipliers(own_images) if weights[v.name] else None
+        schedule = v.schedule(own_classes, len(names), cfgs[v.name].epochs, multipliers)
         p = schedule.probabilities(schedule.full_strength_epoch) if schedule else None
-        shares[v.name] = balance_stats(classes, len(names), p, schedule.epoch_size if schedule else None)
+        shares[v.name] = balance_stats(own_classes, len(names), p, schedule.epoch_size if schedule else None)
+        keyed = {"labels": labels_digest(own_classes, val_classes)}  # and a digest of the weights, where it has any
+        keyed |= {"weights": weights[v.name].digest()} if weights[v.name] else {}
         for seed in range(seeds):
             folder = out / "runs" / f"{v.slug}-seed{seed}"
             args = {**train, "data": data, **v.overrides, "seed": seed}
             extra = {"project": str(out / "runs"), "name": folder.name, "exist_ok": True, "plots": False}
-            key = {"args": {k: str(x) for k, x in args.items()}, "labels": labels, "versions": versions}
+            key = {"args": {k: str(x) for k, x in args.items()}, **keyed, "versions": versions}
             runs.append(Run(v, seed, folder, {**args, **extra}, key, shares[v.name]["epoch_size"]))
             # a tau variant's run shares the folder, train keys and key of its base variant's run: trained once
     for k, run in enumerate(runs, 1):

@@ -15,6 +15,8 @@ wrong.
 from __future__ import annotations
 
 import csv
+import hashlib
+import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -176,6 +178,26 @@ class DataWeights:
             )
         _not_all_zero(file, key, np.array(list(table.values()) or [1.0]))
         return str(path), table
+
+    def digest(self) -> str:
+        """Return a short digest of the weights as training applies them: what `compare` keys a run by.
+
+        It covers the class factors, the train sources and their shares, and every image's weight from the file, so a
+        changed weight (in the YAML or in the weights file) trains again, while comments, formatting or source weights
+        scaled alike (the same shares) do not.
+
+        Examples:
+            >>> w = DataWeights("data.yaml", {0: "a", 1: "b"}, np.array([1.0, 2.0]), ["images/train"], None, None, {})
+            >>> len(w.digest()), w.digest() == w.digest()
+            (16, True)
+            >>> w.digest() == DataWeights(**{**vars(w), "class_multipliers": np.array([1.0, 3.0])}).digest()
+            False
+        """
+        digest = hashlib.sha256()
+        for values in (self.class_multipliers, self.source_shares):
+            digest.update(b"none" if values is None else np.asarray(values, dtype=np.float64).tobytes())
+        digest.update(json.dumps([self.sources, sorted(self.image_table.items())]).encode())
+        return digest.hexdigest()[:16]
 
     def multipliers(self, im_files: list[str]) -> dict:
         """Return `image_weights` keyword arguments for a built train dataset's images (`dataset.im_files`)."""
