@@ -144,3 +144,20 @@ def test_ddp_ranks_compute_identical_priors_and_only_rank_0_records_them(dataset
     assert [p["share_trained"] for p in gathered[0]["written"]] == reference  # from the whole schedule, not a slice
     assert [p["epochs"] for p in gathered[0]["written"]] == [1, 2, 3]
     assert gathered[1]["written"] == [None] * RAMP["epochs"]  # only rank 0, which saves the checkpoints, records
+
+
+def test_distillation_keeps_the_priors_on_the_student_that_balance_tau_corrects(datasets, tmp_path):
+    from ultralytics import YOLO as Model
+    from ultralytics.nn.tasks import DetectionModel
+    from ultralytics.utils.patches import torch_load
+
+    teacher = tmp_path / "teacher.pt"
+    Model("yolo11n.yaml").save(teacher)  # untrained: the teacher's quality does not matter to what is recorded
+    train = dict(epochs=1, imgsz=64, batch=8, device="cpu", plots=False, workers=0, project=str(tmp_path), name="run")
+    student = Model("yolo11n.yaml")
+    student.train(data=str(datasets("detect")), distill_model=str(teacher), class_balance=True, balance_tau=1, **train)
+    weights = tmp_path / "run" / "weights"
+    for name in ("last.pt", "best.pt"):  # stripped to the student at the end of training
+        assert priors(weights / name)["epochs"] == 1 and priors(weights / name)["tau"] == 0.0
+    assert priors(weights / "best-tau1.pt")["tau"] == 1.0  # balance_tau found the priors and corrected the student
+    assert type(torch_load(weights / "best-tau1.pt", map_location="cpu")["model"]) is DetectionModel
