@@ -289,7 +289,10 @@ def correct_class_prior(model, tau: float) -> np.ndarray:
 
     priors = getattr(model, PRIORS_ATTRIBUTE, None)
     if not priors:
-        raise ValueError("the model was trained without class_balance: there is no balanced prior to correct.")
+        raise ValueError(
+            "the model was trained without class_balance (or its labels had nothing to balance, e.g. one class): "
+            "there is no balanced prior to correct."
+        )
     if isinstance(tau, bool) or not isinstance(tau, (int, float)) or not 0 <= tau < float("inf"):
         raise ValueError(
             f"tau={tau:g} is invalid: tau must be a finite number >= 0 (0 = no change, 1 = the data's prior)."
