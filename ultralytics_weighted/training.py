@@ -194,7 +194,8 @@ def record_class_priors(trainer) -> None:
 
     Called at the end of every epoch, before the epoch's checkpoints (last.pt, best.pt, epoch checkpoints) are written
     from the EMA model (rank 0 saves). The priors follow from the schedule and the epoch alone, so a resumed training
-    records the same as an uninterrupted one.
+    records the same as an uninterrupted one. With knowledge distillation (`distill_model`) they go on the student, the
+    model that the final checkpoints keep.
     """
     dataset = getattr(getattr(trainer, "train_loader", None), "dataset", None)
     if RANK not in {-1, 0} or not isinstance(dataset, BalancedDatasetMixin) or getattr(trainer, "ema", None) is None:
@@ -204,7 +205,8 @@ def record_class_priors(trainer) -> None:
         dataset.trained_priors = TrainedPriors(schedule)
     settings = balance_settings(schedule.strength, schedule.agg, schedule)
     priors = dataset.trained_priors.record(trainer.epoch + 1, dataset.balance_names, settings)
-    setattr(trainer.ema.ema, PRIORS_ATTRIBUTE, priors)
+    model = getattr(trainer.ema.ema, "student_model", trainer.ema.ema)  # strip_optimizer keeps only the student
+    setattr(model, PRIORS_ATTRIBUTE, priors)
 
 
 def save_corrected_best(trainer) -> None:
@@ -287,7 +289,10 @@ def correct_class_prior(model, tau: float) -> np.ndarray:
 
     priors = getattr(model, PRIORS_ATTRIBUTE, None)
     if not priors:
-        raise ValueError("the model was trained without class_balance: there is no balanced prior to correct.")
+        raise ValueError(
+            "the model was trained without class_balance (or its labels had nothing to balance, e.g. one class): "
+            "there is no balanced prior to correct."
+        )
     if isinstance(tau, bool) or not isinstance(tau, (int, float)) or not 0 <= tau < float("inf"):
         raise ValueError(
             f"tau={tau:g} is invalid: tau must be a finite number >= 0 (0 = no change, 1 = the data's prior)."
