@@ -159,8 +159,8 @@ def _stats(options: dict[str, str], report) -> int:
     """Run `stats`, writing the report to `report` (see `stats`)."""
     from ultralytics.cfg import DEFAULT_CFG_DICT, get_cfg, smart_value
 
-    from ultralytics_weighted.balance import BalanceSchedule, balance_settings, balance_stats, nothing_to_balance
-    from ultralytics_weighted.config import DEFAULTS, balance_strength, check_balance_args, check_keys
+    from ultralytics_weighted.balance import balance_settings, balance_stats, nothing_to_balance
+    from ultralytics_weighted.config import DEFAULTS, check_balance_args, check_keys, schedule_from_args
     from ultralytics_weighted.integration import data_weights, load_label_dataset
     from ultralytics_weighted.report import compare_aggregations, format_aggregation_table, plot_balance
     from ultralytics_weighted.training import dataset_label_classes
@@ -174,25 +174,22 @@ def _stats(options: dict[str, str], report) -> int:
         raise ValueError(f"format={fmt} is not valid, use format=table or format=json.")
     check_keys(values, {*DEFAULT_CFG_DICT, *STATS_KEYS}, "stats")
     check_balance_args(values)
-    strength = balance_strength(values["class_balance"])
-    floor, ramp, start = (values.get(k, DEFAULTS[k]) for k in ("balance_floor", "balance_ramp", "balance_start"))
     cfg = get_cfg(overrides={**values, "mode": "train"}) if split == "train" else None
     weights = data_weights(cfg) if cfg and str(cfg.data).endswith((".yaml", ".yml")) else None  # before the labels
     dataset, names, task = load_label_dataset(values, split)
     classes = dataset_label_classes(dataset)
-    rows = compare_aggregations(classes, len(names), strength, floor)
-    agg = values.get("balance_agg", "mean")  # checked above by check_balance_args
     multipliers = weights.multipliers(dataset.im_files) if weights else None
-    schedule = BalanceSchedule(
-        classes, len(names), strength, agg, floor, ramp, values.get("epochs", 100), start, multipliers=multipliers
-    )
+    # without epochs=, the schedule of a training with Ultralytics' default epochs
+    schedule = schedule_from_args({"epochs": DEFAULT_CFG_DICT["epochs"], **values}, classes, len(names), multipliers)
+    strength, agg = schedule.strength, schedule.agg
+    rows = compare_aggregations(classes, len(names), strength, schedule.floor)
     p = schedule.probabilities(schedule.full_strength_epoch)
     weight_lines = weights.report(classes, dataset.im_files, p, strength) if weights else []
     note = nothing_to_balance(classes, names)  # instead of a table of identical rows
     off = None if strength else "class_balance=0 is off: training samples every image once per epoch, as here."
     if fmt == "json":
         summary = {"data": str(values["data"]), "split": split, "task": task, "class_balance": strength}
-        summary.update(balance_floor=floor, balance_ramp=ramp, balance_start=start)
+        summary.update({k: values.get(k, DEFAULTS[k]) for k in ("balance_floor", "balance_ramp", "balance_start")})
         summary.update(epochs=schedule.epochs, stock_epochs=schedule.start_epoch)
         rows = [{k: None if isinstance(v, float) and math.isnan(v) else v for k, v in r.items()} for r in rows]
         result = {**summary, "images": len(classes), "names": names, "note": note or off, "aggregations": rows}

@@ -50,7 +50,7 @@ from pathlib import Path
 import numpy as np
 
 from ultralytics_weighted.balance import AGGREGATIONS, BalanceSchedule, balance_stats
-from ultralytics_weighted.config import DEFAULTS, balance_strength
+from ultralytics_weighted.config import DEFAULTS, balance_strength, schedule_from_args
 
 FIXED_KEYS = {"seed", "name", "project", "exist_ok", "plots"}  # set per run by compare itself
 COMPARE_KEYS = {"data", "variants", "seeds", "project", "name", "parallel", "resamples"}  # compare's own options
@@ -90,12 +90,9 @@ class Variant:
         `multipliers` are the weights of the variant's data YAML (`DataWeights.multipliers`): as in training, they
         weight the draws also without `class_balance`.
         """
-        strength = balance_strength(self.overrides.get("class_balance", DEFAULTS["class_balance"]))
-        if not strength and not multipliers:
+        if not balance_strength(self.overrides.get("class_balance", DEFAULTS["class_balance"])) and not multipliers:
             return None
-        keys = {k: self.overrides.get(k, DEFAULTS[k]) for k in ("balance_agg", "balance_floor", "balance_ramp")}
-        start = self.overrides.get("balance_start", DEFAULTS["balance_start"])
-        return BalanceSchedule(classes, nc, strength, *keys.values(), epochs, start, multipliers)
+        return schedule_from_args({**self.overrides, "epochs": epochs}, classes, nc, multipliers)
 
 
 def _parse_part(part: str, token: str) -> dict:

@@ -9,7 +9,7 @@ import sys
 
 import yaml
 
-from .balance import AGGREGATIONS, MAX_FLOOR, check_aggregation
+from .balance import AGGREGATIONS, MAX_FLOOR, BalanceSchedule, check_aggregation
 
 # The keys as they read in Ultralytics' cfg/default.yaml (train settings), with comments in its style: the one statement
 # of the keys and their defaults, which DEFAULTS is parsed from
@@ -28,6 +28,48 @@ AFTER_KEY = "fraction"  # the keys are listed right after this train setting
 def balance_strength(value: bool | float | None) -> float:
     """Return the balancing strength in [0, 1] for a checked `class_balance` value (True = 1.0, False/None = 0.0)."""
     return float(value or 0.0)
+
+
+def schedule_from_args(args, classes, nc: int, multipliers: dict | None = None) -> BalanceSchedule:
+    """Return the `BalanceSchedule` that the train keys describe: the one place a schedule is built from settings.
+
+    Training, `stats`, `compare` and the aggregation report all call it, so a key is read the same way everywhere.
+
+    Args:
+        args (dict | SimpleNamespace): Train keys, checked by `check_balance_args`: `class_balance`, `balance_agg`,
+            `balance_floor`, `balance_ramp`, `balance_start` and `epochs`; a missing balancing key takes its value
+            from `DEFAULTS`, a missing `epochs` the schedule's own default (one epoch). Other keys are ignored.
+        classes (Sequence[np.ndarray]): Class ids of each image's objects, in dataset order.
+        nc (int): Number of classes.
+        multipliers (dict, optional): Weights from the data YAML (`DataWeights.multipliers`), applied in every epoch.
+
+    Returns:
+        (BalanceSchedule): The schedule of every epoch's sampling probabilities and the epoch length.
+
+    Examples:
+        >>> from types import SimpleNamespace
+        >>> import numpy as np
+        >>> labels = [np.array([0])] * 6 + [np.array([1])] * 2
+        >>> schedule = schedule_from_args({"class_balance": True, "balance_floor": 1, "epochs": 10}, labels, nc=2)
+        >>> schedule.strength, schedule.agg, schedule.epoch_size  # the 2 rare images take 2 draws each
+        (1.0, 'mean', 10)
+        >>> late = schedule_from_args(SimpleNamespace(class_balance=0.5, balance_start=0.3, epochs=10), labels, 2)
+        >>> late.start_epoch, (8 * late.probabilities(3)).round(2).tolist()
+        (3, [0.85, 0.85, 0.85, 0.85, 0.85, 0.85, 1.46, 1.46])
+    """
+    settings = {**DEFAULTS, **(args if isinstance(args, dict) else vars(args))}
+    epochs = {"epochs": settings["epochs"]} if "epochs" in settings else {}  # else the schedule's default
+    return BalanceSchedule(
+        classes,
+        nc,
+        strength=balance_strength(settings["class_balance"]),
+        agg=settings["balance_agg"],
+        floor=settings["balance_floor"],
+        ramp=settings["balance_ramp"],
+        start=settings["balance_start"],
+        multipliers=multipliers,
+        **epochs,
+    )
 
 
 def _not_finite(key: str, value) -> str | None:

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ultralytics_weighted.balance import AGGREGATIONS, BalanceSchedule, balance_stats
+from ultralytics_weighted.balance import AGGREGATIONS, balance_stats
+from ultralytics_weighted.config import schedule_from_args
 
 
 def compare_aggregations(
@@ -38,7 +39,8 @@ def compare_aggregations(
     """
     rows = []
     for agg in ("none", *AGGREGATIONS):
-        schedule = None if agg == "none" else BalanceSchedule(classes, nc, strength, agg, floor)
+        settings = {"class_balance": strength, "balance_agg": agg, "balance_floor": floor}
+        schedule = None if agg == "none" else schedule_from_args(settings, classes, nc)
         p = schedule.probabilities(0) if schedule else None
         size = schedule.epoch_size if schedule else len(classes)
         stats = balance_stats(classes, nc, p, size)

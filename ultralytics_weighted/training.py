@@ -35,7 +35,7 @@ from .balance import (
     nothing_to_balance,
     prior_offsets,
 )
-from .config import DEFAULTS, balance_strength, unused_balance_keys
+from .config import DEFAULTS, balance_strength, schedule_from_args, unused_balance_keys
 from .sampler import BalancedSampler
 
 BALANCED_TASKS = frozenset({"detect", "segment", "pose", "obb", "classify"})
@@ -147,8 +147,7 @@ def balance_train_dataset(trainer, dataset, mode: str = "train", multipliers: di
         if RANK in {-1, 0}:
             LOGGER.info(f"{colorstr('balance: ')}{balance_settings(strength, args.balance_agg)}: {reason}")
         return dataset  # the stock dataset: trains exactly as without class_balance
-    keys = (args.balance_agg, args.balance_floor, args.balance_ramp, args.epochs, args.balance_start)
-    schedule = BalanceSchedule(classes, len(names), strength, *keys, multipliers=multipliers)
+    schedule = schedule_from_args(args, classes, len(names), multipliers)
     make_balanced(dataset, schedule, names, args.seed)
     for event, callback in (
         ("on_train_epoch_start", sync_sampler_epoch),
