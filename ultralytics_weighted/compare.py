@@ -354,16 +354,15 @@ def evaluate(folder: Path, data: str, train: dict, tau: float | None = None) -> 
     """
     from ultralytics_weighted.training import correct_checkpoint
 
-    files, best = result_files(folder, tau), result_files(folder)["weights"]
+    files, trained = result_files(folder, tau), result_files(folder)
     if tau is None:
-        return validate(best, data, train, files["per_image"])
-    base = json.loads(result_files(folder)["val"].read_text())
-    if base["task"] != "classify":
-        correct_checkpoint(best, tau, files["weights"])
+        return validate(trained["weights"], data, train, files["per_image"])
+    if json.loads(trained["val"].read_text())["task"] != "classify":
+        correct_checkpoint(trained["weights"], tau, files["weights"])
         return validate(files["weights"], data, train, files["per_image"])
-    with np.load(result_files(folder)["per_image"]) as f:
+    with np.load(trained["per_image"]) as f:
         stored = dict(f)
-    probs = corrected_probabilities(stored["probs"], logit_offsets(best, tau))
+    probs = corrected_probabilities(stored["probs"], logit_offsets(trained["weights"], tau))
     top5 = np.argsort(-probs, 1, kind="stable")[:, :5]
     stored |= {"pred": top5[:, 0].astype(np.int32), "probs": probs.astype(np.float32)}
     np.savez_compressed(files["per_image"], **stored)
