@@ -10,16 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ultralytics_weighted.balance import (
-    AGGREGATIONS,
-    AUTO_MAX_DRAWS,
-    AUTO_MIN_DRAWS,
-    AUTO_TOLERANCE,
-    balance_stats,
-    check_aggregation,
-    image_weights,
-    target_shares,
-)
+from ultralytics_weighted.auto import AUTO_MAX_DRAWS, AUTO_MIN_DRAWS, AUTO_TOLERANCE, target_shares
+from ultralytics_weighted.balance import AGGREGATIONS, balance_stats, check_aggregation, image_weights
 
 FIXED = AGGREGATIONS[:4]
 TRAFFIC_LIGHTS = Path(os.environ.get("TRAFFIC_LIGHTS", "/work/shared/datasets/traffic-lights"))

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from conftest import balance_table, plain, run
 
-from ultralytics_weighted.balance import AUTO_TOLERANCE, BalanceSchedule, balance_stats, image_weights
+from ultralytics_weighted.auto import AUTO_TOLERANCE
+from ultralytics_weighted.balance import BalanceSchedule, balance_stats, image_weights
 from ultralytics_weighted.sampler import BalancedSampler
 from ultralytics_weighted.synthetic import make_dataset
 

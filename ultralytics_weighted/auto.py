@@ -1,0 +1,406 @@
+# ultralytics-weighted, AGPL-3.0 license
+"""balance_agg=auto: the probabilities closest to uniform whose expected class shares hit the targets (an extension).
+
+The fixed aggregations (mean, max, median, sum) are the core's (`balance.py`); this module solves for the image
+probabilities instead, and is used by the plugin's `image_weights` for `balance_agg=auto`.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterator
+
+import numpy as np
+
+from .balance import class_weights
+
+# balance_agg=auto: solved probabilities (see `_AutoSolver`)
+AUTO_TOLERANCE = 1.02  # stop once max/min over classes of (expected share / target share) is at most this
+AUTO_MIN_DRAWS = 0.02  # floor of expected draws per epoch N * p_i of every labelled image: nothing drops out
+AUTO_MAX_DRAWS = 10.0  # cap of expected draws per epoch N * p_i: more repeats of one image mostly feed memorization
+AUTO_MAX_ITER = 30  # Newton iterations at most, both phases together (reachable targets take fewer than 10)
+AUTO_MAX_STEP = 2.0  # largest change of one class' log weight per Newton iteration (trust region)
+AUTO_MIN_PROGRESS, AUTO_PATIENCE = 0.01, 2  # stop after 2 iterations that do not cut the imbalance by 1% more
+
+
+def target_shares(counts: np.ndarray, strength: float = 1.0) -> np.ndarray:
+    """Return the class shares that balancing at `strength` s aims for: t_c ∝ n_c ** (1 - s).
+
+    Args:
+        counts (np.ndarray): Instances per class.
+        strength (float): Balancing strength in [0, 1]; 1 = equal shares of the classes present, 0 = shares as in
+            the data.
+
+    Returns:
+        (np.ndarray): float64 target share per class, summing to 1 over the classes present (0 for absent classes).
+
+    Examples:
+        >>> target_shares(np.array([90, 10, 0])).tolist()
+        [0.5, 0.5, 0.0]
+        >>> target_shares(np.array([90, 10, 0]), strength=0.5).round(2).tolist()
+        [0.75, 0.25, 0.0]
+    """
+    counts = np.asarray(counts, dtype=np.float64)
+    t = np.zeros_like(counts)
+    present = counts > 0
+    t[present] = counts[present] ** (1.0 - strength)
+    return t / t.sum() if present.any() else t
+
+
+class AutoSolver:
+    """Solve balance_agg=auto: the maximum-entropy probabilities of n labelled images whose class shares hit targets.
+
+    1. Problem: the q closest to uniform u = 1/n in KL divergence with sum_i q_i (A_ic - t_c n_i) = 0 for every class c
+    (A_ic = instances of c in image i, n_i = sum_c A_ic, t = `target_shares`) and lo <= q_i <= hi, where lo = floor/n
+    and hi = cap/n keep n q_i (= N p_i) within [AUTO_MIN_DRAWS, AUTO_MAX_DRAWS]. Its solution has one weight per class:
+    q_i = clip(exp(z_i - a), lo, hi) with z_i = sum_c A_ic psi_c, psi = phi - (t . phi), and `a` normalizing. The
+    multipliers phi minimize the convex dual f(phi) = max_q [q . z - KL(q || u)], a C-dimensional problem: damped
+    Newton steps with a line search (`_dual_newton`); the first iterate whose shares are within AUTO_TOLERANCE of the
+    targets is returned.
+
+    2. Targets out of reach inside the bounds leave the dual without a minimum. That is certified by f < -log(cap), as
+    every q within the bounds has KL(q || u) <= log(cap), or shows as Newton stalling (AUTO_PATIENCE iterations without
+    AUTO_MIN_PROGRESS). The solver then minimizes the spread of the log share ratios, sum_c (rho_c - mean(rho))^2 with
+    rho_c = log(share_c / t_c), by Gauss-Newton steps in psi from the most balanced point so far
+    (`_share_gauss_newton`).
+
+    3. Then the most balanced of that point and the four fixed aggregations (clipped to the same bounds) is returned
+    (`_fixed_candidates`).
+
+    The labels are held as the sparse matrix A: one (image, class, count) triple per class present in an image, sorted
+    by image and class (a crowd of one class is one entry), with the classes renumbered in order of their class weight
+    (as the median aggregation needs). Every step is a few vectorized passes over the triples. The phases share the
+    budget of AUTO_MAX_ITER iterations and the most balanced point found so far.
+
+    Attributes:
+        n (int): Number of labelled images.
+        n_classes (int): Number of classes C.
+        counts (np.ndarray): Instances per class, classes renumbered in weight order.
+        weights (np.ndarray): Class weights `class_weights(counts, strength)`, non-decreasing.
+        t (np.ndarray): Target share per class, `target_shares(counts, strength)`.
+        single_objects (bool): Whether every image holds exactly one object.
+        lo (float): Lower bound of q_i, AUTO_MIN_DRAWS / n.
+        hi (float): Upper bound of q_i, AUTO_MAX_DRAWS / n.
+        chunk (int): Images per dense (images x classes) block of `_covariance`.
+        img (np.ndarray): Image index of each triple.
+        cls (np.ndarray): Class of each triple.
+        amount (np.ndarray): float64 instance count of each triple.
+        local (np.ndarray): Position of each triple in the dense (images x classes) block of its image.
+        layout (list): (first image, images, triple slice) of each dense block.
+        scratch (np.ndarray): One float64 value per triple, reused: fresh large arrays cost page faults on every pass.
+        best (float): Imbalance (max/min of share_c / t_c) of the most balanced point so far.
+        best_point (tuple): That point, (psi, q, a, free, e).
+        iterations (int): Newton and Gauss-Newton iterations taken so far.
+    """
+
+    def __init__(
+        self,
+        cls: np.ndarray,
+        img: np.ndarray,
+        n: int,
+        strength: float,
+        class_multipliers: np.ndarray | None = None,
+        image_multipliers: np.ndarray | None = None,
+    ):
+        """Build the triples, targets and bounds.
+
+        Args:
+            cls (np.ndarray): Class id of every instance, in [0, C) with every class present.
+            img (np.ndarray): Image index of every instance, non-decreasing, every image in [0, n) present.
+            n (int): Number of (labelled) images.
+            strength (float): Balancing strength in [0, 1].
+            class_multipliers (np.ndarray, optional): Factor > 0 per class on its target share and class weight.
+            image_multipliers (np.ndarray, optional): Weight > 0 per image: the reference distribution q stays closest
+                to (instead of uniform), and the weights of the instance counts.
+        """
+        self.n, self.n_classes = n, int(cls.max()) + 1
+        v = None if image_multipliers is None else np.asarray(image_multipliers, dtype=np.float64)
+        counts = np.bincount(cls, weights=None if v is None else v[img] * (n / v.sum()), minlength=self.n_classes)
+        m = np.ones(self.n_classes) if class_multipliers is None else np.asarray(class_multipliers, dtype=np.float64)
+        weights = class_weights(counts, strength) * m
+        order = np.argsort(weights, kind="stable")  # renumber the classes in weight order
+        renumber, self.counts, self.weights = np.argsort(order), counts[order], weights[order]
+        t = target_shares(self.counts, strength) * m[order]
+        self.t = t / t.sum()
+        # log(n u_i) of the reference distribution u (0 for uniform), added to every image's log weight z_i
+        self.log_prior = None if v is None else np.log(v * (n / v.sum()))
+        self.single_objects = len(cls) == n
+        self.lo, self.hi = min(AUTO_MIN_DRAWS, 1.0) / n, max(AUTO_MAX_DRAWS, 1.0) / n
+        self.chunk = max(1, (1 << 18) // self.n_classes)  # images per dense block: 2 MB, stays in cache
+        self.img, self.cls, self.amount, self.local = self._triples(cls, img, renumber)
+        self.layout = list(self._blocks(self.img))
+        self.scratch = np.empty(len(self.img))
+        self.best, self.best_point, self.iterations = np.inf, None, 0
+
+    def solve(self) -> np.ndarray:
+        """Return the float64 probabilities of the n images, summing to 1: phase 1, then if needed phases 2 and 3."""
+        self._dual_newton()
+        if self.best <= AUTO_TOLERANCE:
+            return self.best_point[1]
+        self._share_gauss_newton()
+        return self._fixed_candidates()
+
+    def _blocks(self, img: np.ndarray) -> Iterator[tuple[int, int, slice]]:
+        """Yield (first image, images, slice of `img`) of each block of `chunk` images; `img` is sorted."""
+        n, chunk = self.n, self.chunk
+        bounds = np.searchsorted(img, np.arange(0, n + chunk, chunk).clip(max=n))
+        for k, s in enumerate(range(0, n, chunk)):
+            yield s, min(chunk, n - s), slice(bounds[k], bounds[k + 1])
+
+    def _triples(self, cls: np.ndarray, img: np.ndarray, renumber: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Return the sparse A as (image, class, float64 count, block position) arrays, sorted by image and class.
+
+        Classes are renumbered by `renumber` (class id -> rank in weight order). Counting the instances of each (image,
+        class) cell in dense blocks of `chunk` images keeps the bincount small and the result sorted without a sort.
+        """
+        n_classes, parts = self.n_classes, []
+        for s, size, i in self._blocks(img):
+            block = np.bincount((img[i] - s) * n_classes + renumber[cls[i]], minlength=size * n_classes)
+            local = np.flatnonzero(block)  # position in the dense (images x classes) block
+            parts.append((local // n_classes + s, local % n_classes, block[local], local))
+        img, cls, amount, local = (np.concatenate(x) for x in zip(*parts))
+        return img, cls, amount.astype(np.float64), local
+
+    def _clipped_softmax(self, z: np.ndarray, a: float) -> tuple[np.ndarray, float, np.ndarray]:
+        """Return (q, a, free): q_i = clip(exp(z_i - a), lo, hi) with the log normalizer `a` making sum(q) = 1.
+
+        `free` marks the images strictly inside the bounds. sum(q) is continuous, piecewise exponential and decreasing
+        in `a`: Newton steps (scale the free images so that they fill the mass the clipped ones leave, exact once the
+        clipped set is right), kept inside a bisection bracket; `a` is the starting guess. exp(z - a) =
+        exp(z - a0) * exp(a0 - a) costs one product per step while |a - a0| <= 30, the margin by which the exponents are
+        clipped outside [log lo, log hi] (clipping q makes them moot beyond).
+        """
+        lo, hi = self.lo, self.hi
+        log_lo, log_hi = np.log(lo), np.log(hi)
+        a_low, a_high = z.min() - log_hi, z.max() - log_lo  # sum(q) = n*hi > 1 at a_low, n*lo < 1 at a_high
+        a = a0 = min(max(a, a_low), a_high)
+        x = np.exp(np.clip(z - a0, log_lo - 31.0, log_hi + 31.0))
+        for _ in range(100):
+            if abs(a - a0) > 30.0:
+                a0 = a
+                x = np.exp(np.clip(z - a0, log_lo - 31.0, log_hi + 31.0))
+            y = x * np.exp(a0 - a)
+            total = np.clip(y, lo, hi).sum()
+            if abs(total - 1.0) <= 1e-12:
+                break
+            a_low, a_high = (a, a_high) if total > 1.0 else (a_low, a)
+            clipped = lo * np.count_nonzero(y <= lo) + hi * np.count_nonzero(y >= hi)
+            free_mass, rest = total - clipped, 1.0 - clipped  # the free images' mass, and the mass they should hold
+            a_new = a + np.log(free_mass / rest) if free_mass > 0 and rest > 0 else 0.5 * (a_low + a_high)
+            a = a_new if a_low < a_new < a_high else 0.5 * (a_low + a_high)
+        q = np.clip(y, lo, hi)
+        return q / q.sum(), a, (y > lo) & (y < hi)
+
+    def _evaluate(self, psi: np.ndarray, a: float) -> tuple[np.ndarray, np.ndarray, float, np.ndarray]:
+        """Return (z, q, a, free) for class log weights psi: z_i = sum_c A_ic psi_c, q its clipped softmax.
+
+        `a` is the guess of the log normalizer (the previous one: it moves little between iterations).
+        """
+        scratch = self.scratch
+        np.multiply(np.take(psi, self.cls, out=scratch, mode="clip"), self.amount, out=scratch)
+        z = np.bincount(self.img, weights=scratch, minlength=self.n)
+        if self.log_prior is not None:  # q_i ∝ u_i exp(...): KL(q || u) = q . (log(n q) - log(n u)) in `_dual`
+            z += self.log_prior
+        return z, *self._clipped_softmax(z, a)
+
+    def _imbalance(self, e: np.ndarray) -> float:
+        """Return max/min over the classes of share_c / t_c for expected instances e: the stopping measure."""
+        return (e / self.t).max() / (e / self.t).min()
+
+    def _expected(self, q: np.ndarray) -> tuple[np.ndarray, float]:
+        """Return e_c = sum_i q_i A_ic (share_c = e_c / sum(e)) and its imbalance."""
+        scratch = self.scratch
+        np.multiply(np.take(q, self.img, out=scratch, mode="clip"), self.amount, out=scratch)
+        e = np.bincount(self.cls, weights=scratch, minlength=self.n_classes)
+        return e, self._imbalance(e)
+
+    def _covariance(self, q: np.ndarray, free: np.ndarray) -> np.ndarray:
+        """Return d e / d psi = Cov(A) weighted by q over the free images: clipped images do not move with psi.
+
+        x_ic = sqrt(q_i) A_ic is built densely for one block of images at a time, so the C x C products run in BLAS.
+        """
+        n_classes, scratch = self.n_classes, self.scratch
+        root = np.sqrt(np.where(free, q, 0.0))
+        np.multiply(np.take(root, self.img, out=scratch, mode="clip"), self.amount, out=scratch)
+        m, v = np.zeros((n_classes, n_classes)), np.zeros(n_classes)
+        for s, size, i in self.layout:
+            x = np.bincount(self.local[i], scratch[i], size * n_classes).reshape(size, n_classes)
+            m += x.T @ x  # sum_i q_i A_i A_i^T
+            v += x.T @ root[s : s + size]  # sum_i q_i A_i
+        mass = root @ root  # of the free images
+        return m - np.outer(v, v) / mass if mass > 0 else m
+
+    @staticmethod
+    def _damped_step(h: np.ndarray, g: np.ndarray, center: np.ndarray, radius: float) -> np.ndarray | None:
+        """Return the Levenberg-Marquardt step d = -(H + mu I)^+ g, or None when even the full step predicts no gain.
+
+        The pseudo-inverse works on the range of H: the dual Hessian has null vector 1 (adding a constant to phi changes
+        nothing), and a direction that only moves images already at a bound has no curvature left. mu >= 0 is the
+        smallest (bisection on log mu) that keeps every class' log weight change |d_c - center . d| within `radius`
+        (trust region), so a class with little curvature (a rare class near the cap) takes a bounded step without
+        holding back the others, as scaling the whole step would.
+        """
+        lam, vec = np.linalg.eigh(h)
+        keep = lam > 1e-9 * max(lam.max(), 1e-300)
+        lam, vec = lam[keep], vec[:, keep]
+        g_eig = vec.T @ g
+
+        def step(mu):
+            d = -vec @ (g_eig / (lam + mu))
+            return d, np.abs(d - center @ d).max()
+
+        d, size = step(0.0)
+        if -g @ d <= 1e-12:  # the decrease of the objective that a full step predicts (Newton decrement)
+            return None
+        if size > radius:
+            mu_low, mu_high = 0.0, 2.0 * np.abs(g_eig).sum() / radius  # |d_c - center . d| <= 2 sum|g_eig| / mu
+            for _ in range(50):
+                mu = np.sqrt(mu_low * mu_high) if mu_low else 1e-12 * mu_high
+                mu_low, mu_high = (mu, mu_high) if step(mu)[1] > radius else (mu_low, mu)
+            d, size = step(mu_high)
+            d *= min(1.0, radius / size)  # in case the bound is not monotone in mu
+        return d
+
+    @staticmethod
+    def _line_search(
+        x: np.ndarray,
+        step: np.ndarray,
+        slope: float,
+        value: float,
+        at: Callable[[np.ndarray], tuple[float, tuple]],
+        center: np.ndarray,
+        radius: float,
+    ) -> tuple | None:
+        """Backtracking (Armijo) line search from x along step; `at(x)` returns (objective, point). None: no descent.
+
+        Returns (x + step taken, its objective, its point, next trust region): the next radius is at least twice the
+        step if it was taken whole, else the step taken, and at most AUTO_MAX_STEP. `slope` is the directional
+        derivative g . step, `value` the objective at x, `center` and `radius` as in `_damped_step`.
+        """
+        for halvings in range(30):
+            trial, point = at(x + step)
+            if trial <= value + 1e-4 * slope * 0.5**halvings:
+                size = np.abs(step - center @ step).max()
+                return x + step, trial, point, min(AUTO_MAX_STEP, size if halvings else max(radius, 2.0 * size))
+            step = step * 0.5
+        return None
+
+    def _keep_best(self, imbalance: float, point: tuple) -> bool:
+        """Keep `point` if it is the most balanced so far; return whether it cut the imbalance by AUTO_MIN_PROGRESS."""
+        progress = imbalance < self.best * (1.0 - AUTO_MIN_PROGRESS)
+        if imbalance < self.best:
+            self.best, self.best_point = imbalance, point
+        return progress
+
+    def _dual(self, phi: np.ndarray, a: float) -> tuple[float, tuple]:
+        """Return (f, (z, q, a, free)) at phi: the dual f = q . z - KL(q || u) at the maximizing q."""
+        z, q, a, free = self._evaluate(phi - self.t @ phi, a)
+        return q @ z - q @ np.log(q * self.n), (z, q, a, free)
+
+    def _start(self, phi: np.ndarray) -> tuple:
+        """Return (phi, f, q, a, free, e, imbalance) at phi, the log normalizer guessed for uniform sampling."""
+        f, (_, q, a, free) = self._dual(phi, np.log(self.n))
+        return phi, f, q, a, free, *self._expected(q)
+
+    def _dual_newton(self) -> None:
+        """Phase 1: damped Newton on the dual f(phi), keeping the most balanced iterate in `best_point`.
+
+        It starts from uniform sampling (phi = 0). With one object per image the inverse-frequency weights
+        phi_c = log(t_c / n_c) hit the targets exactly (zero gradient), so they are tried too: the answer unless a bound
+        cuts them. Each step is phi <- phi - (H + mu I)^+ g with g_c = sum_i q_i (A_ic - t_c n_i) = e_c - t_c sum(e) and
+        H = Cov_q(P A) over the free images (P = I - t 1^T), mu from the trust region, then a line search on f. It stops
+        within AUTO_TOLERANCE, when f proves the targets out of reach, after AUTO_PATIENCE iterations without progress,
+        or when no step decreases f.
+        """
+        n, t = self.n, self.t
+        starts = [np.zeros(self.n_classes)] + ([np.log(t / self.counts)] if self.single_objects else [])
+        phi, f, q, a, free, e, imbalance = min(map(self._start, starts), key=lambda point: point[-1])
+        self.best, self.best_point = imbalance, (phi - t @ phi, q, a, free, e)
+        stalled, radius = 0, AUTO_MAX_STEP
+        projection = np.eye(self.n_classes) - t[:, None]  # B_i = P A_i: the constraint rows
+        while self.iterations < AUTO_MAX_ITER and imbalance > AUTO_TOLERANCE and stalled < AUTO_PATIENCE:
+            if self.log_prior is None and f < -np.log(
+                self.hi * n
+            ):  # out of reach: every q within the bounds has -KL(q || u) >= -log(cap) > f
+                break
+            g = e - t * e.sum()
+            step = self._damped_step(projection @ self._covariance(q, free) @ projection.T, g, t, radius)
+            dual = functools.partial(self._dual, a=a)
+            found = step is not None and self._line_search(phi, step, g @ step, f, dual, t, radius)
+            if not found:
+                break
+            phi, f, (_, q, a, free), radius = found
+            self.iterations += 1
+            e, imbalance = self._expected(q)
+            stalled = 0 if self._keep_best(imbalance, (phi - t @ phi, q, a, free, e)) else stalled + 1
+
+    def _residual(self, e: np.ndarray) -> np.ndarray:
+        """Return r_c = rho_c - mean(rho), rho_c = log(share_c / t_c): zero exactly when the shares hit the targets."""
+        rho = np.log(e / (self.t * e.sum()))
+        return rho - rho.mean()
+
+    def _spread(self, psi: np.ndarray, a: float) -> tuple[float, tuple]:
+        """Return (|r|^2 / 2, (q, a, free, e, r)) at class log weights psi: phase 2's objective."""
+        _, q, a, free = self._evaluate(psi, a)
+        e = self._expected(q)[0]
+        r = self._residual(e)
+        return r @ r / 2, (q, a, free, e, r)
+
+    def _share_gauss_newton(self) -> None:
+        """Phase 2: Gauss-Newton on the share spread |r|^2 / 2 from the most balanced point so far.
+
+        psi <- psi - (J^T J + mu I)^+ J^T r with J = d r / d psi from d e_c / d psi_d = Cov_q(A)_cd (`_covariance`),
+        with the trust region and line search of phase 1: unlike the dual, the spread has a minimum when the targets are
+        out of reach. It stops within AUTO_TOLERANCE, at AUTO_MAX_ITER iterations of both phases, after
+        AUTO_PATIENCE iterations without progress, or when no step decreases the spread.
+        """
+        zeros = np.zeros(self.n_classes)  # psi has no constant to project out: the trust region is on psi itself
+        psi, q, a, free, e = self.best_point
+        r = self._residual(e)
+        value, stalled, radius = r @ r / 2, 0, AUTO_MAX_STEP
+        while self.iterations < AUTO_MAX_ITER and stalled < AUTO_PATIENCE:
+            jac = self._covariance(q, free) / e[:, None]  # d log e_c / d psi_d
+            jac -= e @ jac / e.sum()  # d log share_c / d psi_d
+            jac -= jac.mean(0)  # d r_c / d psi_d
+            g = jac.T @ r  # gradient of |r|^2 / 2
+            step = self._damped_step(jac.T @ jac, g, zeros, radius)
+            spread = functools.partial(self._spread, a=a)
+            found = step is not None and self._line_search(psi, step, g @ step, value, spread, zeros, radius)
+            if not found:
+                break
+            psi, value, (q, a, free, e, r), radius = found
+            self.iterations += 1
+            stalled = 0 if self._keep_best(self._imbalance(e), (psi, q, a, free, e)) else stalled + 1
+            if self.best <= AUTO_TOLERANCE:
+                break
+
+    def _fixed_weights(self) -> list[np.ndarray]:
+        """Return the mean, max, median and sum image weights (as `_aggregate`) from the triples and `weights`.
+
+        The triples are sorted by image, then by class weight (the classes are renumbered in weight order), and every
+        image has one, so each aggregation is one pass.
+        """
+        img, amount, n = self.img, self.amount, self.n
+        starts = np.flatnonzero(np.concatenate(([True], img[1:] != img[:-1])))  # first triple of each image
+        values = self.weights[self.cls]
+        total, count = np.bincount(img, values * amount, n), np.bincount(img, amount, n)
+        running = np.cumsum(amount)  # instances up to and including each triple
+        before = running[starts] - amount[starts]  # instances of the previous images
+        middle = [np.searchsorted(running, before + k, side="right") for k in ((count - 1) // 2, count // 2)]
+        median = 0.5 * (values[middle[0]] + values[middle[1]])  # of the middle instance(s) in weight order
+        return [total / count, np.maximum.reduceat(values, starts), median, total]
+
+    def _fixed_candidates(self) -> np.ndarray:
+        """Phase 3: return the most balanced of the best point's q and the fixed aggregations clipped to the bounds.
+
+        So auto is never less balanced than the four fixed aggregations; with crowds of tied classes, the log-linear
+        family can be hard to search.
+        """
+        best, q = self.best, self.best_point[1]
+        for w in self._fixed_weights():
+            log_w = np.log(w) if self.log_prior is None else np.log(w) + self.log_prior
+            q_fixed = self._clipped_softmax(log_w, np.log(np.exp(log_w - log_w.max()).sum()) + log_w.max())[0]
+            imbalance = self._expected(q_fixed)[1]
+            if imbalance < best:
+                best, q = imbalance, q_fixed
+        return q
