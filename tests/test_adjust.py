@@ -13,9 +13,15 @@ import torch
 from conftest import plain, run
 
 import ultralytics_weighted  # noqa: F401  (explicit activation; the startup hook does the same)
-from ultralytics_weighted.balance import BalanceSchedule, TrainedPriors, balance_stats, prior_offsets
+from ultralytics_weighted.priors import (
+    PRIORS_ATTRIBUTE,
+    TrainedPriors,
+    class_logit_layers,
+    correct_class_prior,
+    prior_offsets,
+)
+from ultralytics_weighted.schedule import BalanceSchedule, balance_stats
 from ultralytics_weighted.synthetic import make_classification_dataset
-from ultralytics_weighted.training import PRIORS_ATTRIBUTE, class_logit_layers, correct_class_prior
 
 COUNTS = {"common": 30, "medium": 8, "rare": 3}
 ADJUST = [sys.executable, "-m", "ultralytics_weighted.cli", "adjust"]

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from ultralytics_weighted.auto import AUTO_MAX_DRAWS, AUTO_MIN_DRAWS, AUTO_TOLERANCE, target_shares
-from ultralytics_weighted.balance import AGGREGATIONS, balance_stats, check_aggregation, image_weights
+from ultralytics_weighted.schedule import ALL_AGGREGATIONS, balance_stats, check_aggregation, weighted_probabilities
 
-FIXED = AGGREGATIONS[:4]
+FIXED = ALL_AGGREGATIONS[:4]
 TRAFFIC_LIGHTS = Path(os.environ.get("TRAFFIC_LIGHTS", "/work/shared/datasets/traffic-lights"))
 
 
@@ -57,7 +57,7 @@ HARD = hard_labels()
 
 
 def figures(data, nc, agg, strength=1.0):
-    p = image_weights(data, nc, agg=agg, strength=strength)
+    p = weighted_probabilities(data, nc, agg=agg, strength=strength)
     return p, balance_stats(data, nc, p)
 
 
@@ -70,7 +70,7 @@ def on_target(stats, strength):
 
 
 def test_auto_is_the_last_aggregation_and_passes_the_check():
-    assert AGGREGATIONS == ("mean", "max", "median", "sum", "auto")
+    assert ALL_AGGREGATIONS == ("mean", "max", "median", "sum", "auto")
     check_aggregation("auto")
     with pytest.raises(ValueError, match="mean, max, median, sum, auto"):
         check_aggregation("solve")
@@ -80,7 +80,7 @@ def test_auto_is_the_last_aggregation_and_passes_the_check():
 def test_single_object_images_get_the_inverse_frequency_answer_exactly(strength):
     data = labels(*[[0]] * 300, *[[1]] * 120, *[[2]] * 50, *[[3]] * 30)
     p, stats = figures(data, 4, "auto", strength)
-    np.testing.assert_allclose(p, image_weights(data, 4, agg="mean", strength=strength), rtol=1e-12)
+    np.testing.assert_allclose(p, weighted_probabilities(data, 4, agg="mean", strength=strength), rtol=1e-12)
     assert on_target(stats, strength) == pytest.approx(1.0, abs=1e-9)
 
 
@@ -129,11 +129,13 @@ def test_backgrounds_keep_their_uniform_share_and_change_nothing_else():
     backgrounds = np.sort(rng.choice(len(data) + 500, 500, replace=False))
     for i in backgrounds:
         data.insert(int(i), np.zeros(0, dtype=np.int64))
-    p, n = image_weights(data, 8, agg="auto"), len(data)
+    p, n = weighted_probabilities(data, 8, agg="auto"), len(data)
     is_background = np.zeros(n, dtype=bool)
     is_background[backgrounds] = True
     np.testing.assert_allclose(p[is_background], 1 / n, rtol=1e-12)
-    np.testing.assert_allclose(p[~is_background] * n / len(HARD), image_weights(HARD, 8, agg="auto"), rtol=1e-9)
+    np.testing.assert_allclose(
+        p[~is_background] * n / len(HARD), weighted_probabilities(HARD, 8, agg="auto"), rtol=1e-9
+    )
 
 
 def test_unreachable_targets_a_class_tied_to_another_gets_the_best_trade_off():
@@ -155,40 +157,44 @@ def test_unreachable_targets_the_cap_bounds_a_lone_rare_image():
     assert np.isfinite(p).all() and p.sum() == pytest.approx(1.0)
     assert len(p) * p[-1] == pytest.approx(AUTO_MAX_DRAWS)
     assert stats["imbalance_after"] == pytest.approx(99.0)  # 10 of 1000 draws: the best the cap allows
-    assert len(p) * image_weights(data, 2, agg="mean")[-1] == pytest.approx(500.0)  # fixed aggregations have no cap
+    assert len(p) * weighted_probabilities(data, 2, agg="mean")[-1] == pytest.approx(
+        500.0
+    )  # fixed aggregations have no cap
 
 
 def test_absent_classes_are_ignored():
     sparse = [c * 3 + 1 for c in HARD]  # ids 1, 4, ..., 22 of nc = 30: most ids have no instance
-    np.testing.assert_array_equal(image_weights(sparse, 30, agg="auto"), image_weights(HARD, 8, agg="auto"))
-    stats = balance_stats(sparse, 30, image_weights(sparse, 30, agg="auto"))
+    np.testing.assert_array_equal(
+        weighted_probabilities(sparse, 30, agg="auto"), weighted_probabilities(HARD, 8, agg="auto")
+    )
+    stats = balance_stats(sparse, 30, weighted_probabilities(sparse, 30, agg="auto"))
     assert stats["share_after"][0] == 0 and stats["imbalance_after"] <= AUTO_TOLERANCE
 
 
 def test_deterministic_and_independent_of_image_order():
-    first, second = image_weights(HARD, 8, agg="auto"), image_weights(HARD, 8, agg="auto")
+    first, second = weighted_probabilities(HARD, 8, agg="auto"), weighted_probabilities(HARD, 8, agg="auto")
     np.testing.assert_array_equal(first, second)
     order = np.random.default_rng(2).permutation(len(HARD))
-    np.testing.assert_allclose(image_weights([HARD[i] for i in order], 8, agg="auto"), first[order], rtol=1e-6)
+    np.testing.assert_allclose(weighted_probabilities([HARD[i] for i in order], 8, agg="auto"), first[order], rtol=1e-6)
 
 
 def test_contract_on_random_labels():
     for seed in range(5):
         data = zipf_labels(2000, nc=12, mean_objects=3.0, seed=seed)
-        p = image_weights(data, 12, agg="auto")
+        p = weighted_probabilities(data, 12, agg="auto")
         assert p.dtype == np.float64 and p.sum() == pytest.approx(1.0) and (p > 0).all()
         labelled = np.array([len(c) > 0 for c in data])
         np.testing.assert_allclose(p[~labelled], 1 / len(p))
         draws = len(p) * p[labelled]
         assert draws.min() >= AUTO_MIN_DRAWS * (1 - 1e-9) and draws.max() <= AUTO_MAX_DRAWS * (1 + 1e-9)
-        mean = balance_stats(data, 12, image_weights(data, 12, agg="mean"))["imbalance_after"]
+        mean = balance_stats(data, 12, weighted_probabilities(data, 12, agg="mean"))["imbalance_after"]
         assert balance_stats(data, 12, p)["imbalance_after"] <= mean
 
 
 def test_speed_order_of_magnitude():
     data = zipf_labels(100_000)  # 700k instances, targets out of reach: both solver phases run
     start = time.perf_counter()
-    p = image_weights(data, 20, agg="auto")
+    p = weighted_probabilities(data, 20, agg="auto")
     assert time.perf_counter() - start < 10.0  # measured about 0.3 s; real timings are in docs/auto.md
     assert p.shape == (100_000,)
 

@@ -13,8 +13,8 @@ from conftest import YOLO, captured_log, plain, run
 
 import ultralytics_weighted  # noqa: F401
 from ultralytics_weighted import BalancedSampler
+from ultralytics_weighted.plugin_training import BalancedDatasetMixin
 from ultralytics_weighted.synthetic import make_classification_dataset
-from ultralytics_weighted.training import BalancedDatasetMixin
 
 COUNTS = {"common": 30, "medium": 8, "rare": 3}
 

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 from conftest import run
 
-from ultralytics_weighted.balance import BalanceSchedule
 from ultralytics_weighted.compare import parse_variants, summarize
 from ultralytics_weighted.evidence import run_metrics
 from ultralytics_weighted.integration import load_label_classes
+from ultralytics_weighted.schedule import BalanceSchedule
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

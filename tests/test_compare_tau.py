@@ -11,7 +11,7 @@ import pytest
 from conftest import run
 
 from ultralytics_weighted.compare import parse_variants, result_files, summarize, validate
-from ultralytics_weighted.training import correct_checkpoint
+from ultralytics_weighted.priors import correct_checkpoint
 
 
 def compare(*args, cwd):

@@ -22,7 +22,7 @@ from ultralytics_weighted.integration import (
     Replacement,
     UnsupportedUltralyticsError,
 )
-from ultralytics_weighted.training import BalancedDatasetMixin
+from ultralytics_weighted.plugin_training import BalancedDatasetMixin
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN = dict(epochs=1, imgsz=64, batch=8, device="cpu", plots=False, workers=0, seed=0, verbose=False)

@@ -1,5 +1,5 @@
 # ultralytics-weighted, AGPL-3.0 license
-"""Patched mode: the plugin's behaviours, checked against Ultralytics with `patches/` applied and without the plugin.
+"""Patched mode: the core (the `patches/` series) in Ultralytics without the plugin, and the plugin's match with it.
 
 Skipped unless ULTRALYTICS_WEIGHTED_PATCHED names a patched Ultralytics source tree; `.ci/patched` builds one and runs
 
@@ -7,9 +7,9 @@ Skipped unless ULTRALYTICS_WEIGHTED_PATCHED names a patched Ultralytics source t
 
 This process and every `yolo` / `python` subprocess then import `ultralytics` from TREE with the plugin's startup hook
 off. Nothing here imports `ultralytics_weighted` (that would activate the plugin on top of the patch): the synthetic
-data generator is loaded from its file. The project's CLI-level tests of test_config.py and test_cli_train.py run here
-too, unchanged; the plugin itself runs only in subprocesses that compare its training and messages with the patched
-tree's.
+data generator is loaded from its file. The series holds the core only (`class_balance`, `balance_agg`, the sampler,
+the trainer wiring), so these tests check the core's own behaviour; the plugin runs only in subprocesses that compare
+its training with the patched tree's for the keys both have.
 """
 
 from __future__ import annotations
@@ -39,19 +39,9 @@ if os.environ.get("ULTRALYTICS_WEIGHTED_HOOK") != "0" or not _first or Path(_fir
         f"ULTRALYTICS_WEIGHTED_HOOK=0 PYTHONPATH={TREE} ULTRALYTICS_WEIGHTED_PATCHED={TREE} pytest {__file__}"
     )
 
-# The project's own CLI-level tests, collected again in this module and so run against the patched tree
-from test_cli_train import test_cfg_file_carries_the_keys, test_yolo_train_cli_balances_every_task  # noqa: E402, F401
-from test_config import (  # noqa: E402
-    test_bad_values_fail_before_any_data_is_loaded,  # noqa: F401
-    test_bad_values_in_python_and_cfg_files,  # noqa: F401
-    test_fresh_process_that_only_imports_ultralytics_accepts_the_keys,  # noqa: F401
-    test_yolo_cfg_lists_the_keys,  # noqa: F401
-)
-
 UPSTREAM_BOUND = {  # upstream path -> module of this package (tools/make_patches.py COPIED)
     "ultralytics/data/balance.py": "balance.py",
     "ultralytics/data/sampler.py": "sampler.py",
-    "ultralytics/data/config.py": "config.py",
     "ultralytics/data/balanced_training.py": "training.py",
 }
 PLUGIN = {"PYTHONPATH": "", "ULTRALYTICS_WEIGHTED_HOOK": "1"}  # subprocesses with stock Ultralytics and the plugin
@@ -127,20 +117,46 @@ def test_ultralytics_is_the_patched_tree_and_the_plugin_is_off(tmp_path):
         assert (TREE / upstream).read_bytes() == (ROOT / "ultralytics_weighted" / ours).read_bytes(), upstream
 
 
+def share_line(stdout: str) -> str:
+    """Return 'max/min class share A -> B' of a balanced training's log (the core's one line, the plugin's table)."""
+    lines = [line for line in balance_table(stdout) if "max/min class share" in line]
+    assert len(lines) == 1, lines
+    return "max/min class share " + lines[0].split("max/min class share ", 1)[1].split(",")[0]
+
+
 @pytest.mark.parametrize(
     "task, extra",
-    [("detect", ["cache=ram", "mixup=0.5", "balance_agg=sum"]), ("classify", ["balance_agg=max"])],
+    [("detect", ["balance_agg=sum"]), ("segment", ["balance_agg=median"]), ("classify", ["balance_agg=max"])],
 )
 def test_patched_training_matches_the_plugin(task, extra, datasets, folder, tmp_path):
-    # Same seed and arguments: the patched tree must log the same table and train to the same numbers as the plugin.
+    # Same seed and keys: the core and the plugin compute the same probabilities and draws, so they train to the same
+    # numbers (without mix partners to weight: the plugin's extension draws MixUp/CutMix/CopyPaste partners balanced).
     data = folder if task == "classify" else datasets(task)
     patched = yolo_train(task, data, tmp_path / "patched", "class_balance=True", *extra)
     plugin = yolo_train(task, data, tmp_path / "plugin", "class_balance=True", *extra, env=PLUGIN)
     assert patched.returncode == 0, patched.stdout[-3000:]
     assert plugin.returncode == 0, plugin.stdout[-3000:]
-    table = balance_table(patched.stdout)
-    assert table and table == balance_table(plugin.stdout)
+    assert share_line(patched.stdout) == share_line(plugin.stdout)
+    assert "max/min class share 1.00 ->" not in share_line(patched.stdout)  # the data is imbalanced
     assert results(tmp_path / "patched" / "run") == results(tmp_path / "plugin" / "run")
+
+
+def test_cli_cfg_file_and_a_fresh_process_take_the_keys(datasets, tmp_path):
+    assert all(
+        line in run([*YOLO, "cfg"], cwd=tmp_path).stdout for line in ("class_balance: false", "balance_agg: mean")
+    )
+    cfg = tmp_path / "balanced.yaml"
+    cfg.write_text("class_balance: 0.5\nbalance_agg: median\nepochs: 1\nimgsz: 64\nbatch: 8\nplots: False\n")
+    common = ["model=yolo11n.yaml", f"data={datasets('detect')}", "device=cpu", f"project={tmp_path / 'runs'}"]
+    out = run([*YOLO, "train", f"cfg={cfg}", *common, "name=run"], cwd=tmp_path)
+    assert out.returncode == 0, out.stdout[-3000:]
+    assert "class_balance=0.5 balance_agg=median: 24 train images, max/min class share" in balance_table(out.stdout)[0]
+    code = (  # what a DDP worker does: a generated script rebuilds cfg from DEFAULT_CFG_DICT
+        "from ultralytics.utils import DEFAULT_CFG_DICT\nfrom ultralytics.cfg import get_cfg\n"
+        "cfg = get_cfg(DEFAULT_CFG_DICT.copy(), overrides={'class_balance': True, 'balance_agg': 'sum'})\n"
+        "print('OK', cfg.class_balance, cfg.balance_agg)"
+    )
+    assert "OK True sum" in run([sys.executable, "-c", code], cwd=tmp_path).stdout
 
 
 def test_the_plugin_stays_inactive_on_a_patched_tree(datasets, tmp_path):
@@ -162,14 +178,13 @@ def test_feature_off_trains_exactly_like_stock(datasets, tmp_path):
 
 def test_only_the_train_loader_is_balanced(datasets, tmp_path):
     from ultralytics import YOLO as Model
-    from ultralytics.data.balanced_training import BalancedDatasetMixin
     from ultralytics.data.sampler import BalancedSampler
 
     model = Model("yolo11n.yaml")
     model.train(data=str(datasets("detect")), class_balance=True, **TRAIN, project=str(tmp_path), name="run")
     train, val = model.trainer.train_loader, model.trainer.test_loader
-    assert isinstance(train.sampler, BalancedSampler) and isinstance(train.dataset, BalancedDatasetMixin)
-    assert not isinstance(val.dataset, BalancedDatasetMixin) and not isinstance(val.sampler, BalancedSampler)
+    assert isinstance(train.sampler, BalancedSampler) and hasattr(train.dataset, "balanced_sampling")
+    assert not hasattr(val.dataset, "balanced_sampling") and not isinstance(val.sampler, BalancedSampler)
     trained = Model(model.trainer.best)
     kwargs = dict(data=str(datasets("detect")), imgsz=64, batch=4, device="cpu", plots=False, verbose=False)
     on, off = trained.val(class_balance=True, balance_agg="sum", **kwargs), trained.val(class_balance=False, **kwargs)
@@ -177,11 +192,13 @@ def test_only_the_train_loader_is_balanced(datasets, tmp_path):
     np.testing.assert_array_equal(on.box.maps, off.box.maps)
 
 
-def test_error_messages_match_the_plugin(tmp_path):
+def test_bad_values_are_refused_as_the_plugin_refuses_them(tmp_path):
+    # The core checks its keys with check_cfg's own rules and messages (a fraction key, a str key); the plugin names
+    # the valid values in its messages. Both refuse the same values, with the same exception types.
     from ultralytics.cfg import get_cfg
+    from ultralytics.data.balance import image_probabilities
 
     bad = [
-        {"balance_agg": "foo"},
         {"balance_agg": 3},
         {"class_balance": 2},
         {"class_balance": -0.1},
@@ -193,34 +210,42 @@ def test_error_messages_match_the_plugin(tmp_path):
         "import json, sys\nimport ultralytics_weighted\nfrom ultralytics.cfg import get_cfg\nout = []\n"
         "for o in json.loads(sys.argv[1]):\n"
         "    try:\n        get_cfg(overrides=o)\n        out.append(None)\n"
-        "    except Exception as e:\n        out.append([type(e).__name__, str(e)])\n"
-        "print('MESSAGES', json.dumps(out))"
+        "    except Exception as e:\n        out.append(type(e).__name__)\n"
+        "print('ERRORS', json.dumps(out))"
     )
     out = run([sys.executable, "-c", code, json.dumps(bad)], cwd=tmp_path, env=PLUGIN)
     assert out.returncode == 0, out.stdout[-2000:]
-    plugin = json.loads(out.stdout.split("MESSAGES ", 1)[1])
     patched = []
     for overrides in bad:
         with pytest.raises((TypeError, ValueError)) as error:
             get_cfg(overrides=overrides)
-        patched.append([error.type.__name__, str(error.value)])
-    assert patched == plugin
+        assert f"'{next(iter(overrides))}=" in str(error.value)  # the message names the key
+        patched.append(error.type.__name__)
+    assert patched == json.loads(out.stdout.split("ERRORS ", 1)[1])
+    with pytest.raises(ValueError, match="'balance_agg=foo' is an invalid value"):  # the core refuses it at the build
+        image_probabilities([np.array([0]), np.array([1])], 2, "foo")
 
 
-def test_conflicts_are_refused_or_warned_before_training(datasets, tmp_path):
+def test_settings_it_cannot_honour_are_refused_before_the_first_epoch(datasets, tmp_path):
+    from ultralytics import YOLO as Model
+    from ultralytics.data import build_yolo_dataset
     from ultralytics.models.yolo.detect import DetectionTrainer
-    from ultralytics.models.yolo.semantic import SemanticSegmentationTrainer
 
-    args = dict(model="yolo11n.yaml", data=str(datasets("detect")), class_balance=True, **TRAIN, project=str(tmp_path))
-    with pytest.raises(ValueError, match="'rect=True' cannot be combined with class_balance"):
-        DetectionTrainer(overrides={**args, "rect": True, "name": "rect"})
-    with pytest.raises(NotImplementedError, match="class_balance is not supported for task=semantic"):
-        SemanticSegmentationTrainer(overrides={**args, "model": "yolo11n-seg.yaml", "name": "semantic"})
+    class UnbalancedTrainer(DetectionTrainer):  # as YOLO-World and YOLOE: a build_dataset() that does not balance
+        def build_dataset(self, img_path, mode="train", batch=None):
+            return build_yolo_dataset(self.args, img_path, batch, self.data, mode=mode, rect=mode == "val", stride=32)
+
+    epochs = []
+    args = dict(data=str(datasets("detect")), class_balance=True, **TRAIN, project=str(tmp_path))
+    model = Model("yolo11n.yaml")
+    model.add_callback("on_train_epoch_start", lambda trainer: epochs.append(trainer.epoch))
+    with pytest.raises(NotImplementedError, match="'rect=True' orders images by aspect ratio"):
+        model.train(**args, rect=True, name="rect")
+    with pytest.raises(NotImplementedError, match="UnbalancedTrainer .*its datasets are not balanced yet"):
+        Model("yolo11n.yaml").train(**args, trainer=UnbalancedTrainer, name="unbalanced")
+    assert not epochs  # refused before any training
     with captured_log() as messages:
-        trainer = DetectionTrainer(overrides={**args, "single_cls": True, "cls_pw": 1.0, "name": "warn"})
-    assert any("'single_cls=True' merges all classes into one, so class_balance has no effect" in m for m in messages)
-    assert any("cls_pw=1.0 (loss weighting) both favour rare classes" in m for m in messages)
-    trainer.model = trainer.get_model(cfg="yolo11n.yaml", verbose=False)
-    from ultralytics.data.dataset import YOLODataset
-
-    assert type(trainer.build_dataset(trainer.data["train"], mode="train", batch=8)) is YOLODataset
+        trainer = DetectionTrainer(overrides={**args, "model": "yolo11n.yaml", "cls_pw": 1.0, "name": "warn"})
+        trainer.model = trainer.get_model(cfg="yolo11n.yaml", verbose=False)
+        trainer.build_dataset(trainer.data["train"], mode="train", batch=8)
+    assert any("class_balance and cls_pw=1.0 both favour rare classes" in m for m in messages)

@@ -57,8 +57,7 @@ def test_check_apply_revert_an_installed_package(tmp_path, capsys):
     assert main("--apply", package) == 0
     applied = capsys.readouterr().out
     assert "Applied the class-balance series" in applied
-    keys = "`class_balance`, `balance_agg`, `balance_floor`, `balance_ramp`, `balance_start`, `balance_tau`"
-    assert f"{keys} are now Ultralytics train" in applied
+    assert "`class_balance`, `balance_agg` are now Ultralytics train arguments (the series is the core" in applied
     assert not (tmp_path / "site" / "tests").exists()  # the tests patch is for checkouts only
     assert main("--check", package) == 0 and "already applied" in capsys.readouterr().out
     assert main("--apply", package) == 0 and "Nothing to do" in capsys.readouterr().out
@@ -67,12 +66,12 @@ def test_check_apply_revert_an_installed_package(tmp_path, capsys):
     code = (
         "import sys, ultralytics\nfrom ultralytics.cfg import get_cfg\n"
         "print('OK', get_cfg(overrides={'class_balance': 0.5}).class_balance, ultralytics.__file__)\n"
-        "get_cfg(overrides={'balance_agg': 'foo'})"
+        "get_cfg(overrides={'class_balance': 2})"
     )
     env = {"PYTHONPATH": str(tmp_path / "site"), "ULTRALYTICS_WEIGHTED_HOOK": "0"}
     out = run([sys.executable, "-c", code], cwd=tmp_path, env=env)
     assert f"OK 0.5 {package}" in out.stdout
-    assert "ValueError: 'balance_agg=foo' is an invalid value. Valid 'balance_agg' values are" in out.stdout
+    assert "ValueError: 'class_balance=2' is an invalid value. Valid 'class_balance' values are" in out.stdout
 
     assert main("--revert", package) == 0 and "Reverted" in capsys.readouterr().out
     assert not (package / "data" / "balance.py").exists()
@@ -87,7 +86,7 @@ def test_apply_to_a_checkout_adds_the_tests_but_not_the_docs(tmp_path, capsys):
     assert (tmp_path / "checkout" / "tests" / "test_class_balance.py").exists()
     assert not (tmp_path / "checkout" / "docs").exists()
     balance = tmp_path / "checkout" / "ultralytics" / "data" / "balance.py"
-    assert b"def image_weights(" in balance.read_bytes()
+    assert b"def image_probabilities(" in balance.read_bytes()
 
 
 def test_other_release_is_refused(tmp_path, capsys):

@@ -10,9 +10,9 @@ import pytest
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from ultralytics_weighted import BalancedSampler, image_weights
-from ultralytics_weighted.balance import BalanceSchedule, balance_stats
+from ultralytics_weighted import BalancedSampler, weighted_probabilities
 from ultralytics_weighted.sampler import systematic_draw
+from ultralytics_weighted.schedule import BalanceSchedule, balance_stats
 
 RNG = np.random.default_rng(0)
 P = RNG.random(500) ** 4  # skewed: many images with expected count < 1
@@ -69,7 +69,7 @@ def test_epochs_count_themselves_and_prefetch_safe_set_epoch():
 def test_empirical_class_exposure_matches_expected_shares():
     rng = np.random.default_rng(5)
     classes = [rng.choice(3, size=rng.integers(1, 4), p=[0.8, 0.15, 0.05]) for _ in range(300)]
-    p = image_weights(classes, nc=3, agg="mean")
+    p = weighted_probabilities(classes, nc=3, agg="mean")
     expected = balance_stats(classes, 3, p)["share_after"]
     sampler = BalancedSampler(p, seed=0)
     seen = np.zeros(3)

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 from conftest import YOLO, captured_log, run
 
-from ultralytics_weighted import BalancedSampler, image_weights
-from ultralytics_weighted.balance import BalanceSchedule, balance_report
+from ultralytics_weighted import BalancedSampler, weighted_probabilities
+from ultralytics_weighted.report import balance_report, floor_warning, schedule_lines
+from ultralytics_weighted.schedule import BalanceSchedule
 
 RNG = np.random.default_rng(3)
 # 400 images: a common class in crowds, a rare class alone or with the common one, and a few backgrounds
@@ -27,7 +28,7 @@ def draw_counts(schedule: BalanceSchedule, epoch: int, seed: int = 0) -> np.ndar
 @pytest.mark.parametrize("agg", ["mean", "sum", "auto"])
 def test_floor_draws_every_image_at_least_floor_times_and_counts_are_floor_or_ceil(floor, agg):
     schedule = BalanceSchedule(LABELS, 3, 1.0, agg, floor=floor)
-    p = image_weights(LABELS, 3, agg, 1.0)
+    p = weighted_probabilities(LABELS, 3, agg, 1.0)
     assert schedule.epoch_size == math.ceil(np.maximum(len(p) * p, floor).sum() - 1e-9) > len(LABELS)
     expected = schedule.epoch_size * schedule.probabilities(0)
     assert (expected >= floor - 1e-9).all()  # no image is skipped for another's extra draws
@@ -51,7 +52,7 @@ def test_table_states_the_grown_epoch_that_the_sampler_draws():
 
 
 def test_without_floor_and_ramp_the_draws_are_those_of_the_plain_sampler():
-    p = image_weights(LABELS, 3, "mean")
+    p = weighted_probabilities(LABELS, 3, "mean")
     schedule = BalanceSchedule(LABELS, 3, 1.0, "mean", epochs=10)
     plain, scheduled = (
         BalancedSampler(p, seed=4),
@@ -67,10 +68,10 @@ def test_ramp_strengths_follow_the_schedule_and_each_epoch_draws_its_own():
     assert [schedule.strength_at(e) for e in range(9)] == pytest.approx([0, 0.2, 0.4, 0.6, 0.8, 0.8, 0.8, 0.8, 0.8])
     assert schedule.full_strength_epoch == 4
     for epoch in (0, 2, 5):
-        want = image_weights(LABELS, 3, "mean", schedule.strength_at(epoch))
+        want = weighted_probabilities(LABELS, 3, "mean", schedule.strength_at(epoch))
         np.testing.assert_array_equal(schedule.probabilities(epoch), want)
     np.testing.assert_allclose(schedule.probabilities(0), 1 / len(LABELS))  # epoch 1 is instance-balanced (stock)
-    assert "from epoch 5 of 9 on" in schedule.describe()[0]
+    assert "from epoch 5 of 9 on" in schedule_lines(schedule)[0]
 
     # resume: a sampler moved to epoch e by set_epoch draws e's probabilities, exactly as an uninterrupted one
     straight = BalancedSampler(schedule.probabilities, seed=1)
@@ -83,7 +84,8 @@ def test_ramp_strengths_follow_the_schedule_and_each_epoch_draws_its_own():
 def test_floor_with_ramp_keeps_one_epoch_length_that_covers_every_epoch():
     schedule = BalanceSchedule(LABELS, 3, 1.0, "sum", floor=1.0, ramp=1.0, epochs=6)
     lengths = [
-        np.maximum(len(LABELS) * image_weights(LABELS, 3, "sum", schedule.strength_at(e)), 1.0).sum() for e in range(6)
+        np.maximum(len(LABELS) * weighted_probabilities(LABELS, 3, "sum", schedule.strength_at(e)), 1.0).sum()
+        for e in range(6)
     ]
     assert schedule.epoch_size == math.ceil(max(lengths) - 1e-9)
     for epoch in range(6):
@@ -94,7 +96,7 @@ def test_floor_with_ramp_keeps_one_epoch_length_that_covers_every_epoch():
 def test_start_samples_every_image_once_before_and_balanced_after(agg):
     schedule = BalanceSchedule(LABELS, 3, 1.0, agg, epochs=10, start=0.7)  # stock in epochs 0-6 (0-based)
     assert (schedule.start_epoch, schedule.full_strength_epoch, schedule.epoch_size) == (7, 7, len(LABELS))
-    balanced = image_weights(LABELS, 3, agg, 1.0)
+    balanced = weighted_probabilities(LABELS, 3, agg, 1.0)
     for epoch in range(10):
         want = np.full(len(LABELS), 1 / len(LABELS)) if epoch < 7 else balanced
         np.testing.assert_array_equal(schedule.probabilities(epoch), want)
@@ -103,7 +105,7 @@ def test_start_samples_every_image_once_before_and_balanced_after(agg):
         assert (draw_counts(schedule, epoch, seed=epoch) == 1).all()  # a permutation, as stock shuffling draws
     rare = np.array([2 in c for c in LABELS])
     assert draw_counts(schedule, 7)[rare].mean() > 2  # balanced: the rare class' images repeat
-    assert schedule.describe() == [
+    assert schedule_lines(schedule) == [
         "balance_start=0.7: stock sampling in epochs 1-7, balanced from epoch 8 of 10; the figures above are those of "
         "the balanced epochs."
     ]
@@ -118,7 +120,7 @@ def test_start_epoch_is_the_fraction_of_the_epochs_rounded_down_and_leaves_one_b
     assert schedule.start_epoch == stock  # 0.29 * 100 is 28.999... in floats: still 29 stock epochs
     assert schedule.probabilities(epochs - 1) is not None and schedule.strength_at(epochs - 1) == 1.0
     if not stock:
-        assert f"leaves no stock epoch, balanced from epoch 1 of {epochs}" in schedule.describe()[0]
+        assert f"leaves no stock epoch, balanced from epoch 1 of {epochs}" in schedule_lines(schedule)[0]
 
 
 def test_start_with_ramp_rises_from_the_start_epoch_over_ramp_times_the_remaining_epochs():
@@ -126,8 +128,8 @@ def test_start_with_ramp_rises_from_the_start_epoch_over_ramp_times_the_remainin
     want = [0.0] * 6 + [0.0, 0.8 / 3, 1.6 / 3, 0.8, 0.8, 0.8, 0.8]
     assert [schedule.strength_at(e) for e in range(13)] == pytest.approx(want)
     assert (schedule.start_epoch, schedule.full_strength_epoch) == (6, 9)
-    np.testing.assert_array_equal(schedule.probabilities(7), image_weights(LABELS, 3, "mean", 0.8 / 3))
-    assert schedule.describe() == [
+    np.testing.assert_array_equal(schedule.probabilities(7), weighted_probabilities(LABELS, 3, "mean", 0.8 / 3))
+    assert schedule_lines(schedule) == [
         "balance_start=0.5: stock sampling in epochs 1-6, balanced from epoch 7 of 13",
         "balance_ramp=0.5: class_balance rises linearly from 0 in epoch 7 to 0.8 from epoch 10 of 13 on; the figures "
         "above are those of the balanced epochs.",
@@ -137,7 +139,8 @@ def test_start_with_ramp_rises_from_the_start_epoch_over_ramp_times_the_remainin
 def test_start_with_floor_keeps_the_balanced_epoch_length_and_draws_it_uniformly_before():
     schedule = BalanceSchedule(LABELS, 3, 1.0, "sum", floor=1.0, ramp=1.0, epochs=6, start=0.5)
     balanced_lengths = [
-        np.maximum(len(LABELS) * image_weights(LABELS, 3, "sum", schedule.strength_at(e)), 1.0).sum() for e in (3, 4, 5)
+        np.maximum(len(LABELS) * weighted_probabilities(LABELS, 3, "sum", schedule.strength_at(e)), 1.0).sum()
+        for e in (3, 4, 5)
     ]
     assert schedule.epoch_size == math.ceil(max(balanced_lengths) - 1e-9) > len(LABELS)  # the stock epochs set none
     share = schedule.epoch_size / len(LABELS)  # the cost: each stock epoch draws that many images per image
@@ -146,7 +149,8 @@ def test_start_with_floor_keeps_the_balanced_epoch_length_and_draws_it_uniformly
         assert counts.sum() == schedule.epoch_size and set(counts) <= {math.floor(share), math.ceil(share)}
     for epoch in range(3, 6):
         assert (draw_counts(schedule, epoch) >= 1).all()
-    assert f"stock sampling in epochs 1-3 ({schedule.epoch_size} uniform draws per epoch)" in schedule.describe()[0]
+    first_line = schedule_lines(schedule)[0]
+    assert f"stock sampling in epochs 1-3 ({schedule.epoch_size} uniform draws per epoch)" in first_line
 
 
 def test_resumed_sampler_draws_what_an_uninterrupted_one_draws_across_the_start():
@@ -287,5 +291,5 @@ def test_floor_above_one_is_refused_and_a_floor_that_undoes_the_balance_is_warne
     labels = [np.array([0, 0, 1])] + [np.array([0])] * 2 + [np.array([1])]
     undone, stock, without, floored = BalanceSchedule(labels, 2, 1.0, "sum", floor=1.0).floor_effect()
     assert floored == pytest.approx(stock) and without < stock and undone == pytest.approx(1.0)
-    assert "takes back 100% of the balance" in BalanceSchedule(labels, 2, 1.0, "sum", floor=1.0).floor_warning()
-    assert BalanceSchedule(labels, 2, 1.0, "sum").floor_warning() is None  # no floor: nothing taken back
+    assert "takes back 100% of the balance" in floor_warning(BalanceSchedule(labels, 2, 1.0, "sum", floor=1.0))
+    assert floor_warning(BalanceSchedule(labels, 2, 1.0, "sum")) is None  # no floor: nothing taken back

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from conftest import run
 
-from ultralytics_weighted.balance import AGGREGATIONS, balance_stats, image_weights
 from ultralytics_weighted.integration import load_label_classes
+from ultralytics_weighted.schedule import ALL_AGGREGATIONS, balance_stats, weighted_probabilities
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -27,10 +27,10 @@ def test_stats_json_matches_the_weights_training_uses(datasets, tmp_path):
     assert out.returncode == 0, out.stdout[-2000:]
     report = json.loads(out.stdout[out.stdout.index("{") :])
     assert report["images"] == 24 and report["task"] == "detect" and report["class_balance"] == 0.5
-    assert [r["agg"] for r in report["aggregations"]] == ["none", *AGGREGATIONS]
+    assert [r["agg"] for r in report["aggregations"]] == ["none", *ALL_AGGREGATIONS]
     classes, names, _ = load_label_classes({"data": str(data)})
     for row in report["aggregations"][1:]:
-        p = image_weights(classes, len(names), row["agg"], 0.5)
+        p = weighted_probabilities(classes, len(names), row["agg"], 0.5)
         expected = balance_stats(classes, len(names), p)
         assert row["imbalance"] == pytest.approx(expected["imbalance_after"])
         assert row["ess"] == pytest.approx(expected["ess"]) and row["coverage"] == pytest.approx(expected["coverage"])
@@ -60,7 +60,10 @@ def test_stats_table_and_plot(datasets, tmp_path):
     lines = out.stdout.splitlines()
     header = next(i for i, line in enumerate(lines) if line.startswith("agg "))
     assert lines[header].split()[-3:] == ["common", "medium", "rare"]
-    assert [line.split()[0] for line in lines[header + 1 : header + 2 + len(AGGREGATIONS)]] == ["none", *AGGREGATIONS]
+    assert [line.split()[0] for line in lines[header + 1 : header + 2 + len(ALL_AGGREGATIONS)]] == [
+        "none",
+        *ALL_AGGREGATIONS,
+    ]
     assert "24 images, 2 backgrounds" in out.stdout
     assert (tmp_path / "balance.png").read_bytes()[:8] == PNG
 
@@ -121,7 +124,7 @@ def test_stats_table_is_all_of_stdout(datasets, tmp_path):
     out = stats_split(f"data={datasets('detect')}", cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.splitlines()[0].startswith(f"{datasets('detect')} (train, detect): 24 images")
-    assert len(out.stdout.splitlines()) == 2 + 1 + len(AGGREGATIONS)  # summary, header, none + aggregations
+    assert len(out.stdout.splitlines()) == 2 + 1 + len(ALL_AGGREGATIONS)  # summary, header, none + aggregations
 
 
 @pytest.mark.parametrize("fmt", ["table", "json"])
@@ -148,7 +151,7 @@ def test_stats_single_class_rows_are_uniform(datasets, tmp_path):
 def test_stats_class_balance_zero_is_off_as_in_training(datasets, tmp_path):
     out = stats_split(f"data={datasets('detect')}", "class_balance=0", "format=json", cwd=tmp_path)
     rows = json.loads(out.stdout)["aggregations"]
-    assert [r["agg"] for r in rows] == ["none", *AGGREGATIONS]
+    assert [r["agg"] for r in rows] == ["none", *ALL_AGGREGATIONS]
     for row in rows:  # sum used to favour images with more objects at strength 0
         assert row["ess"] == pytest.approx(1.0) and row["shares"] == pytest.approx(rows[0]["shares"])
     table = stats_split(f"data={datasets('detect')}", "class_balance=0", cwd=tmp_path).stdout

@@ -11,8 +11,8 @@ import pytest
 from conftest import balance_table, plain, run
 
 from ultralytics_weighted.auto import AUTO_TOLERANCE
-from ultralytics_weighted.balance import BalanceSchedule, balance_stats, image_weights
 from ultralytics_weighted.sampler import BalancedSampler
+from ultralytics_weighted.schedule import BalanceSchedule, balance_stats, weighted_probabilities
 from ultralytics_weighted.synthetic import make_dataset
 
 SINGLE = [np.array([0])] * 12 + [np.array([1])] * 6 + [np.array([2])] * 2  # one object per image
@@ -25,28 +25,28 @@ def shares(classes, p):
 
 def test_class_weights_multiply_the_balanced_target_share():
     m = np.array([1.0, 1.0, 2.0])  # class_weights: {rare: 2}
-    p = image_weights(SINGLE, 3, "mean", 1.0, class_multipliers=m)
+    p = weighted_probabilities(SINGLE, 3, "mean", 1.0, class_multipliers=m)
     np.testing.assert_allclose(shares(SINGLE, p), m / m.sum())  # exact with one object per image
 
 
 def test_class_weights_without_balancing_scale_the_stock_frequencies():
     m = np.array([1.0, 3.0, 1.0])
-    p = image_weights(SINGLE, 3, "mean", 0.0, class_multipliers=m)
+    p = weighted_probabilities(SINGLE, 3, "mean", 0.0, class_multipliers=m)
     counts = np.array([12, 6, 2])
     np.testing.assert_allclose(shares(SINGLE, p), counts * m / (counts * m).sum())
 
 
 def test_auto_solves_for_the_weighted_targets():
     m = np.array([1.0, 1.0, 2.0])  # reachable: rare objects are alone in 2 images
-    p = image_weights(CROWDS, 3, "auto", 1.0, class_multipliers=m)
+    p = weighted_probabilities(CROWDS, 3, "auto", 1.0, class_multipliers=m)
     ratio = shares(CROWDS, p) / (m / m.sum())
     assert ratio.max() / ratio.min() <= AUTO_TOLERANCE
 
 
 def test_image_weights_multiply_the_probabilities():
     v = np.arange(1.0, len(SINGLE) + 1)
-    np.testing.assert_allclose(image_weights(SINGLE, 3, "mean", 0.0, image_multipliers=v), v / v.sum())
-    p = image_weights(CROWDS, 3, "auto", 1.0, image_multipliers=np.r_[np.full(10, 3.0), np.ones(9)])
+    np.testing.assert_allclose(weighted_probabilities(SINGLE, 3, "mean", 0.0, image_multipliers=v), v / v.sum())
+    p = weighted_probabilities(CROWDS, 3, "auto", 1.0, image_multipliers=np.r_[np.full(10, 3.0), np.ones(9)])
     ratio = shares(CROWDS, p) * 3  # auto still reaches equal shares, closest to the weighted distribution
     assert ratio.max() / ratio.min() <= AUTO_TOLERANCE
 
@@ -54,9 +54,9 @@ def test_image_weights_multiply_the_probabilities():
 @pytest.mark.parametrize("strength, agg", [(0.0, "mean"), (1.0, "mean"), (1.0, "auto")])
 def test_source_shares_are_exact_and_classes_balanced_within(strength, agg):
     sources = np.r_[np.zeros(14, int), np.ones(5, int)]  # 14 images from source 0, 5 from source 1
-    p = image_weights(CROWDS, 3, agg, strength, sources=sources, source_shares=np.array([0.25, 0.75]))
+    p = weighted_probabilities(CROWDS, 3, agg, strength, sources=sources, source_shares=np.array([0.25, 0.75]))
     np.testing.assert_allclose(np.bincount(sources, weights=p), [0.25, 0.75])
-    inner = image_weights(CROWDS[:14], 3, agg, strength)  # source 0 balanced on its own labels
+    inner = weighted_probabilities(CROWDS[:14], 3, agg, strength)  # source 0 balanced on its own labels
     np.testing.assert_allclose(p[:14] / p[:14].sum(), inner)
 
 

@@ -23,8 +23,11 @@ ruff settings and tested by `.ci/patched`). Deterministically (fixed author, dat
        upstream files kept under `patches/src/`, and lints every changed upstream file with `patches/src/ruff.toml`.
     5. Writes each commit with `git format-patch` into `patches/`, plus `patches/series.json`.
 
-The keys, their defaults and descriptions (commit message, docs table) come from `DEFAULT_CFG_YAML`, the `balance_agg`
-choices from `balance.AGGREGATIONS` (both read with `ast`; nothing of the package is imported).
+The series is the plugin's core only: the keys `CORE_KEYS` (their lines, defaults and descriptions from
+`DEFAULT_CFG_YAML`), the `balance_agg` choices `balance.AGGREGATIONS` (all read with `ast`; nothing of the package is
+imported), the sampler and the trainer wiring. The plugin's extensions (auto, the floor/ramp/start schedule, user
+weights, priors, reports) are not in it. Every run prints the library lines the code patches add (`library_lines`,
+blank lines and docstrings included, tests and docs not) and stops when they exceed MAX_LIBRARY_LINES.
 """
 
 from __future__ import annotations
@@ -60,9 +63,9 @@ DATE = "2026-11-26T00:00:00+00:00"
 COPIED = {
     "ultralytics/data/balance.py": PACKAGE / "balance.py",
     "ultralytics/data/sampler.py": PACKAGE / "sampler.py",
-    "ultralytics/data/config.py": PACKAGE / "config.py",
     "ultralytics/data/balanced_training.py": PACKAGE / "training.py",
 }
+MAX_LIBRARY_LINES = 300  # the core's size budget: library lines the code patches add (tests and docs not counted)
 DEFAULT_YAML = "ultralytics/cfg/default.yaml"
 
 # The upstream docs are not in the sdist: the docs patch is made against a stub holding only the two table rows around
@@ -152,7 +155,7 @@ def series(keys: list[Key], aggregations: tuple[str, ...]) -> list[Commit]:
     )
     return [
         Commit(
-            subject="Add class-balanced image weights and `BalancedSampler`",
+            subject="Add class-balanced image probabilities and `BalancedSampler`",
             body="""\
 Rare classes are seen far less often than common ones during training, and
 the only built-in remedy, `cls_pw`, reweights the classification loss: it
@@ -164,11 +167,9 @@ This adds the two self-contained building blocks, with no caller yet:
 
 - `ultralytics/data/balance.py` (numpy only, vectorized): one sampling
   probability per image. Class c weighs (total instances / instances of c)
-  ** strength, an image the aggregation (`balance_agg`) of its objects'
-  class weights; labelled images share the mass they hold under uniform
-  sampling, background images keep theirs. `balance_stats()` gives the
-  expected class shares per epoch, the effective sample size and the image
-  coverage; `BalanceSchedule` the probabilities of every epoch.
+  ** strength, an image the aggregation (mean, max, median or sum) of its
+  objects' class weights; labelled images share the mass they hold under
+  uniform sampling, background images keep theirs.
 - `ultralytics/data/sampler.py`: `BalancedSampler`, one systematic
   (low-variance) draw per epoch, a pure function of (seed, epoch), so each
   image is drawn floor(N p) or ceil(N p) times. Under DDP every rank draws
@@ -183,12 +184,10 @@ Train arguments for class-balanced sampling, off by default:
 
 {bullets}
 
-`ultralytics/data/config.py` holds their defaults and checks;
-`check_cfg()` calls `check_balance_args()` before any data is read, so
-values such as `balance_agg=foo` or `class_balance=2` fail with the valid
-values named, in the style of the existing checks.
+`check_cfg()` checks them with the existing rules: `class_balance` is a
+fraction key (True = 1.0), `balance_agg` a str key; an unknown
+`balance_agg` is refused when the train dataset is built.
 """,
-            copies=("ultralytics/data/config.py",),
             default_keys=True,
             call_sites=("0002-check-the-keys-in-check_cfg.diff",),
         ),
@@ -201,15 +200,12 @@ class-balanced probabilities. The decisions live in one new module,
 `ultralytics/data/balanced_training.py`; the trainers only call it:
 
 - `build_dataset()` ends with `balance_train_dataset()`: in train mode the
-  built dataset becomes its balanced subclass, with probabilities computed
-  from the labels training really uses (after `classes` and `fraction`),
-  and logs a table of each class's share before and per epoch.
-- `get_dataloader()` passes `train_sampler()`, the dataset's
-  `BalancedSampler`, through the new `sampler` argument of
-  `build_dataloader()`; under DDP each rank gets its share. Validation
-  loaders and the QAT calibration loader are untouched.
-- MixUp, CutMix, CopyPaste and Mosaic with `cache=ram` pick their partner
-  images from the same probabilities instead of uniformly.
+  probabilities are computed from the labels training really uses (after
+  `classes` and `fraction`) and one line logs the max/min class share
+  before and per epoch.
+- `get_dataloader()` passes `train_sampler()`, a `BalancedSampler` over
+  them, through the new `sampler` argument of `build_dataloader()`; under
+  DDP each rank gets its share. Validation loaders are untouched.
 - The sampler follows the trainer's epoch (also when resuming).
 
 `check_class_balance()` runs right after `check_resume()`, before the run
@@ -225,10 +221,10 @@ NotImplementedError, `single_cls=True` and `cls_pw > 0` warn. With
             subject="Add class-balanced training tests",
             body="""\
 Offline CPU tests on a tiny synthetic, deliberately imbalanced dataset made
-in the test: argument validation, the weights and the sampler (exact
+in the test: argument validation, the probabilities and the sampler (exact
 floor/ceil counts, determinism, DDP shards), the balanced train loader and
-its log table, weighted mix partners with `cache=ram`, validation left
-stock, classification, the refused and warned settings, and resume.
+its log line, validation left stock, classification, the refused and
+warned settings, and resume.
 """,
             new_files=("tests/test_class_balance.py",),
         ),
@@ -406,13 +402,15 @@ def check_sources(aggregations: tuple[str, ...], keys: list[Key]) -> None:
 def build(version: str, sdist: Path, work: Path, out: Path) -> dict:
     """Build the series in `work` and write the patch files and series.json into `out`; return series.json's data."""
     aggregations = tuple(module_constant(PACKAGE / "balance.py", "AGGREGATIONS"))
-    keys = train_keys(module_constant(PACKAGE / "config.py", "DEFAULT_CFG_YAML"))
+    core_keys = module_constant(PACKAGE / "config.py", "CORE_KEYS")
+    keys = [k for k in train_keys(module_constant(PACKAGE / "config.py", "DEFAULT_CFG_YAML")) if k.name in core_keys]
     after_key = module_constant(PACKAGE / "config.py", "AFTER_KEY")
     check_sources(aggregations, keys)
     env = git_env(work / "home")
     (work / "home").mkdir()
     tree = work / "tree"
     sdist_tree(sdist, tree, env)
+    base = last_code = git(tree, env, "rev-parse", "HEAD").strip()
     names, docs = [], []
     for number, commit in enumerate(series(keys, aggregations), 1):
         if commit.docs:  # not in the sdist: commit a stub (not part of the series) to diff the docs against
@@ -444,16 +442,41 @@ def build(version: str, sdist: Path, work: Path, out: Path) -> dict:
         options += ["-U1"] if commit.docs else []
         name = git(tree, env, "format-patch", *options, "-o", str(out), "-1", "HEAD").strip()
         (docs if commit.docs else names).append(Path(name).name)
+        last_code = last_code if commit.docs else git(tree, env, "rev-parse", "HEAD").strip()
+    lines = library_lines(tree, env, f"{base}..{last_code}")
     data = {
         "ultralytics": version,
         "sdist": sdist.name,
         "sdist_sha256": hashlib.sha256(sdist.read_bytes()).hexdigest(),
         "patches": names,
         "docs": docs,
+        "library_lines": lines,
         "made_by": "python tools/make_patches.py",
     }
     (out / "series.json").write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
     return data
+
+
+def library_lines(tree: Path, env: dict, commits: str) -> dict[str, int]:
+    """Return the lines a range of commits adds to Ultralytics' library, per file (tests/ not counted), and the total.
+
+    Every added line counts: code, comments, docstrings and blank lines, as `git diff --numstat` counts them.
+    """
+    numstat = git(tree, env, "diff", "--numstat", commits).splitlines()
+    added = {}
+    for row in numstat:
+        plus, _, path = row.split("\t")
+        if path.startswith("ultralytics/"):
+            added[path] = int(plus)
+    return {**dict(sorted(added.items())), "total": sum(added.values())}
+
+
+def report_size(lines: dict[str, int]) -> None:
+    """Print the core's size (the library lines the series adds) and stop when it exceeds MAX_LIBRARY_LINES."""
+    files = ", ".join(f"{k.removeprefix('ultralytics/')} {v}" for k, v in lines.items() if k != "total")
+    print(f"core series: {lines['total']} lines of library code added to Ultralytics ({files}; tests and docs not)")
+    if lines["total"] > MAX_LIBRARY_LINES:
+        raise SystemExit(f"make_patches: the core adds {lines['total']} library lines, above {MAX_LIBRARY_LINES}")
 
 
 def generated(folder: Path) -> dict[str, bytes]:
@@ -481,6 +504,7 @@ def main(argv: list[str] | None = None) -> int:
         work, out = Path(tmp), Path(tmp) / "out"
         out.mkdir()
         data = build(version, sdist, work, out)
+        report_size(data["library_lines"])
         if args.tree:
             shutil.copytree(work / "tree", args.tree, symlinks=True)
         new, old = generated(out), generated(PATCHES)

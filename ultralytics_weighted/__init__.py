@@ -13,12 +13,22 @@ Examples:
 
 from __future__ import annotations
 
-from ultralytics_weighted.balance import AGGREGATIONS, balance_stats, image_weights
+from ultralytics_weighted.balance import image_probabilities
 from ultralytics_weighted.integration import activate
 from ultralytics_weighted.sampler import BalancedSampler
+from ultralytics_weighted.schedule import ALL_AGGREGATIONS, BalanceSchedule, balance_stats, weighted_probabilities
 from ultralytics_weighted_hook import when_imported
 
 __version__ = "0.1.0"
-__all__ = ("AGGREGATIONS", "BalancedSampler", "__version__", "activate", "balance_stats", "image_weights")
+__all__ = (
+    "ALL_AGGREGATIONS",
+    "BalanceSchedule",
+    "BalancedSampler",
+    "__version__",
+    "activate",
+    "balance_stats",
+    "image_probabilities",
+    "weighted_probabilities",
+)
 
 when_imported("ultralytics", lambda ultralytics: activate())

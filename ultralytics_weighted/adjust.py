@@ -4,7 +4,7 @@
 Balanced sampling teaches a model the balanced class prior; the data it meets keeps its natural one. Adding
 delta_c = tau * log(share before_c / share trained_c) to each class logit trades that prior back (logit adjustment,
 Menon et al. 2021): tau = 0 keeps the balanced model (rare classes first), tau = 1 restores the data's prior (overall
-accuracy first). The offsets go into the bias of the head's class-logit layers (`training.class_logit_layers`), so the
+accuracy first). The offsets go into the bias of the head's class-logit layers (`priors.class_logit_layers`), so the
 corrected checkpoint predicts, validates and exports with stock Ultralytics.
 """
 
@@ -36,7 +36,7 @@ def main(options: dict[str, str]) -> int:
             tau = float(options["tau"])
         except ValueError:
             raise ValueError(f"tau={options['tau']} is not a number: tau must be a finite number >= 0.") from None
-        from ultralytics_weighted.training import correct_checkpoint
+        from ultralytics_weighted.priors import correct_checkpoint
 
         path, offsets, priors = correct_checkpoint(options["model"], tau, options.get("save") or None)
     except (FileNotFoundError, ValueError) as e:

@@ -159,10 +159,17 @@ def _stats(options: dict[str, str], report) -> int:
     """Run `stats`, writing the report to `report` (see `stats`)."""
     from ultralytics.cfg import DEFAULT_CFG_DICT, get_cfg, smart_value
 
-    from ultralytics_weighted.balance import balance_settings, balance_stats, nothing_to_balance
     from ultralytics_weighted.config import DEFAULTS, check_balance_args, check_keys, schedule_from_args
     from ultralytics_weighted.integration import data_weights, load_label_dataset
-    from ultralytics_weighted.report import compare_aggregations, format_aggregation_table, plot_balance
+    from ultralytics_weighted.report import (
+        balance_settings,
+        compare_aggregations,
+        format_aggregation_table,
+        nothing_to_balance,
+        plot_balance,
+        schedule_lines,
+    )
+    from ultralytics_weighted.schedule import balance_stats
     from ultralytics_weighted.training import dataset_label_classes
 
     values = {k: smart_value(v) for k, v in options.items()}
@@ -203,7 +210,7 @@ def _stats(options: dict[str, str], report) -> int:
             f"{balance_settings(strength, None, schedule)}; expected share of each class per epoch by aggregation:",
             file=report,
         )
-        print(note or "\n".join(format_aggregation_table(rows, names) + schedule.describe()), file=report)
+        print(note or "\n".join(format_aggregation_table(rows, names) + schedule_lines(schedule)), file=report)
         if off and not note and not weights:
             print(off, file=report)
         if weights:

@@ -49,8 +49,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ultralytics_weighted.balance import AGGREGATIONS, BalanceSchedule, balance_stats
 from ultralytics_weighted.config import DEFAULTS, balance_strength, schedule_from_args
+from ultralytics_weighted.schedule import ALL_AGGREGATIONS, BalanceSchedule, balance_stats
 
 FIXED_KEYS = {"seed", "name", "project", "exist_ok", "plots"}  # set per run by compare itself
 COMPARE_KEYS = {"data", "variants", "seeds", "project", "name", "parallel", "resamples"}  # compare's own options
@@ -107,9 +107,9 @@ def _parse_part(part: str, token: str) -> dict:
             raise ValueError(f"variant '{token}': '{part}' is not a key=value part.")
         return {key: smart_value(value)}
     agg, at, strength = part.partition("@")
-    if agg not in AGGREGATIONS:
+    if agg not in ALL_AGGREGATIONS:
         raise ValueError(
-            f"unknown variant '{token}'. A variant is none, {', '.join(AGGREGATIONS)} (optionally with @strength, "
+            f"unknown variant '{token}'. A variant is none, {', '.join(ALL_AGGREGATIONS)} (optionally with @strength, "
             "e.g. mean@0.5), a train key=value such as cls_pw=1.0, or such parts joined by '+' "
             "(e.g. mean+balance_floor=1)."
         )
@@ -300,7 +300,7 @@ def result_files(folder: Path, tau: float | None = None) -> dict[str, Path]:
         {'weights': 'best-tau1.pt', 'val': 'val-tau1.json', 'per_image': 'per_image-tau1.npz',
          'metrics': 'metrics-tau1.json'}
     """
-    from ultralytics_weighted.training import corrected_path
+    from ultralytics_weighted.priors import corrected_path
 
     files = {"weights": folder / "weights" / "best.pt", "val": folder / "val.json"}
     files |= {"per_image": folder / "per_image.npz", "metrics": folder / "metrics.json"}
@@ -310,12 +310,12 @@ def result_files(folder: Path, tau: float | None = None) -> dict[str, Path]:
 def logit_offsets(weights: Path, tau: float) -> np.ndarray:
     """Return what correcting a balanced checkpoint by tau adds to its class logits, as the corrected weights hold it.
 
-    The correction itself is `training.correct_class_prior` (on the model Ultralytics loads from the checkpoint, its
+    The correction itself is `priors.correct_class_prior` (on the model Ultralytics loads from the checkpoint, its
     EMA); the offsets are read back from the class-logit bias it changed, so they carry the checkpoint's own rounding.
     """
     from ultralytics.utils.patches import torch_load
 
-    from ultralytics_weighted.training import class_logit_layers, correct_class_prior
+    from ultralytics_weighted.priors import class_logit_layers, correct_class_prior
 
     checkpoint = torch_load(weights, map_location="cpu")
     model = checkpoint.get("ema") or checkpoint["model"]
@@ -352,7 +352,7 @@ def evaluate(folder: Path, data: str, train: dict, tau: float | None = None) -> 
     Returns:
         (dict): As `validate`.
     """
-    from ultralytics_weighted.training import correct_checkpoint
+    from ultralytics_weighted.priors import correct_checkpoint
 
     files, trained = result_files(folder, tau), result_files(folder)
     if tau is None:

@@ -1,5 +1,10 @@
-# Ultralytics 🚀 AGPL-3.0 License - https://ultralytics.com/license
-"""The configuration keys, their defaults and their checks (no Ultralytics import)."""
+# ultralytics-weighted, AGPL-3.0 license
+"""The plugin's train keys, their defaults and checks, and the schedule they describe (no Ultralytics import).
+
+The upstream core checks its keys (`CORE_KEYS`) with Ultralytics' `check_cfg` (a fraction key and a str key) and
+refuses an unknown `balance_agg` when it builds the train dataset; the plugin checks every key here, before training,
+with messages that name the valid values.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,7 @@ import sys
 
 import yaml
 
-from .balance import AGGREGATIONS, MAX_FLOOR, BalanceSchedule, check_aggregation
+from ultralytics_weighted.schedule import ALL_AGGREGATIONS, MAX_FLOOR, BalanceSchedule
 
 # The keys as they read in Ultralytics' cfg/default.yaml (train settings), with comments in its style: the one statement
 # of the keys and their defaults, which DEFAULTS is parsed from
@@ -22,6 +27,7 @@ balance_start: 0.0 # (float) fraction of epochs trained with stock sampling befo
 balance_tau: 0.0 # (float) also save best.pt with the data's class prior restored, tau * log(share before / trained)
 """
 DEFAULTS = yaml.safe_load(DEFAULT_CFG_YAML)  # the keys and defaults as Ultralytics reads them from default.yaml
+CORE_KEYS = ("class_balance", "balance_agg")  # the keys of the upstream core (its default.yaml lines are these ones)
 AFTER_KEY = "fraction"  # the keys are listed right after this train setting
 
 
@@ -158,9 +164,12 @@ def check_balance_args(cfg: dict) -> None:
     if not isinstance(agg, str):
         raise TypeError(
             f"'balance_agg={agg}' is of invalid type {type(agg).__name__}. "
-            f"Valid 'balance_agg' values are {', '.join(AGGREGATIONS)}."
+            f"Valid 'balance_agg' values are {', '.join(ALL_AGGREGATIONS)}."
         )
-    check_aggregation(agg)
+    if agg not in ALL_AGGREGATIONS:
+        raise ValueError(
+            f"'balance_agg={agg}' is an invalid value. Valid 'balance_agg' values are {', '.join(ALL_AGGREGATIONS)}."
+        )
     _check_number(
         cfg,
         "balance_floor",

@@ -22,8 +22,9 @@ import sys
 import time
 from pathlib import Path
 
-from ultralytics_weighted.balance import balance_report, balance_stats
 from ultralytics_weighted.compare import INTERRUPTED, Interrupted
+from ultralytics_weighted.report import balance_report
+from ultralytics_weighted.schedule import balance_stats
 
 MARKER = ".ultralytics-weighted-demo"  # marks a folder as a demo's, so that a later demo may replace its contents
 ENTRIES = (MARKER, "dataset", "compare")  # everything a demo writes into its folder

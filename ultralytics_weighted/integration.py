@@ -28,9 +28,8 @@ import numpy as np
 from packaging.specifiers import SpecifierSet
 from packaging.version import InvalidVersion, Version
 
-from ultralytics_weighted.balance import balance_settings
 from ultralytics_weighted.config import AFTER_KEY, DEFAULTS, check_balance_args
-from ultralytics_weighted.report import plot_balance
+from ultralytics_weighted.report import balance_settings, plot_balance
 from ultralytics_weighted_hook import when_imported
 
 # As in pyproject.toml (tests/test_host.py checks it), not read from the installed metadata, which reorders the bounds
@@ -208,7 +207,7 @@ def check_trainer(trainer) -> None:
         NotImplementedError: If the trainer's task or dataset cannot be balanced yet.
         ValueError: If `rect=True` is combined with balancing.
     """
-    from ultralytics_weighted import training  # imports Ultralytics: only once it is loaded
+    from ultralytics_weighted import plugin_training  # imports Ultralytics: only once it is loaded
 
     if _UNAVAILABLE and getattr(trainer.args, "class_balance", False):
         import ultralytics
@@ -216,7 +215,7 @@ def check_trainer(trainer) -> None:
         reason = "; ".join(_UNAVAILABLE.values())
         raise UnsupportedUltralyticsError(unsupported_message(ultralytics.__version__, reason))
     supported = _is_patched(getattr(type(trainer), "build_dataset", None))
-    training.check_class_balance(trainer.args, type(trainer).__name__, supported)
+    plugin_training.check_class_balance(trainer.args, type(trainer).__name__, supported)
     trainer.balance_data_weights = data_weights(trainer.args)
 
 
@@ -254,9 +253,9 @@ def _mark_train_pipeline(build_train_pipeline):
 
     @_mark
     def build_train_pipeline_marked(self, *args, **kwargs):
-        from ultralytics_weighted import training  # imports Ultralytics: only once it is loaded
+        from ultralytics_weighted import plugin_training  # imports Ultralytics: only once it is loaded
 
-        training.start_train_pipeline(self)
+        plugin_training.start_train_pipeline(self)
         return build_train_pipeline(self, *args, **kwargs)
 
     build_train_pipeline_marked.__doc__ = build_train_pipeline.__doc__
@@ -273,15 +272,15 @@ def _balanced_build_dataset(build_dataset):
 
     @_mark
     def build_balanced_dataset(self, *args, **kwargs):
-        from ultralytics_weighted import training  # imports Ultralytics: only once it is loaded
+        from ultralytics_weighted import plugin_training  # imports Ultralytics: only once it is loaded
 
         bound = signature.bind(self, *args, **kwargs)
         bound.apply_defaults()
         dataset, mode = build_dataset(self, *args, **kwargs), bound.arguments["mode"]
         weights = getattr(self, "balance_data_weights", None) if mode == "train" else None
         multipliers = weights.multipliers(dataset.im_files) if weights and hasattr(dataset, "im_files") else None
-        dataset = training.balance_train_dataset(self, dataset, mode, multipliers)
-        balanced = isinstance(dataset, training.BalancedDatasetMixin)
+        dataset = plugin_training.balance_train_dataset(self, dataset, mode, multipliers)
+        balanced = isinstance(dataset, plugin_training.BalancedDatasetMixin)
         if balanced and multipliers and _rank() in {-1, 0}:
             from ultralytics.utils import LOGGER, colorstr
 

@@ -26,7 +26,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ultralytics_weighted.config import DEFAULTS
+from ultralytics_weighted.config import CORE_KEYS
 from ultralytics_weighted.integration import package_version
 
 PROG = "ultralytics-weighted patch"
@@ -155,9 +155,9 @@ def run(action: str, path: Path, folder: Path | None = None) -> str:
     if action == "revert":
         return f"Reverted the class-balance series in {what}."
     return (
-        f"Applied the class-balance series to {what}: {', '.join(f'`{k}`' for k in DEFAULTS)} are now Ultralytics "
-        "train arguments. An ultralytics-weighted plugin installed beside it sees the native feature and stays "
-        "inactive."
+        f"Applied the class-balance series to {what}: {', '.join(f'`{k}`' for k in CORE_KEYS)} are now Ultralytics "
+        "train arguments (the series is the core: the plugin's other keys and commands are not in it). An "
+        "ultralytics-weighted plugin installed beside it sees the native feature and stays inactive."
     )
 
 

@@ -1,5 +1,8 @@
 # ultralytics-weighted, AGPL-3.0 license
-"""Human-readable reports of what balancing does (no Ultralytics import)."""
+"""The text and plots of what balancing does: the train-start table, warnings, the aggregation report.
+
+The numbers come from `schedule.py`; this module only words and draws them (no Ultralytics import).
+"""
 
 from __future__ import annotations
 
@@ -8,8 +11,186 @@ from pathlib import Path
 
 import numpy as np
 
-from ultralytics_weighted.balance import AGGREGATIONS, balance_stats
+from ultralytics_weighted.balance import flatten_labels
 from ultralytics_weighted.config import schedule_from_args
+from ultralytics_weighted.schedule import (
+    ALL_AGGREGATIONS,
+    FLOOR_UNDOES_WARNING,
+    BalanceSchedule,
+    balance_stats,
+)
+
+
+def balance_settings(strength: float, agg: str | None, schedule: BalanceSchedule | None = None) -> str:
+    """Return the settings as train keys, e.g. 'class_balance=1 balance_agg=mean balance_floor=1' (unset keys left out).
+
+    Examples:
+        >>> balance_settings(0.5, "sum")
+        'class_balance=0.5 balance_agg=sum'
+    """
+    text = f"class_balance={strength:g}" + (f" balance_agg={agg}" if agg else "")
+    if schedule:
+        text += "".join(
+            f" {k}={v:g}"
+            for k, v in (
+                ("balance_floor", schedule.floor),
+                ("balance_ramp", schedule.ramp),
+                ("balance_start", schedule.start),
+            )
+            if v
+        )
+    return text
+
+
+def balance_report(
+    classes: Sequence[np.ndarray],
+    names: dict | Sequence[str],
+    p: np.ndarray,
+    strength: float,
+    agg: str,
+    task: str | None = "detect",
+    schedule: BalanceSchedule | None = None,
+) -> list[str]:
+    """Return the lines logged at train start: settings, one row per class, the summary, and what does not apply.
+
+    Args:
+        classes (Sequence[np.ndarray]): Class ids of each image's objects, in dataset order.
+        names (dict | Sequence[str]): Class names by class id.
+        p (np.ndarray): Sampling probability of each image.
+        strength (float): Balancing strength (`class_balance`).
+        agg (str): Aggregation of the image weights (`balance_agg`).
+        task (str, optional): Training task; with 'classify' a line says that `agg` does not apply (one label per
+            image); None leaves that line out.
+        schedule (BalanceSchedule, optional): The epoch schedule `p` belongs to (its balanced epochs), when
+            `balance_floor`, `balance_ramp` or `balance_start` is set: adds the epoch length, the start and the ramp.
+
+    Returns:
+        (list[str]): Lines without a prefix: per class instances, images, share of instances before and expected
+            share per epoch after; then max/min class share before -> after, ESS, coverage and a grown epoch's length.
+
+    Examples:
+        >>> labels = [np.array([0, 0]), np.array([0]), np.array([1])]
+        >>> from ultralytics_weighted.balance import image_probabilities
+        >>> lines = balance_report(labels, ["car", "bus"], image_probabilities(labels, 2), 1.0, "mean")
+        >>> print(lines[-1])
+        max/min class share 3.00 -> 1.00, effective sample size 0.76, coverage 73.3% of images per epoch
+        >>> schedule = BalanceSchedule(labels, 2, floor=1.0)  # every image drawn at least once: the epoch grows
+        >>> lines = balance_report(labels, ["car", "bus"], schedule.probabilities(0), 1.0, "mean", schedule=schedule)
+        >>> print(lines[0].split(":")[0], "|", lines[-1].split(", coverage ")[1])
+        class_balance=1 balance_agg=mean balance_floor=1 | 100.0% of images per epoch, epoch 3 -> 4 images (+33%)
+    """
+    names = names if isinstance(names, dict) else dict(enumerate(names))
+    settings = balance_settings(strength, agg, schedule)
+    if reason := nothing_to_balance(classes, names):
+        return [f"{settings}: {len(classes)} train images; {reason}"]
+    epoch_size = schedule.epoch_size if schedule else None
+    stats = balance_stats(classes, len(names), p, epoch_size)
+    w = max([len("class")] + [len(str(names.get(c, c))) for c in range(len(stats["instances"]))])
+    backgrounds = sum(len(c) == 0 for c in classes)
+    kept = f" ({backgrounds} backgrounds keep their share)" if backgrounds else ""
+    lines = [
+        f"{settings}: {len(classes)} train images{kept}, expected share of each class per epoch:",
+        f"{'class':>{w}} {'instances':>10} {'images':>8} {'share before':>13} {'share per epoch':>16}",
+    ]
+    for c, (n, m, before, after) in enumerate(
+        zip(stats["instances"], stats["images"], stats["share_before"], stats["share_after"])
+    ):
+        if n:  # classes without instances are never drawn and do not count
+            lines.append(f"{names.get(c, c)!s:>{w}} {n:>10d} {m:>8d} {before:>13.1%} {after:>16.1%}")
+    size, n = stats["epoch_size"], len(classes)
+    grown = f", epoch {n:,} -> {size:,} images ({size / n - 1:+.0%})" if size != n else ""
+    lines.append(
+        f"max/min class share {stats['imbalance_before']:.2f} -> {stats['imbalance_after']:.2f}, "
+        f"effective sample size {stats['ess']:.2f}, coverage {stats['coverage']:.1%} of images per epoch{grown}"
+    )
+    lines += schedule_lines(schedule) if schedule else []
+    if task == "classify":
+        lines.append(
+            f"balance_agg={agg} does not apply to classification (one label per image): every value gives the same."
+        )
+    if absent := [str(names[c]) for c in range(len(names)) if not stats["instances"][c]]:
+        lines.append(f"no training images for {', '.join(absent)}: never drawn, shares are over the other classes.")
+    return lines
+
+
+def nothing_to_balance(classes: Sequence[np.ndarray], names: dict | Sequence[str]) -> str | None:
+    """Return why class-balanced sampling cannot change what an epoch shows, or None when it can.
+
+    Balancing moves draws between classes, so it needs labels of at least two classes: with no labelled image (all
+    backgrounds, or `classes=` filtering every label out) or a single labelled class, the probabilities are uniform
+    for every aggregation, and training samples as without `class_balance`.
+
+    Args:
+        classes (Sequence[np.ndarray]): Class ids of each image's objects, one array per image.
+        names (dict | Sequence[str]): Class names by class id.
+
+    Returns:
+        (str | None): A sentence for the log saying so, or None if at least two classes have labels.
+
+    Examples:
+        >>> nothing_to_balance([np.array([1]), np.array([1, 1])], ["car", "bus"]).split(":")[0]
+        'only one class has labels, so there is nothing to balance (every label is bus)'
+        >>> nothing_to_balance([np.array([0]), np.array([1])], ["car", "bus"]) is None
+        True
+    """
+    names = names if isinstance(names, dict) else dict(enumerate(names))
+    present = np.unique(flatten_labels(classes)[0])
+    if len(present) > 1:
+        return None
+    if len(present):
+        why = f"only one class has labels, so there is nothing to balance (every label is {names.get(int(present[0]))})"
+    else:
+        why = f"no train image has labels ({len(classes)} images, all backgrounds), so there is nothing to balance"
+    return f"{why}: every image is drawn once per epoch, as without class_balance."
+
+
+def floor_warning(schedule: BalanceSchedule) -> str | None:
+    """Return a warning when a schedule's floor takes back more than FLOOR_UNDOES_WARNING of the balance, else None.
+
+    Examples:
+        >>> labels = [np.array([0, 0, 1])] + [np.array([0])] * 2 + [np.array([1])]
+        >>> schedule = BalanceSchedule(labels, 2, 1.0, "sum", floor=1.0)
+        >>> print(floor_warning(schedule))  # doctest: +NORMALIZE_WHITESPACE
+        balance_floor=1 takes back 100% of the balance: max/min class share 2.00 stock, 1.67 without the floor,
+        2.00 with it. A lower balance_floor (or a weaker class_balance) keeps more of it.
+        >>> floor_warning(BalanceSchedule(labels, 2, 1.0, "sum", floor=0.25)) is None
+        True
+    """
+    undone, stock, without, floored = schedule.floor_effect()
+    if undone <= FLOOR_UNDOES_WARNING:
+        return None
+    return (
+        f"balance_floor={schedule.floor:g} takes back {undone:.0%} of the balance: max/min class share {stock:.2f} "
+        f"stock, {without:.2f} without the floor, {floored:.2f} with it. A lower balance_floor (or a weaker "
+        "class_balance) keeps more of it."
+    )
+
+
+def schedule_lines(schedule: BalanceSchedule) -> list[str]:
+    """Return what a schedule adds to the train-start table: the late start and the ramp, one line each."""
+    lines = []
+    if schedule.start:
+        stock = "epoch 1" if schedule.start_epoch == 1 else f"epochs 1-{schedule.start_epoch}"
+        grown = (
+            f" ({schedule.epoch_size:,} uniform draws per epoch)"
+            if schedule.epoch_size != len(schedule.classes)
+            else ""
+        )
+        lines.append(
+            f"balance_start={schedule.start:g}: stock sampling in {stock}{grown}, balanced from epoch "
+            f"{schedule.start_epoch + 1} of {schedule.epochs}"
+            if schedule.start_epoch
+            else f"balance_start={schedule.start:g}: {schedule.start:g} x {schedule.epochs} epochs leaves no stock "
+            f"epoch, balanced from epoch 1 of {schedule.epochs}"
+        )
+    if schedule.ramp_epochs > 0:
+        lines.append(
+            f"balance_ramp={schedule.ramp:g}: class_balance rises linearly from 0 in epoch {schedule.start_epoch + 1} "
+            f"to {schedule.strength:g} from epoch {schedule.full_strength_epoch + 1} of {schedule.epochs} on"
+        )
+    if lines:
+        lines[-1] += "; the figures above are those of the balanced epochs."
+    return lines
 
 
 def compare_aggregations(
@@ -38,7 +219,7 @@ def compare_aggregations(
         [3, 4]
     """
     rows = []
-    for agg in ("none", *AGGREGATIONS):
+    for agg in ("none", *ALL_AGGREGATIONS):
         settings = {"class_balance": strength, "balance_agg": agg, "balance_floor": floor}
         schedule = None if agg == "none" else schedule_from_args(settings, classes, nc)
         p = schedule.probabilities(0) if schedule else None

@@ -13,11 +13,8 @@ from torch.utils.data import RandomSampler
 from tests import CFG
 from ultralytics import YOLO
 from ultralytics.cfg import get_cfg
-from ultralytics.data.augment import BaseMixTransform, Compose, Mosaic
-from ultralytics.data.balance import AGGREGATIONS, balance_stats, image_weights
-from ultralytics.data.balanced_training import BalancedDatasetMixin
+from ultralytics.data.balance import AGGREGATIONS, image_probabilities
 from ultralytics.data.build import build_dataloader
-from ultralytics.data.config import DEFAULTS
 from ultralytics.data.dataset import YOLODataset
 from ultralytics.data.sampler import BalancedSampler, systematic_draw
 from ultralytics.models.yolo.classify import ClassificationTrainer
@@ -95,15 +92,13 @@ def data(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def balanced(data, tmp_path_factory):
-    """Return a model trained for one epoch with class_balance=True, balance_agg='sum', mixup and cache='ram'."""
+    """Return a model trained for one epoch with class_balance=True and balance_agg='sum'."""
     model = YOLO(CFG)
     with LogRecords() as log:
         model.train(
             data=str(data),
             class_balance=True,
             balance_agg="sum",
-            cache="ram",
-            mixup=0.5,
             **TRAIN,
             project=str(tmp_path_factory.mktemp("runs")),
             name="balanced",
@@ -115,35 +110,36 @@ def balanced(data, tmp_path_factory):
 def test_class_balance_args():
     """Test the class-balanced sampling keys: defaults (as in default.yaml), values and errors."""
     keys = list(DEFAULT_CFG_DICT)
-    assert keys[keys.index("fraction") + 1 : keys.index("fraction") + 1 + len(DEFAULTS)] == list(DEFAULTS)
-    assert {k: DEFAULT_CFG_DICT[k] for k in DEFAULTS} == DEFAULTS
+    assert keys[keys.index("fraction") + 1 : keys.index("fraction") + 3] == ["class_balance", "balance_agg"]
+    assert DEFAULT_CFG_DICT["class_balance"] is False and DEFAULT_CFG_DICT["balance_agg"] == "mean"
     for agg in AGGREGATIONS:
         assert get_cfg(overrides={"class_balance": 0.5, "balance_agg": agg}).balance_agg == agg
     assert get_cfg(overrides={"class_balance": True}).class_balance is True
     for overrides, error, match in (
-        ({"balance_agg": "foo"}, ValueError, "'balance_agg=foo' is an invalid value. Valid 'balance_agg' values are"),
         ({"balance_agg": 1}, TypeError, "'balance_agg=1' is of invalid type int"),
         ({"class_balance": 2}, ValueError, "'class_balance=2' is an invalid value"),
         ({"class_balance": -0.1}, ValueError, "'class_balance=-0.1' is an invalid value"),
         ({"class_balance": "yes"}, TypeError, "'class_balance=yes' is of invalid type str"),
         ({"class_balance": None}, TypeError, "'class_balance=None' is invalid"),
         ({"balance_agg": None}, TypeError, "'balance_agg=None' is invalid"),
-        ({"balance_floor": float("inf")}, ValueError, "'balance_floor=inf' is an invalid value: not a finite number"),
-        ({"balance_ramp": "nan"}, ValueError, "'balance_ramp=nan' is an invalid value: not a finite number"),
-        ({"balance_floor": 1e9}, ValueError, r"Valid 'balance_floor' values are between 0.0 and 1 \("),
     ):
         with pytest.raises(error, match=match):
             get_cfg(overrides=overrides)
+    with pytest.raises(
+        ValueError, match="'balance_agg=foo' is an invalid value. Valid 'balance_agg' values are \\('mean'"
+    ):
+        image_probabilities([np.array([0]), np.array([1])], 2, "foo")
 
 
-def test_image_weights_and_sampler():
+def test_image_probabilities_and_sampler():
     """Test class-balanced probabilities, systematic draws, determinism and DDP shards."""
     labels = [np.array([0, 0]), np.array([0]), np.array([1]), np.array([], dtype=int)]
     for agg in AGGREGATIONS:
-        p = image_weights(labels, 2, agg)
+        p = image_probabilities(labels, 2, agg)
         assert p.sum() == pytest.approx(1.0) and p[3] == pytest.approx(0.25)  # backgrounds keep their share
-    stats = balance_stats(labels, 2, image_weights(labels, 2, "mean"))
-    assert stats["imbalance_before"] == pytest.approx(3.0) and stats["imbalance_after"] == pytest.approx(1.0)
+    p = image_probabilities(labels, 2, "mean")
+    assert 2 * p[0] + p[1] == pytest.approx(p[2])  # class 0 (3 instances) and class 1 (1) drawn equally often
+    assert np.array_equal(image_probabilities(labels, 2, "sum", 0.0), np.full(4, 0.25))  # strength 0: uniform
 
     p = np.random.default_rng(0).random(101) ** 4
     p /= p.sum()
@@ -170,35 +166,20 @@ def test_build_dataloader_sampler(data):
 
 
 def test_train_class_balance(balanced):
-    """Test that only the train loader is balanced, with its sampler, log table and weighted mix partners."""
+    """Test that only the train loader is balanced, with its sampler and log line."""
     trainer = balanced.trainer
     train, val = trainer.train_loader, trainer.test_loader
     dataset = train.dataset
     assert isinstance(train.sampler, BalancedSampler) and len(train.sampler) == len(dataset) == 24
-    assert np.array_equal(
-        train.sampler.probabilities(0), dataset.image_probabilities / dataset.image_probabilities.sum()
-    )
-    assert not isinstance(val.dataset, BalancedDatasetMixin) and not isinstance(val.sampler, BalancedSampler)
+    p = train.sampler.probabilities(0)
+    classes = [label["cls"].reshape(-1) for label in dataset.labels]
+    assert np.array_equal(p, image_probabilities(classes, 3, "sum", 1.0))
+    assert not hasattr(val.dataset, "balanced_sampling") and not isinstance(val.sampler, BalancedSampler)
 
-    table = [m for m in balanced.log if "class_balance=1 balance_agg=sum" in m]
-    assert table and "24 train images (2 backgrounds keep their share)" in table[0]
-    assert "effective sample size" in table[0] and "rare" in table[0]
+    line = [m for m in balanced.log if "class_balance=1 balance_agg=sum: 24 train images" in m]
+    assert line and "max/min class share" in line[0]
     rare = [i for i, label in enumerate(dataset.labels) if 2 in label["cls"]]
-    assert dataset.image_probabilities[rare].sum() > len(rare) / len(dataset)  # rare images are drawn more often
-
-    mix, stack = [], [dataset.transforms]  # cache='ram': stock picks Mosaic and MixUp partners uniformly
-    while stack:
-        t = stack.pop()
-        stack.extend(t.transforms if isinstance(t, Compose) else [])
-        if isinstance(t, BaseMixTransform):
-            mix.append(t)
-            stack.append(t.pre_transform)
-    mosaic = next(t for t in mix if isinstance(t, Mosaic))
-    assert not mosaic.buffer_enabled and {type(t).__name__ for t in mix} >= {"Mosaic", "MixUp"}
-    np.random.seed(0)
-    drawn = np.concatenate([mosaic.get_indexes() for _ in range(10000)])
-    frequency = np.bincount(drawn, minlength=len(dataset)) / drawn.size
-    assert 0.5 * np.abs(frequency - dataset.image_probabilities).sum() < 0.02  # total variation distance
+    assert p[rare].sum() > len(rare) / len(dataset)  # rare images are drawn more often
 
 
 def test_class_balance_off(balanced):
@@ -207,7 +188,7 @@ def test_class_balance_off(balanced):
     trainer.args.class_balance = False
     try:
         loader = trainer.get_dataloader(trainer.data["train"], batch_size=8, rank=-1, mode="train")
-        assert type(loader.dataset) is YOLODataset and isinstance(loader.sampler, RandomSampler)
+        assert not hasattr(loader.dataset, "balanced_sampling") and isinstance(loader.sampler, RandomSampler)
     finally:
         trainer.args.class_balance = True
 
@@ -222,7 +203,7 @@ def test_classify_class_balance(tmp_path):
         trainer = ClassificationTrainer(overrides=overrides)
         loader = trainer.get_dataloader(trainer.data["train"], batch_size=16, rank=-1, mode="train")
     assert isinstance(loader.sampler, BalancedSampler) and len(loader.sampler) == 41
-    assert any("balance_agg=max does not apply to classification" in m for m in log.messages)  # said when set
+    assert any("class_balance=1 balance_agg=max: 41 train images" in m for m in log.messages)
     seen = np.zeros(3)
     for _ in range(20):  # 20 epochs of 41 draws through the real loader
         for batch in loader:
@@ -230,7 +211,7 @@ def test_classify_class_balance(tmp_path):
     np.testing.assert_allclose(seen / seen.sum(), [1 / 3] * 3, atol=0.02)
     trainer.model = trainer.get_model(cfg="yolo26n-cls.yaml", verbose=False)
     val = trainer.get_dataloader(trainer.data["val"], batch_size=4, rank=-1, mode="val")
-    assert not isinstance(val.dataset, BalancedDatasetMixin) and not isinstance(val.sampler, BalancedSampler)
+    assert not hasattr(val.dataset, "balanced_sampling") and not isinstance(val.sampler, BalancedSampler)
 
 
 def test_class_balance_conflicts(data, tmp_path):
@@ -243,11 +224,12 @@ def test_class_balance_conflicts(data, tmp_path):
     with pytest.raises(NotImplementedError, match="task=detect with WorldTrainer"):
         WorldTrainer(overrides={**args, "model": "yolov8s-worldv2.yaml", "name": "world"})
     with LogRecords() as log:
-        trainer = DetectionTrainer(overrides={**args, "single_cls": True, "cls_pw": 0.5, "name": "warn"})
-    assert any("'single_cls=True' merges all classes into one" in m for m in log.messages)
+        trainer = DetectionTrainer(overrides={**args, "cls_pw": 0.5, "name": "warn"})
     assert any("cls_pw=0.5 (loss weighting) both favour rare classes" in m for m in log.messages)
     trainer.model = trainer.get_model(cfg=CFG, verbose=False)
-    assert type(trainer.build_dataset(trainer.data["train"], mode="train", batch=8)) is YOLODataset
+    trainer.args.single_cls = True  # one class left: every image drawn once per epoch, as stock
+    dataset = trainer.build_dataset(trainer.data["train"], mode="train", batch=8)
+    assert np.array_equal(dataset.balanced_sampling["probabilities"], np.full(24, 1 / 24))
 
 
 def test_class_balance_resume(data, tmp_path):

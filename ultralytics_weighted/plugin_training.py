@@ -1,0 +1,274 @@
+# ultralytics-weighted, AGPL-3.0 license
+"""The plugin's training: the core's wiring (`training.py`) with the extensions on top.
+
+What the plugin adds to the core's balanced train dataset: the epoch schedule (`balance_agg=auto`, `balance_floor`,
+`balance_ramp`, `balance_start`) and the data YAML's weights (`schedule.py`), the class priors and `balance_tau`
+(`priors.py`), mix partners drawn by the same probabilities (`BalancedDatasetMixin`), the QAT calibration dataset left
+stock, and the train-start table (`report.py`). `integration.py` calls these functions from its wrappers.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ultralytics.utils import LOGGER, RANK
+
+from ultralytics_weighted import training as core
+from ultralytics_weighted.config import DEFAULTS, balance_strength, schedule_from_args, unused_balance_keys
+from ultralytics_weighted.priors import record_class_priors, save_corrected_best
+from ultralytics_weighted.report import balance_report, balance_settings, floor_warning, nothing_to_balance
+from ultralytics_weighted.schedule import BalanceSchedule, balance_stats
+from ultralytics_weighted.training import PREFIX, dataset_label_classes
+
+BALANCED_TASKS = frozenset({"detect", "segment", "pose", "obb", "classify"})
+
+
+def check_class_balance(args, trainer: str, supported: bool) -> None:
+    """Refuse or warn about settings that class-balanced sampling cannot honour, before the run folder is made.
+
+    The core refuses the same settings later, once the train loader is built (`training.check_balanced_loader`); the
+    plugin checks the arguments before Ultralytics makes the run folder, and also warns about unused keys.
+
+    Args:
+        args (IterableSimpleNamespace): Checked train arguments (after `check_resume`: the resumed run's arguments).
+        trainer (str): Name of the trainer class, for the message.
+        supported (bool): Whether this trainer's `build_dataset()` balances train datasets.
+
+    Raises:
+        NotImplementedError: If the task or the trainer's datasets cannot be balanced yet.
+        ValueError: If `rect=True` is combined with balancing.
+
+    Examples:
+        >>> from types import SimpleNamespace
+        >>> check_class_balance(SimpleNamespace(class_balance=False), "DetectionTrainer", True)  # off: nothing to do
+        >>> args = SimpleNamespace(class_balance=True, task="detect", rect=True, single_cls=False)
+        >>> check_class_balance(args, "DetectionTrainer", True)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: 'rect=True' cannot be combined with class_balance: ...
+        >>> check_class_balance(args, "WorldTrainer", False)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        NotImplementedError: class_balance is not supported for task=detect with WorldTrainer yet. ...
+    """
+    if not balance_strength(args.class_balance):
+        if RANK in {-1, 0} and (unused := unused_balance_keys(vars(args))):
+            LOGGER.warning(
+                f"{PREFIX}{', '.join(unused)} {'has' if len(unused) == 1 else 'have'} no effect "
+                f"without class_balance (class_balance={args.class_balance}): training samples as stock. Add "
+                "class_balance=True to balance."
+            )
+        return
+    if args.task not in BALANCED_TASKS or not supported:
+        raise NotImplementedError(
+            f"class_balance is not supported for task={args.task} with {trainer} yet. "
+            f"Balanced training works for {', '.join(sorted(BALANCED_TASKS))} (YOLO and RT-DETR models); "
+            "set class_balance=False to train this model."
+        )
+    if args.rect:
+        raise ValueError(
+            "'rect=True' cannot be combined with class_balance: rectangular training fixes each image's batch (and "
+            "shape) by aspect ratio, while balanced sampling draws images in a new order every epoch. "
+            "Use rect=False to balance, or class_balance=False to keep rectangular batches."
+        )
+    if RANK in {-1, 0}:
+        if args.single_cls:
+            LOGGER.warning(f"{PREFIX}'single_cls=True' merges all classes into one, so class_balance has no effect.")
+        cls_pw = getattr(args, "cls_pw", 0.0)  # loss class weighting (a train key since Ultralytics 8.4.37)
+        if cls_pw:
+            LOGGER.warning(
+                f"{PREFIX}class_balance (sampling) and cls_pw={cls_pw} (loss weighting) both favour rare "
+                "classes; together they compensate twice. Consider cls_pw=0.0."
+            )
+
+
+def start_train_pipeline(trainer) -> None:
+    """Record that `trainer` builds its train loader now; train-mode datasets built before it stay stock (QAT)."""
+    trainer.balance_train_pipeline = True
+
+
+def is_qat_calibration(trainer) -> bool:
+    """Return whether a train-mode dataset is built for QAT calibration (`quantize=8`), which samples like stock."""
+    return getattr(trainer.args, "quantize", None) == 8 and not getattr(trainer, "balance_train_pipeline", False)
+
+
+def balance_train_dataset(trainer, dataset, mode: str = "train", multipliers: dict | None = None):
+    """The plugin's `build_dataset()` last step: the core's, with the schedule, data weights, priors and table.
+
+    Validation datasets, `class_balance=False`, `single_cls=True`, the QAT calibration dataset and labels with fewer
+    than two classes (nothing to balance, said in the log) stay exactly the stock dataset. A balanced dataset logs its
+    table, and the trainer tells its sampler every epoch.
+
+    Args:
+        trainer (BaseTrainer): The trainer building the dataset (its `args`, `data['names']` and callbacks).
+        dataset (Dataset): The stock dataset `build_dataset()` built.
+        mode (str): 'train' or 'val'.
+        multipliers (dict, optional): Weights from the data (`BalanceSchedule`'s `multipliers`): the dataset is then
+            weighted by them also without `class_balance`.
+
+    Returns:
+        (Dataset): The same dataset object, balanced or not.
+
+    Raises:
+        NotImplementedError: If the dataset type cannot be balanced yet.
+    """
+    args = trainer.args
+    weighted = balance_strength(args.class_balance) or multipliers
+    if mode != "train" or not weighted or args.single_cls or is_qat_calibration(trainer):
+        return dataset
+    strength, classes, names = (
+        balance_strength(args.class_balance),
+        dataset_label_classes(dataset),
+        trainer.data["names"],
+    )
+    if not multipliers and (reason := nothing_to_balance(classes, names)):
+        if RANK in {-1, 0}:
+            LOGGER.info(f"{PREFIX}{balance_settings(strength, args.balance_agg)}: {reason}")
+        return dataset  # the stock dataset: trains exactly as without class_balance
+    schedule = schedule_from_args(args, classes, len(names), multipliers)
+    make_balanced(dataset, schedule, names)
+    core.set_train_sampling(trainer, dataset, schedule.probabilities, schedule.epoch_size)
+    for event, callback in (
+        ("on_train_epoch_end", record_class_priors),  # before the epoch's checkpoints are saved
+        ("on_train_end", save_corrected_best),  # after the final validation has stripped best.pt
+    ):
+        if callback not in trainer.callbacks[event]:
+            trainer.add_callback(event, callback)
+    if RANK in {-1, 0}:
+        log_balance(dataset, args.task)
+    return dataset
+
+
+class BalancedDatasetMixin:
+    """Mixin for a dataset class whose train images are drawn by class-balanced probabilities.
+
+    The dataset holds `image_probabilities` (one per image, computed from the labels in use: after `classes=`
+    filtering, `fraction` and any re-sorting) and hands the train loader a `BalancedSampler` over them. For YOLO
+    datasets, Mosaic, MixUp, CutMix and CopyPaste partners are drawn from the same probabilities wherever stock
+    Ultralytics picks them uniformly from the whole dataset (MixUp, CutMix, CopyPaste; Mosaic with `cache=ram`).
+    Mosaic's default buffer of recently loaded images already consists of balanced draws and is kept as it is.
+    """
+
+    __slots__ = ()  # no layout of its own, so that a built stock dataset can switch to the balanced subclass
+    stock_class: type  # the stock dataset class this balanced class extends (set by `balanced_class`)
+
+    def set_balance(self, schedule: BalanceSchedule, names: dict) -> None:
+        """Take the epoch schedule and its per-image probabilities, and re-point the augmentation partners at them.
+
+        Args:
+            schedule (BalanceSchedule): The schedule of this dataset's labels (`dataset_label_classes`), built from
+                the train arguments `class_balance`, `balance_agg`, `balance_floor`, `balance_ramp`, `epochs` and
+                `balance_start`.
+            names (dict): Class names by class id (the trainer's `data["names"]`).
+        """
+        self.balance_schedule, self.balance_names = schedule, names
+        # the balanced epochs' probabilities: the table, the plot and the mix partners (worker processes keep their
+        # copy of the dataset, so partners cannot follow a ramp or a late start; they use the full strength throughout)
+        self.image_probabilities = schedule.probabilities(schedule.full_strength_epoch)
+        self._cumulative_probabilities = np.cumsum(self.image_probabilities)
+        if hasattr(self, "transforms"):
+            _weight_mix_partners(self, self.transforms)
+
+    def balance_stats(self) -> dict:
+        """Return `balance_stats` (shares before/after, imbalance, ESS, coverage) for this dataset's probabilities."""
+        schedule = self.balance_schedule
+        return balance_stats(schedule.classes, len(self.balance_names), self.image_probabilities, schedule.epoch_size)
+
+    def partner_indexes(self, k: int) -> np.ndarray:
+        """Draw `k` augmentation partner indexes from the image probabilities (O(k log N), per-worker numpy RNG)."""
+        u = np.random.random(k) * self._cumulative_probabilities[-1]
+        return np.searchsorted(self._cumulative_probabilities, u, side="right").clip(
+            max=len(self._cumulative_probabilities) - 1
+        )
+
+    def build_transforms(self, hyp=None):
+        """Build the stock transforms, with partners drawn by the image probabilities (also after close_mosaic)."""
+        transforms = self.stock_class.build_transforms(self, hyp)
+        if hasattr(self, "image_probabilities"):
+            _weight_mix_partners(self, transforms)
+        return transforms
+
+
+class _WeightedPartners:
+    """Picklable replacement for a mix transform's `get_indexes` (workers may pickle the dataset)."""
+
+    def __init__(self, dataset: BalancedDatasetMixin, count: int | None):
+        self.dataset, self.count = dataset, count
+
+    def __call__(self):
+        indexes = self.dataset.partner_indexes(self.count or 1)
+        return indexes.tolist() if self.count else int(indexes[0])
+
+
+def _weight_mix_partners(dataset, transforms) -> None:
+    """Point every mix transform in a (nested) Compose that picks partners uniformly at the dataset's weights."""
+    from ultralytics.data.augment import BaseMixTransform, Compose, Mosaic
+
+    stack = [transforms]
+    while stack:
+        t = stack.pop()
+        if isinstance(t, Compose):
+            stack.extend(t.transforms)
+        elif isinstance(t, BaseMixTransform):
+            stack.append(t.pre_transform)
+            if isinstance(t, Mosaic):
+                if not t.buffer_enabled:  # cache=ram: stock picks uniformly from the whole dataset
+                    t.get_indexes = _WeightedPartners(dataset, t.n - 1)
+            else:
+                t.get_indexes = _WeightedPartners(dataset, None)
+
+
+_BALANCED_CLASSES: dict[type, type] = {}
+
+
+def balanced_class(dataset_class: type) -> type:
+    """Return the balanced subclass of a dataset class, registered in this module so that it pickles by name."""
+    if dataset_class not in _BALANCED_CLASSES:
+        name = f"Balanced{dataset_class.__name__}"
+        # The mixin goes last so that the instance layout stays the stock one (required to switch `__class__`); the
+        # method it overrides is put on the class itself.
+        namespace = {"__module__": __name__, "__qualname__": name, "__slots__": (), "stock_class": dataset_class}
+        if hasattr(dataset_class, "build_transforms"):
+            namespace["build_transforms"] = BalancedDatasetMixin.build_transforms
+        cls = type(name, (dataset_class, BalancedDatasetMixin), namespace)
+        cls.__doc__ = f"{dataset_class.__name__} whose train images are drawn by class-balanced probabilities."
+        globals()[name] = _BALANCED_CLASSES[dataset_class] = cls
+    return _BALANCED_CLASSES[dataset_class]
+
+
+def make_balanced(dataset, schedule: BalanceSchedule, names: dict):
+    """Turn a built stock train dataset into its balanced subclass, in place, and return it.
+
+    The stock constructor has already loaded, filtered and ordered the labels exactly as training uses them, so the
+    schedule is computed from those (`dataset_label_classes`); switching the instance's class keeps everything else the
+    stock dataset did.
+
+    Args:
+        dataset (YOLODataset | ClassificationDataset): A stock train dataset.
+        schedule (BalanceSchedule): The epoch schedule of the dataset's labels.
+        names (dict): Class names by class id.
+
+    Returns:
+        (BalancedDatasetMixin): The same object, now of the balanced subclass.
+    """
+    dataset.__class__ = balanced_class(type(dataset))
+    dataset.set_balance(schedule, names)
+    return dataset
+
+
+def log_balance(dataset: BalancedDatasetMixin, task: str) -> None:
+    """Log a balanced dataset's table, what does not apply or is never drawn, and if the floor undoes the balance."""
+    schedule = dataset.balance_schedule
+    lines = balance_report(
+        schedule.classes,
+        dataset.balance_names,
+        dataset.image_probabilities,
+        schedule.strength,
+        schedule.agg,
+        # balance_agg has no meaning for classification: say so only to a user who set it
+        task if schedule.agg != DEFAULTS["balance_agg"] else None,
+        schedule,
+    )
+    LOGGER.info("\n".join(PREFIX + line for line in lines))
+    if warning := floor_warning(schedule):
+        LOGGER.warning(PREFIX + warning)
