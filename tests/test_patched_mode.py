@@ -235,12 +235,17 @@ def test_settings_it_cannot_honour_are_refused_before_the_first_epoch(datasets, 
         def build_dataset(self, img_path, mode="train", batch=None):
             return build_yolo_dataset(self.args, img_path, batch, self.data, mode=mode, rect=mode == "val", stride=32)
 
+    import cv2
+
     epochs = []
     args = dict(data=str(datasets("detect")), class_balance=True, **TRAIN, project=str(tmp_path))
+    wide = synthetic().make_dataset(tmp_path / "wide", task="detect", n_train=24, n_val=8)
+    for image in sorted((tmp_path / "wide").rglob("train/*.jpg"))[::2]:  # two aspect ratios: rect keeps the order
+        cv2.imwrite(str(image), cv2.resize(cv2.imread(str(image)), (64, 32)))
     model = Model("yolo11n.yaml")
     model.add_callback("on_train_epoch_start", lambda trainer: epochs.append(trainer.epoch))
     with pytest.raises(NotImplementedError, match="'rect=True' orders images by aspect ratio"):
-        model.train(**args, rect=True, name="rect")
+        model.train(**{**args, "data": str(wide)}, rect=True, name="rect")
     with pytest.raises(NotImplementedError, match="UnbalancedTrainer .*its datasets are not balanced yet"):
         Model("yolo11n.yaml").train(**args, trainer=UnbalancedTrainer, name="unbalanced")
     assert not epochs  # refused before any training

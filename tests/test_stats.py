@@ -34,7 +34,7 @@ def test_stats_json_matches_the_weights_training_uses(datasets, tmp_path):
         expected = balance_stats(classes, len(names), p)
         assert row["imbalance"] == pytest.approx(expected["imbalance_after"])
         assert row["ess"] == pytest.approx(expected["ess"]) and row["coverage"] == pytest.approx(expected["coverage"])
-        assert row["max_repeats"] == pytest.approx(len(classes) * p.max())
+        assert row["max_draws"] == pytest.approx(len(classes) * p.max())
         np.testing.assert_allclose(row["shares"], expected["share_after"])
     none = report["aggregations"][0]
     assert none["ess"] == pytest.approx(1.0) and none["coverage"] == pytest.approx(1.0)
@@ -144,7 +144,7 @@ def test_stats_single_class_rows_are_uniform(datasets, tmp_path):
     report = json.loads(out.stdout)
     assert "only one class has labels" in report["note"]
     assert all(
-        r["ess"] == pytest.approx(1.0) and r["max_repeats"] == pytest.approx(1.0) for r in report["aggregations"]
+        r["ess"] == pytest.approx(1.0) and r["max_draws"] == pytest.approx(1.0) for r in report["aggregations"]
     )
 
 

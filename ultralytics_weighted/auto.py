@@ -17,7 +17,7 @@ from .balance import class_weights
 # balance_agg=auto: solved probabilities (see `_AutoSolver`)
 AUTO_TOLERANCE = 1.02  # stop once max/min over classes of (expected share / target share) is at most this
 AUTO_MIN_DRAWS = 0.02  # floor of expected draws per epoch N * p_i of every labelled image: nothing drops out
-AUTO_MAX_DRAWS = 10.0  # cap of expected draws per epoch N * p_i: more repeats of one image mostly feed memorization
+AUTO_MAX_DRAWS = 10.0  # cap of expected draws per epoch N * p_i: more draws of one image mostly feed memorization
 AUTO_MAX_ITER = 30  # Newton iterations at most, both phases together (reachable targets take fewer than 10)
 AUTO_MAX_STEP = 2.0  # largest change of one class' log weight per Newton iteration (trust region)
 AUTO_MIN_PROGRESS, AUTO_PATIENCE = 0.01, 2  # stop after 2 iterations that do not cut the imbalance by 1% more

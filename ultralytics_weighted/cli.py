@@ -28,7 +28,7 @@ COMMAND_HELP = {
         [single_cls=...]
       Read the split's labels the way training does (data.yaml for detect/segment/pose/obb, or a classification
       folder) and print one row per aggregation (none, mean, max, median, sum, ...): max/min class share, effective
-      sample size, coverage, largest expected repeats of one image per epoch, and each class's expected share.
+      sample size, coverage, largest expected draws of one image per epoch, and each class's expected share.
       format=json prints the same as JSON; plot=FILE.png saves the class balance plot for balance_agg. Only the
       report goes to stdout (Ultralytics' own messages go to stderr), so `format=json | python -m json.tool` works.
 """,
@@ -169,7 +169,6 @@ def _stats(options: dict[str, str], report) -> int:
         plot_balance,
         schedule_lines,
     )
-    from ultralytics_weighted.schedule import balance_stats
     from ultralytics_weighted.training import dataset_label_classes
 
     values = {k: smart_value(v) for k, v in options.items()}
@@ -190,7 +189,7 @@ def _stats(options: dict[str, str], report) -> int:
     schedule = schedule_from_args({"epochs": DEFAULT_CFG_DICT["epochs"], **values}, classes, len(names), multipliers)
     strength, agg = schedule.strength, schedule.agg
     rows = compare_aggregations(classes, len(names), strength, schedule.floor)
-    p = schedule.probabilities(schedule.full_strength_epoch)
+    p = schedule.balanced_probabilities
     weight_lines = weights.report(classes, dataset.im_files, p, strength) if weights else []
     note = nothing_to_balance(classes, names)  # instead of a table of identical rows
     off = None if strength else "class_balance=0 is off: training samples every image once per epoch, as here."
@@ -216,9 +215,8 @@ def _stats(options: dict[str, str], report) -> int:
         if weights:
             print("\n".join(weight_lines), file=report)
     if plot:
-        p = schedule.probabilities(schedule.full_strength_epoch)
         path = plot_balance(
-            balance_stats(classes, len(names), p, schedule.epoch_size),
+            schedule.figures,
             names,
             plot,
             strength,

@@ -180,7 +180,7 @@ def run_demo(options: dict) -> Path:
     data = make_dataset(folder / "dataset", "detect", images, VAL_IMAGES, int(train["imgsz"]), RARE_EVERY)
     classes, names, _ = load_label_classes({"data": str(data)})
     schedule = parse_variants(variant)[0].schedule(classes, len(names), int(train["epochs"]))
-    p = schedule.probabilities(schedule.full_strength_epoch)
+    p = schedule.balanced_probabilities
     print("\nThe balance table that balanced training logs at its start:")
     print("\n".join(balance_report(classes, names, p, schedule.strength, schedule.agg, schedule=schedule)))
 
@@ -196,8 +196,7 @@ def run_demo(options: dict) -> Path:
         comparison = run_comparison({**compare, "project": str(folder), "name": "compare"}, command)
     out = comparison.folder
 
-    balanced = balance_stats(classes, len(names), p, schedule.epoch_size)
-    table = ap50_table(comparison, classes, variant, balanced)
+    table = ap50_table(comparison, classes, variant, schedule.figures)
     minutes, seconds = divmod(round(time.time() - start), 60)
     print(
         f"\nDone in {minutes} min {seconds} s. Everything is in {folder}:\n"

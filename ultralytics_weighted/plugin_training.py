@@ -17,7 +17,7 @@ from ultralytics_weighted import training as core
 from ultralytics_weighted.config import DEFAULTS, balance_strength, schedule_from_args, unused_balance_keys
 from ultralytics_weighted.priors import record_class_priors, save_corrected_best
 from ultralytics_weighted.report import balance_report, balance_settings, floor_warning, nothing_to_balance
-from ultralytics_weighted.schedule import BalanceSchedule, balance_stats
+from ultralytics_weighted.schedule import BalanceSchedule
 from ultralytics_weighted.training import PREFIX, dataset_label_classes
 
 BALANCED_TASKS = frozenset({"detect", "segment", "pose", "obb", "classify"})
@@ -164,7 +164,7 @@ class BalancedDatasetMixin:
         self.balance_schedule, self.balance_names = schedule, names
         # the balanced epochs' probabilities: the table, the plot and the mix partners (worker processes keep their
         # copy of the dataset, so partners cannot follow a ramp or a late start; they use the full strength throughout)
-        self.image_probabilities = schedule.probabilities(schedule.full_strength_epoch)
+        self.image_probabilities = schedule.balanced_probabilities
         self._cumulative_probabilities = np.cumsum(self.image_probabilities)
         if hasattr(self, "transforms"):
             _weight_mix_partners(self, self.transforms)
@@ -172,7 +172,7 @@ class BalancedDatasetMixin:
     def balance_stats(self) -> dict:
         """Return `balance_stats` (shares before/after, imbalance, ESS, coverage) for this dataset's probabilities."""
         schedule = self.balance_schedule
-        return balance_stats(schedule.classes, len(self.balance_names), self.image_probabilities, schedule.epoch_size)
+        return schedule.figures
 
     def partner_indexes(self, k: int) -> np.ndarray:
         """Draw `k` augmentation partner indexes from the image probabilities (O(k log N), per-worker numpy RNG)."""

@@ -61,8 +61,8 @@ def balance_report(
         agg (str): Aggregation of the image weights (`balance_agg`).
         task (str, optional): Training task; with 'classify' a line says that `agg` does not apply (one label per
             image); None leaves that line out.
-        schedule (BalanceSchedule, optional): The epoch schedule `p` belongs to (its balanced epochs), when
-            `balance_floor`, `balance_ramp` or `balance_start` is set: adds the epoch length, the start and the ramp.
+        schedule (BalanceSchedule, optional): The epoch schedule `p` belongs to (`p` = its balanced probabilities): its
+            figures (`BalanceSchedule.figures`) are shown, with the epoch length, the late start and the ramp.
 
     Returns:
         (list[str]): Lines without a prefix: per class instances, images, share of instances before and expected
@@ -83,8 +83,7 @@ def balance_report(
     settings = balance_settings(strength, agg, schedule)
     if reason := nothing_to_balance(classes, names):
         return [f"{settings}: {len(classes)} train images; {reason}"]
-    epoch_size = schedule.epoch_size if schedule else None
-    stats = balance_stats(classes, len(names), p, epoch_size)
+    stats = schedule.figures if schedule else balance_stats(classes, len(names), p)
     w = max([len("class")] + [len(str(names.get(c, c))) for c in range(len(stats["instances"]))])
     backgrounds = sum(len(c) == 0 for c in classes)
     kept = f" ({backgrounds} backgrounds keep their share)" if backgrounds else ""
@@ -205,8 +204,8 @@ def compare_aggregations(
         floor (float): Least expected draws of each image per epoch (`balance_floor`); 0 keeps N draws per epoch.
 
     Returns:
-        (list[dict]): One row per aggregation: 'agg', 'imbalance', 'ess', 'coverage', 'max_repeats' (largest expected
-            draws of one image per epoch), 'epoch_images' (images drawn per epoch) and 'shares' (expected share per
+        (list[dict]): One row per aggregation: 'agg', 'imbalance', 'ess', 'coverage', 'max_draws' (largest expected
+            draws of one image per epoch), 'epoch_size' (images drawn per epoch) and 'shares' (expected share per
             class id, a list).
 
     Examples:
@@ -215,7 +214,7 @@ def compare_aggregations(
         >>> rows = compare_aggregations(labels, nc=2)
         >>> [(r["agg"], round(r["imbalance"], 2)) for r in rows[:2]]
         [('none', 3.0), ('mean', 1.0)]
-        >>> [r["epoch_images"] for r in compare_aggregations(labels, 2, floor=1)][:2]  # every image at least once
+        >>> [r["epoch_size"] for r in compare_aggregations(labels, 2, floor=1)][:2]  # every image at least once
         [3, 4]
     """
     rows = []
@@ -231,8 +230,8 @@ def compare_aggregations(
                 "imbalance": stats["imbalance_after"],
                 "ess": stats["ess"],
                 "coverage": stats["coverage"],
-                "max_repeats": float(size * p.max()) if p is not None and len(p) else 1.0,
-                "epoch_images": size,
+                "max_draws": float(size * p.max()) if p is not None and len(p) else 1.0,
+                "epoch_size": size,
                 "shares": stats["share_after"].tolist(),
                 "instances": stats["instances"].tolist(),
             }
@@ -254,15 +253,15 @@ def format_aggregation_table(rows: list[dict], names: Sequence[str] | dict) -> l
     present = [c for c, n in enumerate(rows[0]["instances"]) if n]
     labels = [str(names.get(c, c)) for c in present]
     widths = [max(7, len(label)) for label in labels]
-    grown = any(r["epoch_images"] != rows[0]["epoch_images"] for r in rows)
+    grown = any(r["epoch_size"] != rows[0]["epoch_size"] for r in rows)
     epoch = f"{'epoch':>8} " if grown else ""
-    head = f"{'agg':<7} {'imbalance':>9} {'ESS':>5} {'coverage':>8} {'max repeats':>11} {epoch} "
+    head = f"{'agg':<7} {'imbalance':>9} {'ESS':>5} {'coverage':>8} {'max draws':>11} {epoch} "
     lines = [head + " ".join(f"{label:>{w}}" for label, w in zip(labels, widths))]
     for r in rows:
         shares = " ".join(f"{r['shares'][c]:>{w}.1%}" for c, w in zip(present, widths))
-        epoch = f"{r['epoch_images']:>8,} " if grown else ""
+        epoch = f"{r['epoch_size']:>8,} " if grown else ""
         lines.append(
-            f"{r['agg']:<7} {r['imbalance']:>9.2f} {r['ess']:>5.2f} {r['coverage']:>8.1%} {r['max_repeats']:>11.2f} "
+            f"{r['agg']:<7} {r['imbalance']:>9.2f} {r['ess']:>5.2f} {r['coverage']:>8.1%} {r['max_draws']:>11.2f} "
             f"{epoch} " + shares
         )
     return lines

@@ -14,6 +14,7 @@ Definitions used everywhere (log, stats, docs), for sampling probabilities p ove
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 
@@ -231,6 +232,19 @@ class BalanceSchedule:
         strengths = {self.strength_at(e) for e in balanced} if ramping else {self.strength}
         totals = [self._expected_draws(s).sum() for s in strengths] if self.floor else [len(classes)]
         self.epoch_size = max(len(classes), math.ceil(max(totals) - 1e-9))  # round-off must not add a draw
+
+    @functools.cached_property
+    def balanced_probabilities(self) -> np.ndarray:
+        """Return the probabilities of the balanced epochs at full strength (`full_strength_epoch`), computed once."""
+        return self.probabilities(self.full_strength_epoch)
+
+    @functools.cached_property
+    def figures(self) -> dict:
+        """Return `balance_stats` of the balanced epochs (shares, imbalance, ESS, coverage, epoch size), computed once.
+
+        The one source of the figures the train-start table, the plot, `stats`, `compare` and `demo` show.
+        """
+        return balance_stats(self.classes, self.nc, self.balanced_probabilities, self.epoch_size)
 
     @property
     def full_strength_epoch(self) -> int:

@@ -14,13 +14,11 @@ from tests import CFG
 from ultralytics import YOLO
 from ultralytics.cfg import get_cfg
 from ultralytics.data.balance import AGGREGATIONS, image_probabilities
-from ultralytics.data.build import build_dataloader
+from ultralytics.data.build import build_dataloader, build_yolo_dataset
 from ultralytics.data.dataset import YOLODataset
 from ultralytics.data.sampler import BalancedSampler, systematic_draw
 from ultralytics.models.yolo.classify import ClassificationTrainer
 from ultralytics.models.yolo.detect import DetectionTrainer
-from ultralytics.models.yolo.semantic import SemanticSegmentationTrainer
-from ultralytics.models.yolo.world import WorldTrainer
 from ultralytics.utils import DEFAULT_CFG_DICT, LOGGER, YAML
 
 NAMES = {0: "common", 1: "medium", 2: "rare"}
@@ -173,7 +171,7 @@ def test_train_class_balance(balanced):
     assert isinstance(train.sampler, BalancedSampler) and len(train.sampler) == len(dataset) == 24
     p = train.sampler.probabilities(0)
     classes = [label["cls"].reshape(-1) for label in dataset.labels]
-    assert np.array_equal(p, image_probabilities(classes, 3, "sum", 1.0))
+    np.testing.assert_allclose(p, image_probabilities(classes, 3, "sum", 1.0), rtol=1e-12)
     assert not hasattr(val.dataset, "balanced_sampling") and not isinstance(val.sampler, BalancedSampler)
 
     line = [m for m in balanced.log if "class_balance=1 balance_agg=sum: 24 train images" in m]
@@ -215,18 +213,29 @@ def test_classify_class_balance(tmp_path):
 
 
 def test_class_balance_conflicts(data, tmp_path):
-    """Test the settings class-balanced sampling refuses or warns about, before any training."""
-    args = {"model": CFG, "data": str(data), "class_balance": True, **TRAIN, "project": str(tmp_path)}
-    with pytest.raises(ValueError, match="'rect=True' cannot be combined with class_balance"):
-        DetectionTrainer(overrides={**args, "rect": True, "name": "rect"})
-    with pytest.raises(NotImplementedError, match="class_balance is not supported for task=semantic"):
-        SemanticSegmentationTrainer(overrides={**args, "model": "yolo26n-sem.yaml", "name": "semantic"})
-    with pytest.raises(NotImplementedError, match="task=detect with WorldTrainer"):
-        WorldTrainer(overrides={**args, "model": "yolov8s-worldv2.yaml", "name": "world"})
-    with LogRecords() as log:
-        trainer = DetectionTrainer(overrides={**args, "cls_pw": 0.5, "name": "warn"})
-    assert any("cls_pw=0.5 (loss weighting) both favour rare classes" in m for m in log.messages)
+    """Test the settings class-balanced sampling refuses before the first epoch, and those it warns about."""
+
+    class UnbalancedTrainer(DetectionTrainer):  # as YOLO-World and YOLOE: a build_dataset() that does not balance
+        def build_dataset(self, img_path, mode="train", batch=None):
+            return build_yolo_dataset(self.args, img_path, batch, self.data, mode=mode, rect=mode == "val", stride=32)
+
+    args = {"data": str(data), "class_balance": True, **TRAIN, "project": str(tmp_path)}
+    wide = make_imbalanced_dataset(tmp_path / "wide")  # two aspect ratios: rect=True keeps the train loader's order
+    for image in sorted((tmp_path / "wide" / "images" / "train").glob("*.jpg"))[::2]:
+        cv2.imwrite(str(image), cv2.resize(cv2.imread(str(image)), (64, 32)))
+    epochs = []
+    model = YOLO(CFG)
+    model.add_callback("on_train_epoch_start", lambda trainer: epochs.append(trainer.epoch))
+    with pytest.raises(NotImplementedError, match="'rect=True' orders images by aspect ratio"):
+        model.train(**{**args, "data": str(wide)}, rect=True, name="rect")
+    with pytest.raises(NotImplementedError, match="UnbalancedTrainer .*its datasets are not balanced yet"):
+        YOLO(CFG).train(**args, trainer=UnbalancedTrainer, name="unbalanced")
+    assert not epochs  # refused before any training
+    trainer = DetectionTrainer(overrides={**args, "model": CFG, "cls_pw": 0.5, "name": "warn"})
     trainer.model = trainer.get_model(cfg=CFG, verbose=False)
+    with LogRecords() as log:
+        trainer.build_dataset(trainer.data["train"], mode="train", batch=8)
+    assert any("class_balance and cls_pw=0.5 both favour rare classes" in m for m in log.messages)
     trainer.args.single_cls = True  # one class left: every image drawn once per epoch, as stock
     dataset = trainer.build_dataset(trainer.data["train"], mode="train", batch=8)
     assert np.array_equal(dataset.balanced_sampling["probabilities"], np.full(24, 1 / 24))
