@@ -41,6 +41,7 @@ def test_compare_end_to_end_and_resume(datasets, tmp_path):
     assert "[1/2] none seed 0: training" in out.stdout and "[2/2] mean@0.5+balance_floor=1 seed 0: AP50" in out.stdout
     folder = tmp_path / "cmp"
     md = (folder / "compare.md").read_text()
+    assert md in out.stdout and f"Results saved to {folder} (compare.md" in out.stdout  # the command prints its report
     assert md.splitlines()[2].startswith("Command: `ultralytics-weighted compare data=")
     for row in ("| common | 26 |", "| rare | 4 |", "| **all** (mAP50) | 37 |"):
         assert row in md

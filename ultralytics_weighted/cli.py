@@ -256,6 +256,14 @@ def main(argv: list[str] | None = None) -> int:
         except UnsupportedUltralyticsError as e:
             print(f"ultralytics-weighted {command}: {e}", file=sys.stderr)
             return 1
+    return _run_command(command, args)
+
+
+def _run_command(command: str, args: list[str]) -> int:
+    """Run one command (stats, compare, adjust, patch, demo) with its arguments and return its exit code.
+
+    Each command's module is imported only when it runs, so that `help` and `version` start fast.
+    """
     if command == "stats":
         return stats(parse_key_values(args))
     if command == "compare":

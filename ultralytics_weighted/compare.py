@@ -570,26 +570,26 @@ def _count(options: dict, key: str, default: int) -> int:
     return value
 
 
-def run_comparison(options: dict, command: str = "") -> Comparison:
-    """Train and validate every variant x seed, then write compare.md, compare.csv and compare.png.
+@dataclass
+class _Options:
+    """compare's options, checked: what to compare, how often, where to, and the train keys every run shares."""
 
-    Args:
-        options (dict): `data`, `variants`, `seeds`, `parallel`, `resamples` (bootstrap resamples per interval,
-            default RESAMPLES), optional `project` / `name` for the output folder, and any other `yolo train` keys
-            (model, epochs, imgsz, fraction, ...) applied to every run.
-        command (str): The command line, written at the top of compare.md.
+    variants: list[Variant]
+    data: str
+    seeds: int
+    parallel: int
+    resamples: int
+    out: Path  # the comparison's folder
+    train: dict  # the `yolo train` keys of every run, less FIXED_KEYS (compare sets those per run)
+    label_keys: dict  # the train keys that change which labels training reads
 
-    Returns:
-        (Comparison): The variants, every run's results and the summary table (see `summarize`).
-    """
-    from ultralytics import __version__ as ultralytics_version
-    from ultralytics.cfg import get_cfg, smart_value
+
+def _parse_options(options: dict) -> _Options:
+    """Return compare's options checked and parsed; an unknown key, a bad variant or count fails in one line."""
+    from ultralytics.cfg import smart_value
     from ultralytics.utils import DEFAULT_CFG_DICT
 
-    from ultralytics_weighted import __version__
     from ultralytics_weighted.config import check_keys
-    from ultralytics_weighted.integration import data_weights, load_label_dataset
-    from ultralytics_weighted.training import dataset_label_classes
 
     options = dict(options)
     check_keys(options, {*DEFAULT_CFG_DICT, *COMPARE_KEYS}, "compare")  # one line, not Ultralytics' whole help
@@ -606,83 +606,149 @@ def run_comparison(options: dict, command: str = "") -> Comparison:
     out = project / str(options.pop("name", Path(str(data)).parent.name))
     label_keys = {k: options[k] for k in ("task", "classes", "fraction") if k in options}
     train = {k: v for k, v in options.items() if k not in FIXED_KEYS}
-    cfgs, weights = {}, {}  # weights: each variant's data YAML weights (`DataWeights`), or None
-    for v in variants:  # every run's keys and data weights must pass their checks before any label scan or training
+    return _Options(variants, data, seeds, parallel, resamples, out, train, label_keys)
+
+
+def _variant_settings(variants: list[Variant], data: str, train: dict) -> tuple[dict, dict]:
+    """Return each variant's train settings (`get_cfg`) and its data YAML weights (`DataWeights`, or None) by name.
+
+    Every run's keys and data weights must pass their checks before any label scan or training; an error names the
+    variant.
+    """
+    from ultralytics.cfg import get_cfg
+    from ultralytics.utils import DEFAULT_CFG_DICT
+
+    from ultralytics_weighted.config import check_keys
+    from ultralytics_weighted.integration import data_weights
+
+    cfgs, weights = {}, {}
+    for v in variants:
         try:
             check_keys(v.overrides, set(DEFAULT_CFG_DICT), "compare")  # one line, not Ultralytics' whole help
             cfgs[v.name] = get_cfg(overrides={"data": data, **train, **v.overrides, "mode": "train"})
             weights[v.name] = data_weights(cfgs[v.name])  # as training reads them: one line naming file and key
         except (ValueError, TypeError, SyntaxError) as e:
             raise type(e)(f"variant '{v.name}': {e}") from None
-    splits = {}  # (data, split) -> what `split_of` returns, each split read once
+    return cfgs, weights
 
-    def split_of(variant_data: str, split: str = "train") -> tuple[list[np.ndarray], list[str], dict, str]:
+
+class _Splits:
+    """The data splits a comparison reads, each read once: `splits(data, split)` returns one as training reads it."""
+
+    def __init__(self, label_keys: dict):
+        """Read the splits with `label_keys` (task, classes, fraction), the train keys that select labels."""
+        self.label_keys, self.read = label_keys, {}
+
+    def __call__(self, data: str, split: str = "train") -> tuple[list[np.ndarray], list[str], dict, str]:
         """Return a data's split as training reads it: label classes, image files, class names and task."""
-        if (variant_data, split) not in splits:
-            dataset, names, task = load_label_dataset({"data": variant_data, **label_keys}, split)
-            files = getattr(dataset, "im_files", None) or [sample[0] for sample in dataset.samples]  # classify
-            splits[variant_data, split] = dataset_label_classes(dataset), [str(f) for f in files], names, task
-        return splits[variant_data, split]
+        from ultralytics_weighted.integration import load_label_dataset
+        from ultralytics_weighted.training import dataset_label_classes
 
-    names, task = split_of(data)[2:]
-    val_classes, val_images = split_of(data, "val")[:2]
-    for v in variants:  # a variant's own data (`data=` part) must be validated on the same images, paired
-        if str(variant_data := cfgs[v.name].data) != str(data):
-            other_val, other_names = split_of(variant_data, "val")[1:3]
-            if sorted(map(os.path.realpath, other_val)) != sorted(map(os.path.realpath, val_images)):
-                raise ValueError(
-                    f"variant '{v.name}': data={variant_data} has other val images than data={data}, and compare "
-                    "pairs every run on the same ones: give it the same val: split."
-                )
-            if other_names != names:
-                raise ValueError(f"variant '{v.name}': data={variant_data} names other classes than data={data}.")
-    model = "yolo11n-cls.yaml" if task == "classify" else "yolo11n.yaml"  # built from YAML: nothing to download
-    train = {"model": model, **train}
-    if parallel > 1:  # the runs share the machine's CPU cores for data loading
+        if (data, split) not in self.read:
+            dataset, names, task = load_label_dataset({"data": data, **self.label_keys}, split)
+            files = getattr(dataset, "im_files", None) or [sample[0] for sample in dataset.samples]  # classify
+            self.read[data, split] = dataset_label_classes(dataset), [str(f) for f in files], names, task
+        return self.read[data, split]
+
+
+def _check_same_val(variants: list[Variant], cfgs: dict, data: str, splits: _Splits) -> None:
+    """Raise ValueError for a variant whose own data (`data=` part) has other val images or class names than `data`.
+
+    compare pairs every run on the same val images, so each variant's data must validate on them.
+    """
+    names, val_images = splits(data)[2], splits(data, "val")[1]
+    for v in variants:
+        if str(variant_data := cfgs[v.name].data) == str(data):
+            continue
+        other_val, other_names = splits(variant_data, "val")[1:3]
+        if sorted(map(os.path.realpath, other_val)) != sorted(map(os.path.realpath, val_images)):
+            raise ValueError(
+                f"variant '{v.name}': data={variant_data} has other val images than data={data}, and compare "
+                "pairs every run on the same ones: give it the same val: split."
+            )
+        if other_names != names:
+            raise ValueError(f"variant '{v.name}': data={variant_data} names other classes than data={data}.")
+
+
+def _shared_train_keys(train: dict, task: str, parallel: int) -> dict:
+    """Return the train keys every run trains and validates with: a default model for the task, workers split.
+
+    The default model is built from YAML (nothing to download); parallel runs share the machine's CPU cores for data
+    loading, so each gets its share of the dataloader workers.
+    """
+    train = {"model": "yolo11n-cls.yaml" if task == "classify" else "yolo11n.yaml", **train}
+    if parallel > 1:
         from ultralytics.utils import DEFAULT_CFG
 
         train["workers"] = max(1, int(train.get("workers", DEFAULT_CFG.workers)) // parallel)
-    versions = {"ultralytics": ultralytics_version, "ultralytics-weighted": __version__}
+    return train
 
-    runs, shares = [], {}  # shares: what each variant's balanced epochs draw (balance_stats), for runs and reports
-    for v in variants:
-        own_classes, own_images = split_of(cfgs[v.name].data)[:2]  # the variant's train split (its own data)
+
+def _plan_runs(options: _Options, cfgs: dict, weights: dict, splits: _Splits, train: dict) -> tuple[list[Run], dict]:
+    """Return every variant x seed as a labelled Run, and per variant what its balanced epochs draw (`balance_stats`).
+
+    A run's key holds its train keys, a digest of the train and val labels, of its data YAML weights where it has
+    any, and the versions; a tau variant's run shares the folder, train keys and key of its base variant's run, so
+    both are trained once.
+    """
+    from ultralytics import __version__ as ultralytics_version
+
+    from ultralytics_weighted import __version__
+
+    names, val_classes = splits(options.data)[2], splits(options.data, "val")[0]
+    versions = {"ultralytics": ultralytics_version, "ultralytics-weighted": __version__}
+    runs, shares = [], {}
+    for v in options.variants:
+        own_classes, own_images = splits(cfgs[v.name].data)[:2]  # the variant's train split (its own data)
         multipliers = weights[v.name].multipliers(own_images) if weights[v.name] else None
         schedule = v.schedule(own_classes, len(names), cfgs[v.name].epochs, multipliers)
         p = schedule.probabilities(schedule.full_strength_epoch) if schedule else None
         shares[v.name] = balance_stats(own_classes, len(names), p, schedule.epoch_size if schedule else None)
-        keyed = {"labels": labels_digest(own_classes, val_classes)}  # and a digest of the weights, where it has any
+        keyed = {"labels": labels_digest(own_classes, val_classes)}
         keyed |= {"weights": weights[v.name].digest()} if weights[v.name] else {}
-        for seed in range(seeds):
-            folder = out / "runs" / f"{v.slug}-seed{seed}"
-            args = {**train, "data": data, **v.overrides, "seed": seed}
-            extra = {"project": str(out / "runs"), "name": folder.name, "exist_ok": True, "plots": False}
+        for seed in range(options.seeds):
+            folder = options.out / "runs" / f"{v.slug}-seed{seed}"
+            args = {**train, "data": options.data, **v.overrides, "seed": seed}
+            extra = {"project": str(options.out / "runs"), "name": folder.name, "exist_ok": True, "plots": False}
             key = {"args": {k: str(x) for k, x in args.items()}, **keyed, "versions": versions}
             runs.append(Run(v, seed, folder, {**args, **extra}, key, shares[v.name]["epoch_size"]))
-            # a tau variant's run shares the folder, train keys and key of its base variant's run: trained once
     for k, run in enumerate(runs, 1):
         run.label = f"[{k}/{len(runs)}] {run.variant.name} seed {run.seed}"
+    return runs, shares
 
-    out.mkdir(parents=True, exist_ok=True)
-    results, todo = {}, {}  # todo: run folder -> its unfinished runs (a variant's and its tau variants')
+
+def _unfinished(runs: list[Run]) -> dict[Path, list[Run]]:
+    """Return the runs still to do by run folder (a variant's run and its tau variants'); say which finished earlier."""
+    todo = {}
     for run in runs:
         if (earlier := run.finished()) is not None:
-            results[run.label] = earlier
             print(f"{run.label}: finished earlier, skipped ({_headline(earlier)})", flush=True)
         else:
             todo.setdefault(run.folder, []).append(run)
+    return todo
+
+
+def _finish_runs(runs: list[Run], data: str, train: dict, parallel: int, out: Path) -> None:
+    """Train and validate the unfinished runs, `parallel` at once; the first failure is raised once the others end.
+
+    Raises:
+        RuntimeError: If a run failed to train or validate (its train.log says why); runs not started yet are not.
+        Interrupted: On Ctrl-C, after every training compare started has ended.
+    """
+    todo = _unfinished(runs)
     lock, children = threading.Lock(), Children()
     pool, futures = ThreadPoolExecutor(max_workers=parallel), {}
     try:  # from the first submit on: a Ctrl-C at any point must reach the children (they do not get the terminal's)
         for group in todo.values():
-            futures[pool.submit(_run_folder, group, str(data), train, lock, children)] = group
+            futures[pool.submit(_run_folder, group, data, train, lock, children)] = group
         done, _ = wait(futures, return_when=FIRST_EXCEPTION)
         pool.shutdown(wait=True, cancel_futures=True)  # after a failure: runs not started yet are not started
     except KeyboardInterrupt:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the clean-up short
         children.stop()  # no run starts any more, and every running one ends
         pool.shutdown(wait=True, cancel_futures=True)
-        finished = len(results) + sum(
+        finished = len(runs) - sum(len(group) for group in todo.values())  # those finished earlier
+        finished += sum(
             len(group) for f, group in futures.items() if f.done() and not f.cancelled() and f.exception() is None
         )
         raise Interrupted(
@@ -692,16 +758,38 @@ def run_comparison(options: dict, command: str = "") -> Comparison:
     for future in done:
         if future.exception() is not None:
             raise future.exception()
-        results |= future.result()
 
+
+def run_comparison(options: dict, command: str = "") -> Comparison:
+    """Train and validate every variant x seed, then write compare.md, compare.csv and compare.png.
+
+    Args:
+        options (dict): `data`, `variants`, `seeds`, `parallel`, `resamples` (bootstrap resamples per interval,
+            default RESAMPLES), optional `project` / `name` for the output folder, and any other `yolo train` keys
+            (model, epochs, imgsz, fraction, ...) applied to every run.
+        command (str): The command line, written at the top of compare.md.
+
+    Returns:
+        (Comparison): The variants, every run's results and the summary table (see `summarize`).
+    """
+    parsed = _parse_options(options)
+    out = parsed.out
+    cfgs, weights = _variant_settings(parsed.variants, parsed.data, parsed.train)
+    splits = _Splits(parsed.label_keys)
+    names, task = splits(parsed.data)[2:]
+    _check_same_val(parsed.variants, cfgs, parsed.data, splits)
+    train = _shared_train_keys(parsed.train, task, parsed.parallel)
+    runs, shares = _plan_runs(parsed, cfgs, weights, splits, train)
+    out.mkdir(parents=True, exist_ok=True)
+    _finish_runs(runs, str(parsed.data), train, parsed.parallel, out)
     setup = {
         "command": command,
         "task": task,
-        "variants": [{"name": v.name, "overrides": v.overrides, "tau": v.tau, "base": v.base} for v in variants],
+        "variants": [{"name": v.name, "overrides": v.overrides, "tau": v.tau, "base": v.base} for v in parsed.variants],
         "names": {int(k): str(v) for k, v in names.items()},
         "shares": {v: {k: np.asarray(x).tolist() for k, x in share.items()} for v, share in shares.items()},
         "runs": [_run_entry(str(r.folder.relative_to(out)), r.tau) for r in runs],
-        "resamples": resamples,
+        "resamples": parsed.resamples,
     }
     (out / "compare.json").write_text(json.dumps(setup, indent=2))
     return summarize(out)
@@ -857,68 +945,94 @@ def _delta_cell(row: dict) -> str:
 
 
 def write_reports(comparison: Comparison) -> None:
-    """Write compare.md, compare.csv and compare.png into the comparison's folder and print the markdown table."""
-    c = comparison
-    out, variants, names, shares, first = c.folder, c.variants, c.names, c.shares, c.variants[0].name
+    """Write compare.md, compare.csv and compare.png into the comparison's folder.
+
+    Only the `compare` command prints the markdown: `run_comparison` and `summarize` return the results as data.
+    """
+    out = comparison.folder
+    with open(out / "compare.csv", "w", newline="") as f:
+        csv.writer(f).writerows(_csv_rows(comparison))
+    (out / "compare.md").write_text(_markdown_report(comparison))
+    _plot(out / "compare.png", comparison, _present_classes(comparison))
+
+
+def _csv_rows(c: Comparison) -> list[list]:
+    """Return compare.csv's rows: the header, one per run, metric and class, then one per summary table row."""
     wall = ["epochs", "images", "train_seconds", "val_seconds"]
     head = ["kind", "variant", "seed", "metric", "class", "value", "mean", "std", "seeds", "delta", "delta_by_seed"]
-    rows_csv = [[*head, "lo", "hi", "verdict", *wall]]
+    rows = [[*head, "lo", "hi", "verdict", *wall]]
     for r in c.runs:
         for key, value in r["values"].items():
             metric, cls = key.split("/", 1)
-            rows_csv.append(["run", r["variant"], r["seed"], metric, cls, value, *[""] * 8, *(r.get(k) for k in wall)])
+            rows.append(["run", r["variant"], r["seed"], metric, cls, value, *[""] * 8, *(r.get(k) for k in wall)])
     for row in c.table:
         by_seed = " ".join(f"{x:+.6f}" for x in row.get("delta_by_seed", []))
         cells = [row["mean"], row["std"], row["seeds"], row.get("delta", ""), by_seed]
         cells += [row.get(k, "") for k in ("lo", "hi", "verdict")]
-        rows_csv.append(["summary", row["variant"], "", row["metric"], row["class"], "", *cells, *[""] * len(wall)])
-    with open(out / "compare.csv", "w", newline="") as f:
-        csv.writer(f).writerows(rows_csv)
+        rows.append(["summary", row["variant"], "", row["metric"], row["class"], "", *cells, *[""] * len(wall)])
+    return rows
 
+
+def _present_classes(c: Comparison) -> list[int]:
+    """Return the class ids with rows in the summary (a class without val objects has none), in id order."""
+    return [k for k in sorted(c.names) if any(row["class"] == c.names[k] for row in c.table)]
+
+
+def _markdown_report(c: Comparison) -> str:
+    """Return compare.md: the command, how to read it, the metric tables, images trained and the shares per epoch."""
+    first = c.variants[0].name
     seeds = max((r["seed"] for r in c.runs), default=0) + 1
     lines = [
         "# Class balance comparison",
         "",
         f"Command: `{c.command}`" if c.command else "",
         "",
-        f"{len(c.runs)} runs: {len(variants)} variants x {seeds} seeds, validated on the val split; mean ± std over "
+        f"{len(c.runs)} runs: {len(c.variants)} variants x {seeds} seeds, validated on the val split; mean ± std over "
         f"seeds. Δ = the paired difference to `{first}` (same seed), mean over seeds, with its 95% interval: "
         f"{c.resamples:,} bootstrap resamples of the seeds (paired) and of the val images (the same images for every "
         "run). **better** / **worse**: the interval lies above / below 0; otherwise the difference is not "
         "established. See docs/usage.md.",
         "",
     ]
-    present = [k for k in sorted(names) if any(row["class"] == names[k] for row in c.table)]
-    train_instances = shares[first]["instances"]
     for title, metrics in TABLES.get(c.task, TABLES["detect"]):
-        head = ["class", "train instances", f"{first}"]
-        for v in variants[1:]:
-            head += [v.name, f"Δ {v.name} [95%]"]
-        lines += [f"## {title}", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-        for metric in metrics:
-            for cls in [*present, "all"]:
-                name = names[cls] if cls != "all" else "all"
-                if not any((row["metric"], row["class"]) == (metric, name) for row in c.table):
-                    continue
-                label = ALL_ROWS[metric] if cls == "all" else name
-                cells = [label, str(int(train_instances.sum() if cls == "all" else train_instances[cls]))]
-                cells.append(_cell(c.row(metric, name, first)))
-                for v in variants[1:]:
-                    row = c.row(metric, name, v.name)
-                    cells += [_cell(row), _delta_cell(row)]
-                lines.append("| " + " | ".join(cells) + " |")
-        lines.append("")
-    lines += [*_images_table(c), ""]
-    head = ["class", "train instances"] + [f"share/epoch {v.name}" for v in variants]
-    lines += ["## Expected share of each class per epoch", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for k in [k for k in sorted(names) if train_instances[k] > 0]:
-        cells = [names[k], str(train_instances[k])] + [f"{shares[v.name]['share_after'][k]:.1%}" for v in variants]
+        lines += [*_metric_table(c, title, metrics), ""]
+    lines += [*_images_table(c), "", *_shares_table(c)]
+    return "\n".join(lines) + "\n"
+
+
+def _metric_table(c: Comparison, title: str, metrics: list[str]) -> list[str]:
+    """Return one markdown table of `TABLES`: per class (and all) and metric, each variant and its Δ to the first."""
+    first, train_instances = c.variants[0].name, c.shares[c.variants[0].name]["instances"]
+    head = ["class", "train instances", first]
+    for v in c.variants[1:]:
+        head += [v.name, f"Δ {v.name} [95%]"]
+    lines = [f"## {title}", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    summarized = {(row["metric"], row["class"]) for row in c.table}
+    for metric in metrics:
+        for cls in [*_present_classes(c), "all"]:
+            name = c.names[cls] if cls != "all" else "all"
+            if (metric, name) not in summarized:
+                continue
+            label = ALL_ROWS[metric] if cls == "all" else name
+            cells = [label, str(int(train_instances.sum() if cls == "all" else train_instances[cls]))]
+            cells.append(_cell(c.row(metric, name, first)))
+            for v in c.variants[1:]:
+                row = c.row(metric, name, v.name)
+                cells += [_cell(row), _delta_cell(row)]
+            lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def _shares_table(c: Comparison) -> list[str]:
+    """Return the markdown table of each class's expected share per epoch by variant (classes with train objects)."""
+    train_instances = c.shares[c.variants[0].name]["instances"]
+    head = ["class", "train instances"] + [f"share/epoch {v.name}" for v in c.variants]
+    lines = ["## Expected share of each class per epoch", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for k in [k for k in sorted(c.names) if train_instances[k] > 0]:
+        cells = [c.names[k], str(train_instances[k])]
+        cells += [f"{c.shares[v.name]['share_after'][k]:.1%}" for v in c.variants]
         lines.append("| " + " | ".join(cells) + " |")
-    text = "\n".join(lines) + "\n"
-    (out / "compare.md").write_text(text)
-    _plot(out / "compare.png", c, present)
-    print(text)
-    print(f"Results saved to {out} (compare.md, compare.csv, compare.png)")
+    return lines
 
 
 def _images_table(c: Comparison) -> list[str]:
@@ -981,7 +1095,7 @@ def main(options: dict) -> int:
     """Run `compare` from parsed key=value options; bad arguments fail before any training."""
     command = "ultralytics-weighted compare " + " ".join(shlex.quote(f"{k}={v}") for k, v in options.items())
     try:
-        run_comparison(dict(options), command)
+        comparison = run_comparison(dict(options), command)
     except (ValueError, TypeError, SyntaxError, FileNotFoundError) as e:
         print(f"ultralytics-weighted compare: {e}", file=sys.stderr)
         return 2
@@ -991,6 +1105,8 @@ def main(options: dict) -> int:
     except (Interrupted, KeyboardInterrupt) as e:  # KeyboardInterrupt: before any training started
         print(f"ultralytics-weighted compare: {str(e) or INTERRUPTED}", file=sys.stderr)
         return 130  # 128 + SIGINT, as a shell reports a command ended by Ctrl-C
+    print(_markdown_report(comparison))
+    print(f"Results saved to {comparison.folder} (compare.md, compare.csv, compare.png)")
     return 0
 
 

@@ -14,8 +14,6 @@ nothing else), whose dataset and results are then replaced: the demo never write
 
 from __future__ import annotations
 
-import contextlib
-import io
 import shlex
 import shutil
 import sys
@@ -101,21 +99,6 @@ def _variant(options: dict) -> str:
     return "+".join(parts + [f"{k}={v}" for k, v in keys.items() if v != DEFAULTS[k]])
 
 
-class _ProgressOnly(io.TextIOBase):
-    """Text stream that passes on the progress lines of `compare` ('[k/n] ...') and drops its full report."""
-
-    def __init__(self, out):
-        self.out, self.pending = out, ""
-
-    def write(self, text: str) -> int:
-        self.pending += text
-        *lines, self.pending = self.pending.split("\n")
-        for line in lines:
-            if line.startswith("["):
-                print(line, file=self.out, flush=True)
-        return len(text)
-
-
 def ap50_table(comparison, classes: list, variant: str, balanced: dict) -> list[str]:
     """Return the demo's markdown table: per class (and all) train instances, share per epoch, AP50 stock vs balanced.
 
@@ -192,8 +175,7 @@ def run_demo(options: dict) -> Path:
     )
     compare = {"data": str(data), "variants": f"none,{variant}", "seeds": seeds, **train}
     command = "ultralytics-weighted compare " + " ".join(shlex.quote(f"{k}={v}") for k, v in compare.items())
-    with contextlib.redirect_stdout(_ProgressOnly(sys.stdout)):
-        comparison = run_comparison({**compare, "project": str(folder), "name": "compare"}, command)
+    comparison = run_comparison({**compare, "project": str(folder), "name": "compare"}, command)  # prints progress
     out = comparison.folder
 
     table = ap50_table(comparison, classes, variant, schedule.figures)
