@@ -84,7 +84,7 @@ def fake_comparison(tmp_path, recall_by_variant: dict, seeds=3, per_class=100, s
             images = np.array([f"{names[c]}/{i}.jpg" for i, c in enumerate(true)])
             np.savez_compressed(folder / "per_image.npz", true=true, pred=pred, probs=probs, images=images)
             result = {"variant": variant, "seed": s, "train_seconds": 10.0 + s, "val_seconds": 1.0, "epochs": 2}
-            result |= {"images": 400, "epoch_images": 200, "task": "classify", "all": {"top1": 0.0}, "classes": {}}
+            result |= {"images": 400, "epoch_size": 200, "task": "classify", "all": {"top1": 0.0}, "classes": {}}
             (folder / "metrics.json").write_text(json.dumps(result))
             runs.append(str(folder.relative_to(tmp_path)))
     share = {"instances": [300, 10], "share_after": [0.5, 0.5], "epoch_size": 200}

@@ -143,9 +143,7 @@ def test_stats_single_class_rows_are_uniform(datasets, tmp_path):
     out = stats_split(f"data={datasets('detect')}", "classes=0", "format=json", cwd=tmp_path)
     report = json.loads(out.stdout)
     assert "only one class has labels" in report["note"]
-    assert all(
-        r["ess"] == pytest.approx(1.0) and r["max_draws"] == pytest.approx(1.0) for r in report["aggregations"]
-    )
+    assert all(r["ess"] == pytest.approx(1.0) and r["max_draws"] == pytest.approx(1.0) for r in report["aggregations"])
 
 
 def test_stats_class_balance_zero_is_off_as_in_training(datasets, tmp_path):

@@ -400,7 +400,7 @@ class Run:
     folder: Path
     args: dict
     key: dict
-    epoch_images: int  # images drawn per epoch: the dataset size, or a grown epoch with balance_floor
+    epoch_size: int  # images drawn per epoch: the dataset size, or a grown epoch with balance_floor
     label: str = ""
 
     @property
@@ -533,9 +533,9 @@ def _run_folder(
             "variant": base.variant.name,
             "seed": base.seed,
             "train_seconds": round(time.time() - start, 1),  # the `yolo train` process alone (its per-epoch val too)
-            "epoch_images": base.epoch_images,
+            "epoch_size": base.epoch_size,
             "epochs": epochs,
-            "images": base.epoch_images * epochs,
+            "images": base.epoch_size * epochs,
         }
         taus.insert(0, None)  # the trained weights first: classification corrects their stored results
     cmd = [sys.executable, "-m", "ultralytics_weighted.compare", "validate", str(base.folder), data, json.dumps(train)]
@@ -702,8 +702,7 @@ def _plan_runs(options: _Options, cfgs: dict, weights: dict, splits: _Splits, tr
         own_classes, own_images = splits(cfgs[v.name].data)[:2]  # the variant's train split (its own data)
         multipliers = weights[v.name].multipliers(own_images) if weights[v.name] else None
         schedule = v.schedule(own_classes, len(names), cfgs[v.name].epochs, multipliers)
-        p = schedule.probabilities(schedule.full_strength_epoch) if schedule else None
-        shares[v.name] = balance_stats(own_classes, len(names), p, schedule.epoch_size if schedule else None)
+        shares[v.name] = schedule.figures if schedule else balance_stats(own_classes, len(names))
         keyed = {"labels": labels_digest(own_classes, val_classes)}
         keyed |= {"weights": weights[v.name].digest()} if weights[v.name] else {}
         for seed in range(options.seeds):
