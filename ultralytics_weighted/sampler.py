@@ -65,6 +65,8 @@ class BalancedSampler(Sampler[int]):
         ddp = dist.is_available() and dist.is_initialized()
         self.num_replicas = (dist.get_world_size() if ddp else 1) if num_replicas is None else num_replicas
         self.rank = (dist.get_rank() if ddp else 0) if rank is None else rank
+        if not 0 <= self.rank < self.num_replicas:
+            raise ValueError(f"rank {self.rank} is outside [0, {self.num_replicas})")
         self.seed, self._probabilities = int(seed), probabilities
         epoch_size = len(self.probabilities(0)) if epoch_size is None else epoch_size
         self.epoch_size = math.ceil(epoch_size / self.num_replicas) * self.num_replicas
@@ -73,6 +75,8 @@ class BalancedSampler(Sampler[int]):
     def probabilities(self, epoch: int) -> np.ndarray:
         """Return the sampling probability of every dataset index in `epoch`, normalized to sum to 1."""
         p = np.asarray(self._probabilities(epoch) if callable(self._probabilities) else self._probabilities, float)
+        if p.ndim != 1 or not len(p) or (p < 0).any() or not p.sum() > 0:
+            raise ValueError("probabilities must be a non-empty 1-D array of non-negative numbers with a positive sum")
         return p / p.sum()
 
     def global_draw(self, epoch: int) -> np.ndarray:

@@ -21,10 +21,8 @@ def check_balanced_loader(trainer) -> None:
     """Refuse to train with `class_balance` when the train loader does not draw balanced (e.g. rect, YOLO-World)."""
     if trainer.args.class_balance and not isinstance(getattr(trainer.train_loader, "sampler", None), BalancedSampler):
         why = "'rect=True' orders images by aspect ratio" if trainer.args.rect else "its datasets are not balanced yet"
-        raise NotImplementedError(
-            f"class_balance cannot be used with {type(trainer).__name__} (task={trainer.args.task}): {why}. "
-            "Set class_balance=False to train without it."
-        )
+        name = f"{type(trainer).__name__} (task={trainer.args.task})"
+        raise NotImplementedError(f"class_balance cannot be used with {name}: {why}. Set class_balance=False.")
 
 
 def dataset_label_classes(dataset) -> list[np.ndarray]:
