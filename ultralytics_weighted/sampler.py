@@ -28,13 +28,29 @@ def systematic_draw(p: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarr
     Returns:
         (np.ndarray): int64 array of n image indices.
     """
-    order = rng.permutation(len(p))
+    # int32 where it fits: the shuffles take the same random numbers as rng.permutation's int64, at half the traffic
+    order = np.arange(len(p), dtype=np.int32 if len(p) < 2**31 else np.int64)
+    rng.shuffle(order)
     cumulative = np.cumsum(p[order])
     cumulative /= cumulative[-1]  # guard against float round-off: the last point must land inside
-    points = (rng.random() + np.arange(n)) / n
-    drawn = order[np.searchsorted(cumulative, points, side="right").clip(max=len(p) - 1)]
+    offset = rng.random()
+
+    def point(k):  # the k-th point, computed as (offset + np.arange(n)) / n would compute it
+        return (offset + k) / n
+
+    # image j (in permuted order) is drawn once per point in [cumulative[j-1], cumulative[j]): count the points below
+    # each cumulative value (k < n * c - offset), then fix the count's round-off against the points themselves, so the
+    # draw equals a binary search of every point (searchsorted, side="right") without n searches and n points in memory
+    below = np.ceil(cumulative * n - offset).clip(0, n).astype(np.int64)
+    while (too_many := (below > 0) & (point(below - 1) >= cumulative)).any():
+        below[too_many] -= 1
+    while (too_few := (below < n) & (point(below) < cumulative)).any():
+        below[too_few] += 1
+    counts = np.diff(below, prepend=0)
+    counts[-1] += n - below[-1]  # points at or past the last cumulative value (round-off) go to the last image
+    drawn = np.repeat(order, counts)
     rng.shuffle(drawn)
-    return drawn
+    return drawn.astype(np.int64, copy=False)
 
 
 class BalancedSampler(Sampler[int]):
