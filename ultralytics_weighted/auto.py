@@ -11,6 +11,7 @@ import functools
 from collections.abc import Callable, Iterator
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from .balance import class_weights
 
@@ -21,6 +22,7 @@ AUTO_MAX_DRAWS = 10.0  # cap of expected draws per epoch N * p_i: more draws of 
 AUTO_MAX_ITER = 30  # Newton iterations at most, both phases together (reachable targets take fewer than 10)
 AUTO_MAX_STEP = 2.0  # largest change of one class' log weight per Newton iteration (trust region)
 AUTO_MIN_PROGRESS, AUTO_PATIENCE = 0.01, 2  # stop after 2 iterations that do not cut the imbalance by 1% more
+AUTO_BLAS_THREADS = 1  # BLAS threads of the solver, whatever the environment says (see `AutoSolver.solve`)
 
 
 def target_shares(counts: np.ndarray, strength: float = 1.0) -> np.ndarray:
@@ -133,12 +135,17 @@ class AutoSolver:
         self.best, self.best_point, self.iterations = np.inf, None, 0
 
     def solve(self) -> np.ndarray:
-        """Return the float64 probabilities of the n images, summing to 1: phase 1, then if needed phases 2 and 3."""
-        self._dual_newton()
-        if self.best <= AUTO_TOLERANCE:
-            return self.best_point[1]
-        self._share_gauss_newton()
-        return self._fixed_candidates()
+        """Return the float64 probabilities of the n images, summing to 1: phase 1, then if needed phases 2 and 3.
+
+        BLAS runs on one thread here (AUTO_BLAS_THREADS): the C x C products are too small to gain from more, and its
+        spinning threads slowed two processes solving at once (two DDP ranks) or a busy neighbour process 5x.
+        """
+        with threadpool_limits(limits=AUTO_BLAS_THREADS, user_api="blas"):
+            self._dual_newton()
+            if self.best <= AUTO_TOLERANCE:
+                return self.best_point[1]
+            self._share_gauss_newton()
+            return self._fixed_candidates()
 
     def _blocks(self, img: np.ndarray) -> Iterator[tuple[int, int, slice]]:
         """Yield (first image, images, slice of `img`) of each block of `chunk` images; `img` is sorted."""

@@ -18,15 +18,15 @@ def flatten_labels(classes: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """Return the class id and the image index of every instance (int64, images in order) of per-image class ids."""
     n_images = len(classes)
     lengths = np.fromiter(map(len, classes), dtype=np.int64, count=n_images)
-    try:  # fast path: 1-D or (n, 1) arrays, one C-level concatenation
-        cls = np.concatenate(classes, axis=0).reshape(-1) if n_images else np.zeros(0)
+    try:  # fast path: 1-D or (n, 1) arrays, one C-level concatenation straight into int64 (no float copy)
+        cls = np.concatenate(classes or [np.zeros(0)], dtype=np.int64, casting="unsafe").reshape(-1)
         if cls.size != lengths.sum():
             raise ValueError("not one class id per row")
     except ValueError:  # mixed shapes: flatten each image first
-        flat = [np.asarray(c).reshape(-1) for c in classes]
+        flat = [np.reshape(c, -1) for c in classes]
         lengths = np.fromiter(map(len, flat), dtype=np.int64, count=n_images)
-        cls = np.concatenate(flat) if n_images else np.zeros(0)
-    return cls.astype(np.int64, copy=False), np.repeat(np.arange(n_images, dtype=np.int64), lengths)
+        cls = np.concatenate(flat, dtype=np.int64, casting="unsafe")
+    return cls, np.repeat(np.arange(n_images, dtype=np.int64), lengths)
 
 
 def class_weights(counts: np.ndarray, strength: float = 1.0) -> np.ndarray:
@@ -36,12 +36,12 @@ def class_weights(counts: np.ndarray, strength: float = 1.0) -> np.ndarray:
         return np.where(counts > 0, (counts.sum() / counts) ** strength, 0.0)
 
 
-def _aggregate(values: np.ndarray, img: np.ndarray, n_images: int, agg: str, sort_key: np.ndarray) -> np.ndarray:
-    """Combine per-instance values into one value per image (0 for images without instances)."""
-    lengths = np.bincount(img, minlength=n_images)
+def _aggregate(values: np.ndarray, img: np.ndarray, n_images: int, agg: str, sort_key=None) -> np.ndarray:
+    """Combine per-instance values into one value per image (0 without instances); `sort_key` for the median only."""
     if agg in {"sum", "mean"}:
         total = np.bincount(img, weights=values, minlength=n_images)
-        return total if agg == "sum" else total / np.maximum(lengths, 1)
+        return total if agg == "sum" else total / np.maximum(np.bincount(img, minlength=n_images), 1)
+    lengths = np.bincount(img, minlength=n_images)
     out = np.zeros(n_images, dtype=np.float64)
     labelled = lengths > 0
     starts = np.concatenate(([0], np.cumsum(lengths)[:-1]))[labelled]
@@ -60,7 +60,7 @@ def spread_probabilities(cls: np.ndarray, img: np.ndarray, n_images: int, weight
     p = np.full(n_images, 1.0 / n_images)
     labelled = np.bincount(img, minlength=n_images) > 0
     rank = np.argsort(np.argsort(weights, kind="stable"), kind="stable")  # class -> rank of its weight (median)
-    v = _aggregate(weights[cls], img, n_images, agg, rank[cls])
+    v = _aggregate(weights[cls], img, n_images, agg, rank[cls] if agg == "median" else None)
     p[labelled] = v[labelled] / v[labelled].sum() * p[labelled].sum()
     return p
 

@@ -20,9 +20,10 @@ def systematic_draw(p: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarr
     """
     order = rng.permutation(len(p))
     cumulative = np.cumsum(p[order])
-    cumulative /= cumulative[-1]  # guard against float round-off: the last point must land inside
-    points = (rng.random() + np.arange(n)) / n
-    drawn = order[np.searchsorted(cumulative, points, side="right").clip(max=len(p) - 1)]
+    cumulative /= cumulative[-1]  # float round-off: the last image ends at 1
+    below = np.ceil(cumulative * n - rng.random()).clip(0, n).astype(np.int64)  # points below each: no n searches
+    below[-1] = n  # round-off: points at or past the end belong to the last image
+    drawn = np.repeat(order, np.diff(below, prepend=0))
     rng.shuffle(drawn)
     return drawn
 
@@ -36,9 +37,8 @@ class BalancedSampler(Sampler[int]):
     - The draw is a pure function of (seed, epoch): `np.random.default_rng([seed, epoch])` and that epoch's
       probabilities (fixed, or a function of the epoch). Every rank draws the same sequence and keeps positions rank,
       rank + num_replicas, ...: disjoint slices of equal length that together are the whole draw.
-    - Epochs count themselves: each `__iter__` draws epoch `self.epoch` and advances it, as Ultralytics calls
-      `set_epoch` only under DDP and may start the next epoch's iterator early (prefetch); `set_epoch(e)` then moves
-      the counter to e, unless epoch e was already drawn by such an early start.
+    - Epochs count themselves: each `__iter__` draws epoch `self.epoch` and advances it (Ultralytics calls `set_epoch`
+      only under DDP, and may start an epoch's iterator early); `set_epoch(e)` moves the counter unless e was drawn.
 
     Args:
         probabilities (np.ndarray | Callable[[int], np.ndarray]): Probability per dataset index, or a function of epoch.

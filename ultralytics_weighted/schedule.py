@@ -116,7 +116,8 @@ def weighted_probabilities(
     v = np.ones(n_images) if image_multipliers is None else np.asarray(image_multipliers, dtype=np.float64)
     p = v / v.sum()  # before class balancing: uniform, or as the image multipliers say
     m = np.ones(nc) if class_multipliers is None else np.asarray(class_multipliers, dtype=np.float64)
-    counts = np.bincount(cls, weights=v[img], minlength=nc)  # instances as drawn before balancing
+    # instances as drawn before balancing (no per-instance weights without image multipliers: 8 bytes per instance)
+    counts = np.bincount(cls, weights=None if image_multipliers is None else v[img], minlength=nc)
     present = counts > 0
     uniform_classes = not (m[present] != m[present][:1]).any()
     if (strength == 0 and uniform_classes) or present.sum() < 2:  # nothing to balance: p whatever `agg`
@@ -126,10 +127,11 @@ def weighted_probabilities(
         mass = p[labelled].sum()
         keep = labelled[img]
         cls, img = cls[keep], img[keep]
-        kept = np.unique(cls)  # renumber the classes of the solved images 0..C-1
+        held = np.bincount(cls, minlength=nc) > 0  # renumber the classes of the solved images 0..C-1 (no sort)
+        kept = np.flatnonzero(held)
         if len(kept) < 2:
             return p
-        cls = np.searchsorted(kept, cls)
+        cls = (np.cumsum(held) - 1)[cls]
         img = (np.cumsum(labelled) - 1)[img]  # renumber the solved images 0..L-1
         q = AutoSolver(
             cls,
