@@ -127,3 +127,30 @@ def test_in_process_memo_and_digest(tmp_path):
     assert len(calls) == 1
     assert key != digest(np.array([0, 1, 1]), np.array([0, 0, 1]), "mean", 1.0)
     assert key != digest(np.array([0, 1, 1], dtype=np.int32), np.array([0, 0, 1]), "mean", 0.5)
+
+
+def test_a_schedule_with_a_memo_computes_each_strength_once_per_training(tmp_path, monkeypatch):
+    # Two DDP ranks' schedules of one training share the run's memo folder: every strength of a ramp is computed once,
+    # and each rank draws from exactly the probabilities a schedule without a memo computes.
+    from types import SimpleNamespace
+
+    from ultralytics_weighted import schedule as schedule_module
+    from ultralytics_weighted.plugin_training import memo_folder, remove_memo
+    from ultralytics_weighted.schedule import BalanceSchedule
+
+    labels = [np.array([0, 0])] * 5 + [np.array([1])] * 2 + [np.array([0, 2])] * 3
+    computed, real = [], schedule_module.weighted_probabilities
+    monkeypatch.setattr(
+        schedule_module, "weighted_probabilities", lambda *a, **k: computed.append(a[3]) or real(*a, **k)
+    )
+    trainer = SimpleNamespace(save_dir=tmp_path / "run", world_size=2)
+    ranks = [BalanceSchedule(labels, 3, 1.0, "auto", ramp=1.0, epochs=3, memo=memo_folder(trainer)) for _ in range(2)]
+    for epoch in range(3):
+        np.testing.assert_array_equal(ranks[0].probabilities(epoch), ranks[1].probabilities(epoch))
+    assert sorted(computed) == [0.0, 0.5, 1.0]  # one computation per strength, not per rank
+    alone = BalanceSchedule(labels, 3, 1.0, "auto", ramp=1.0, epochs=3)
+    np.testing.assert_array_equal(ranks[1].probabilities(1), alone.probabilities(1))
+    assert memo_folder(SimpleNamespace(save_dir=tmp_path / "run", world_size=1)) is None  # one process: no files
+    assert any(memo_folder(trainer).glob("*.npy"))
+    remove_memo(trainer)  # at the end of the training
+    assert not memo_folder(trainer).exists()

@@ -36,7 +36,7 @@ def balance_strength(value: bool | float | None) -> float:
     return float(value or 0.0)
 
 
-def schedule_from_args(args, classes, nc: int, multipliers: dict | None = None) -> BalanceSchedule:
+def schedule_from_args(args, classes, nc: int, multipliers: dict | None = None, memo=None) -> BalanceSchedule:
     """Return the `BalanceSchedule` that the train keys describe: the one place a schedule is built from settings.
 
     Training, `stats`, `compare` and the aggregation report all call it, so a key is read the same way everywhere.
@@ -48,6 +48,8 @@ def schedule_from_args(args, classes, nc: int, multipliers: dict | None = None) 
         classes (Sequence[np.ndarray]): Class ids of each image's objects, in dataset order.
         nc (int): Number of classes.
         multipliers (dict, optional): Weights from the data YAML (`DataWeights.multipliers`), applied in every epoch.
+        memo (str | Path, optional): A folder the training's processes share, to compute each epoch's probabilities
+            once per training instead of once per DDP rank (`BalanceSchedule`'s `memo`).
 
     Returns:
         (BalanceSchedule): The schedule of every epoch's sampling probabilities and the epoch length.
@@ -74,6 +76,7 @@ def schedule_from_args(args, classes, nc: int, multipliers: dict | None = None) 
         ramp=settings["balance_ramp"],
         start=settings["balance_start"],
         multipliers=multipliers,
+        memo=memo,
         **epochs,
     )
 

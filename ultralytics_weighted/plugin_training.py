@@ -9,6 +9,9 @@ stock, and the train-start table (`report.py`). `integration.py` calls these fun
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import numpy as np
 
 from ultralytics.utils import LOGGER, RANK
@@ -21,6 +24,7 @@ from ultralytics_weighted.schedule import BalanceSchedule
 from ultralytics_weighted.training import PREFIX, dataset_label_classes
 
 BALANCED_TASKS = frozenset({"detect", "segment", "pose", "obb", "classify"})
+MEMO_FOLDER = "balance-memo"  # in the run folder, under DDP only: each strength's probabilities, computed by one rank
 
 
 def check_class_balance(args, trainer: str, supported: bool) -> None:
@@ -125,18 +129,35 @@ def balance_train_dataset(trainer, dataset, mode: str = "train", multipliers: di
         if RANK in {-1, 0}:
             LOGGER.info(f"{PREFIX}{balance_settings(strength, args.balance_agg)}: {reason}")
         return dataset  # the stock dataset: trains exactly as without class_balance
-    schedule = schedule_from_args(args, classes, len(names), multipliers)
+    schedule = schedule_from_args(args, classes, len(names), multipliers, memo_folder(trainer))
     make_balanced(dataset, schedule, names)
     core.set_train_sampling(trainer, dataset, schedule.probabilities, schedule.epoch_size)
     for event, callback in (
         ("on_train_epoch_end", record_class_priors),  # before the epoch's checkpoints are saved
         ("on_train_end", save_corrected_best),  # after the final validation has stripped best.pt
+        ("on_train_end", remove_memo),
     ):
         if callback not in trainer.callbacks[event]:
             trainer.add_callback(event, callback)
     if RANK in {-1, 0}:
         log_balance(dataset, args.task)
     return dataset
+
+
+def memo_folder(trainer) -> Path | None:
+    """Return the folder where the DDP ranks of a training share its probabilities (`once.computed_once`), or None.
+
+    Under DDP every rank builds the train dataset and asks for the same probabilities (Ultralytics builds it on rank 0
+    first, then on the others; with `balance_ramp` every rank asks again at each epoch's start): one computes, the
+    others load. A single process computes them itself, without writing them anywhere.
+    """
+    return Path(trainer.save_dir) / MEMO_FOLDER if getattr(trainer, "world_size", 1) > 1 else None
+
+
+def remove_memo(trainer) -> None:
+    """Remove the training's shared probabilities at its end (rank 0; they are 8 bytes per image and strength)."""
+    if RANK in {-1, 0} and (folder := memo_folder(trainer)) is not None:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 class BalancedDatasetMixin:

@@ -17,11 +17,13 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
 from .auto import AutoSolver
 from .balance import AGGREGATIONS, class_weights, flatten_labels, spread_probabilities
+from .once import computed_once, digest
 
 ALL_AGGREGATIONS = (*AGGREGATIONS, "auto")  # `balance_agg` in the plugin: the core's fixed aggregations, and solved
 
@@ -179,6 +181,9 @@ class BalanceSchedule:
         epochs (int): Epochs of the training.
         start (float): Fraction of the epochs sampled uniformly (stock) before balancing starts (`balance_start`), in
             [0, 1); the stock epochs are floor(start * epochs).
+        memo (str | Path, optional): A folder the processes of one training share (the run's save_dir under DDP): each
+            strength's probabilities are then computed by the first process that asks and loaded by the others
+            (`once.computed_once`), instead of once per DDP rank.
         multipliers (dict, optional): Keyword arguments of `weighted_probabilities` from the data (`class_multipliers`,
             `image_multipliers`, `sources`, `source_shares`), applied in every epoch: epochs at strength 0 (before
             `start`, the ramp's first) draw by them instead of uniformly.
@@ -214,6 +219,7 @@ class BalanceSchedule:
         epochs: int = 1,
         start: float = 0.0,
         multipliers: dict | None = None,
+        memo: str | Path | None = None,
     ):
         """Compute the schedule's epoch length (the probabilities of each epoch are computed when asked for)."""
         if not (0.0 <= floor <= MAX_FLOOR and 0.0 <= ramp <= 1.0 and 0.0 <= start < 1.0):  # also refuses nan and inf
@@ -223,7 +229,7 @@ class BalanceSchedule:
             )
         self.classes, self.nc, self.agg = classes, nc, agg
         self.strength, self.floor, self.ramp, self.epochs = float(strength), float(floor), float(ramp), int(epochs)
-        self.start, self.multipliers = float(start), dict(multipliers or {})
+        self.start, self.multipliers, self.memo = float(start), dict(multipliers or {}), memo
         # floor, not round: start < 1 leaves at least one balanced epoch; 1e-9 absorbs float products such as 0.29 * 100
         self.start_epoch = min(math.floor(self.start * self.epochs + 1e-9), max(self.epochs - 1, 0))
         self.ramp_epochs = self.ramp * max(self.epochs - self.start_epoch - 1, 0)  # length of the rise, in epochs
@@ -261,9 +267,25 @@ class BalanceSchedule:
             return self.strength
         return self.strength * min(1.0, (epoch - self.start_epoch) / self.ramp_epochs)
 
+    @functools.cached_property
+    def _labels_key(self) -> str:
+        """Return the digest of the labels, the part of every memo key that does not change with the strength."""
+        return digest(*flatten_labels(self.classes), self.nc, self.agg)
+
+    def _probabilities_at(self, strength: float) -> np.ndarray:
+        """Return `weighted_probabilities` at `strength`: computed here, or once per training with a `memo` folder."""
+
+        def compute():
+            return weighted_probabilities(self.classes, self.nc, self.agg, strength, **self.multipliers)
+
+        if self.memo is None:
+            return compute()
+        weights = [x for k, v in sorted(self.multipliers.items()) for x in (k, np.asarray(v))]  # arrays, not their repr
+        return computed_once(self.memo, digest(self._labels_key, float(strength), *weights), compute)
+
     def _expected_draws(self, strength: float) -> np.ndarray:
         """Return max(N * p_i, floor) for the image probabilities p at `strength`."""
-        p = weighted_probabilities(self.classes, self.nc, self.agg, strength, **self.multipliers)
+        p = self._probabilities_at(strength)
         return np.maximum(len(p) * p, self.floor)
 
     def probabilities(self, epoch: int) -> np.ndarray:
@@ -275,13 +297,13 @@ class BalanceSchedule:
         Returns:
             (np.ndarray): float64 probabilities summing to 1; uniform before `start_epoch`.
         """
-        strength = self.strength_at(epoch)  # 0 before start_epoch: image_weights is uniform at 0 for every agg
+        strength = self.strength_at(epoch)  # 0 before start_epoch: uniform at 0 for every agg
         if self._cached[0] != strength:
             if self.floor:  # max(N * p_i, floor) of uniform p is one constant: uniform too
                 draws = self._expected_draws(strength)
                 p = draws / draws.sum()
-            else:  # exactly image_weights, so that the draws stay those of a schedule-free sampler
-                p = weighted_probabilities(self.classes, self.nc, self.agg, strength, **self.multipliers)
+            else:  # exactly weighted_probabilities, so that the draws stay those of a schedule-free sampler
+                p = self._probabilities_at(strength)
             self._cached = (strength, p)
         return self._cached[1]
 
@@ -296,7 +318,7 @@ class BalanceSchedule:
             (tuple[float, float, float, float]): The fraction taken back (0.0 without a floor or without any balance to
                 take back), and the max/min class share of stock, of balancing without the floor and with it.
         """
-        without = weighted_probabilities(self.classes, self.nc, self.agg, self.strength)
+        without = self._probabilities_at(self.strength)
         floored = self.probabilities(self.full_strength_epoch)
         shares = [balance_stats(self.classes, self.nc, p)["imbalance_after"] for p in (None, without, floored)]
         gained = math.log(shares[0] / shares[1]) if self.floor and shares[1] > 0 else math.nan
