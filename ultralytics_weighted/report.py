@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ultralytics_weighted.auto import target_shares
 from ultralytics_weighted.balance import flatten_labels
 from ultralytics_weighted.config import schedule_from_args
 from ultralytics_weighted.schedule import (
@@ -297,10 +298,10 @@ def plot_balance(
     if len(present) <= 30:  # value labels stay readable up to about 30 classes
         ax.bar_label(bars_before, fmt="%.1f", fontsize=7, padding=1)
         ax.bar_label(bars_after, fmt="%.1f", fontsize=7, padding=1)
-    target = stats["instances"][present] ** (1.0 - strength)
+    target = target_shares(stats["instances"], strength)[present]
     ax.scatter(
         x + width / 2,
-        100 * target / target.sum(),
+        100 * target,
         marker="_",
         s=600,
         color="#d62728",
