@@ -15,7 +15,7 @@ AGGREGATIONS = ("mean", "max", "median", "sum")  # `balance_agg` values
 
 
 def flatten_labels(classes: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """Return the class id (int64) and the image index (int32) of every instance, images in order."""
+    """Return the class id and the image index of every instance (int64, images in order) of per-image class ids."""
     n_images = len(classes)
     lengths = np.fromiter(map(len, classes), dtype=np.int64, count=n_images)
     try:  # fast path: 1-D or (n, 1) arrays, one C-level concatenation straight into int64 (no float copy)
@@ -26,7 +26,7 @@ def flatten_labels(classes: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         flat = [np.reshape(c, -1) for c in classes]
         lengths = np.fromiter(map(len, flat), dtype=np.int64, count=n_images)
         cls = np.concatenate(flat, dtype=np.int64, casting="unsafe")
-    return cls, np.repeat(np.arange(n_images, dtype=np.int32), lengths)  # int32: half the memory of 10M images
+    return cls, np.repeat(np.arange(n_images, dtype=np.int64), lengths)
 
 
 def class_weights(counts: np.ndarray, strength: float = 1.0) -> np.ndarray:
@@ -49,7 +49,7 @@ def _aggregate(values: np.ndarray, img: np.ndarray, n_images: int, agg: str, sor
         out[labelled] = np.maximum.reduceat(values, starts)
         return out
     # median: sort each image's values by one integer key (image index, then value rank), average the middle two
-    ordered = values[np.argsort(img * np.int64(sort_key.max() + 1) + sort_key, kind="stable")]  # int64: no overflow
+    ordered = values[np.argsort(img * (int(sort_key.max()) + 1) + sort_key, kind="stable")]
     n = lengths[labelled]
     out[labelled] = 0.5 * (ordered[starts + (n - 1) // 2] + ordered[starts + n // 2])
     return out

@@ -355,11 +355,7 @@ def balance_stats(
     cls, img = flatten_labels(classes)
     p = np.full(n_images, 1.0 / max(n_images, 1)) if p is None else np.asarray(p, dtype=np.float64)
     instances = np.bincount(cls, minlength=nc)
-    images = (
-        np.bincount(cls[np.unique(img * np.int64(nc) + cls, return_index=True)[1]], minlength=nc)
-        if cls.size
-        else instances
-    )
+    images = np.bincount(cls[np.unique(img * nc + cls, return_index=True)[1]], minlength=nc) if cls.size else instances
     expected = np.bincount(cls, weights=p[img], minlength=nc)
     present = instances > 0
 
