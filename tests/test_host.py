@@ -196,3 +196,21 @@ def test_the_usage_guide_lists_the_table():
     guide = (ROOT / "docs" / "usage.md").read_text()
     for row in PATCH_SURFACE + REFUSAL_SURFACE:
         assert f"`{row.key}`" in guide, row.key
+
+
+def test_a_dataset_type_the_plugin_cannot_balance_is_refused():
+    # e.g. YOLO-World's multi-modal datasets, or a custom trainer's subclass: labels and transforms of their own
+    from types import SimpleNamespace
+
+    from ultralytics.data.dataset import YOLODataset
+
+    from ultralytics_weighted.plugin_training import balance_train_dataset
+
+    class CustomDataset(YOLODataset):
+        def __init__(self):  # built without files: the check comes before any label is read
+            pass
+
+    args = SimpleNamespace(class_balance=True, single_cls=False, quantize=None)
+    trainer = SimpleNamespace(args=args, data={"names": {0: "car", 1: "bus"}})
+    with pytest.raises(NotImplementedError, match="class_balance is not supported for CustomDataset datasets yet"):
+        balance_train_dataset(trainer, CustomDataset(), "train")

@@ -120,6 +120,11 @@ def balance_train_dataset(trainer, dataset, mode: str = "train", multipliers: di
     weighted = balance_strength(args.class_balance) or multipliers
     if mode != "train" or not weighted or args.single_cls or is_qat_calibration(trainer):
         return dataset
+    from ultralytics.data.dataset import ClassificationDataset, YOLODataset
+    from ultralytics.models.rtdetr.val import RTDETRDataset
+
+    if type(dataset) not in {YOLODataset, RTDETRDataset, ClassificationDataset}:  # the core's trainers build these
+        raise NotImplementedError(f"class_balance is not supported for {type(dataset).__name__} datasets yet.")
     strength, classes, names = (
         balance_strength(args.class_balance),
         dataset_label_classes(dataset),
