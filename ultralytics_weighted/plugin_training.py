@@ -169,7 +169,8 @@ class BalancedDatasetMixin:
     """Mixin for a dataset class whose train images are drawn by class-balanced probabilities.
 
     The dataset holds `image_probabilities` (one per image, computed from the labels in use: after `classes=`
-    filtering, `fraction` and any re-sorting) and hands the train loader a `BalancedSampler` over them. For YOLO
+    filtering, `fraction` and any re-sorting); the core's `set_train_sampling` gives its train loader the schedule's
+    `BalancedSampler`. For YOLO
     datasets, Mosaic, MixUp, CutMix and CopyPaste partners are drawn from the same probabilities wherever stock
     Ultralytics picks them uniformly from the whole dataset (MixUp, CutMix, CopyPaste; Mosaic with `cache=ram`).
     Mosaic's default buffer of recently loaded images already consists of balanced draws and is kept as it is.
