@@ -241,3 +241,11 @@ def test_compare_refuses_a_variant_data_that_validates_on_other_images(compared,
         f"ultralytics-weighted compare: variant 'mean+data={weighted}': data={weighted} has other val images than "
         f"data={data}, and compare pairs every run on the same ones: give it the same val: split."
     )
+
+
+def test_the_floor_warning_compares_with_the_same_weights_without_the_floor():
+    # "without the floor" must be the same settings, data weights included, only the floor removed
+    weights = {"class_multipliers": np.array([1.0, 4.0, 1.0])}
+    schedule = BalanceSchedule(CROWDS, 3, 1.0, "sum", floor=1.0, multipliers=weights)
+    without = weighted_probabilities(CROWDS, 3, "sum", 1.0, **weights)
+    assert schedule.floor_effect()[2] == pytest.approx(balance_stats(CROWDS, 3, without)["imbalance_after"])
