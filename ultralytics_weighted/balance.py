@@ -36,13 +36,12 @@ def class_weights(counts: np.ndarray, strength: float = 1.0) -> np.ndarray:
         return np.where(counts > 0, (counts.sum() / counts) ** strength, 0.0)
 
 
-def _aggregate(values: np.ndarray, img: np.ndarray, n_images: int, agg: str, sort_key=None) -> np.ndarray:
+def _aggregate(values: np.ndarray, img: np.ndarray, lengths: np.ndarray, agg: str, sort_key=None) -> np.ndarray:
     """Combine per-instance values into one value per image (0 without instances); `sort_key` for the median only."""
     if agg in {"sum", "mean"}:
-        total = np.bincount(img, weights=values, minlength=n_images)
-        return total if agg == "sum" else total / np.maximum(np.bincount(img, minlength=n_images), 1)
-    lengths = np.bincount(img, minlength=n_images)
-    out = np.zeros(n_images, dtype=np.float64)
+        total = np.bincount(img, weights=values, minlength=len(lengths))
+        return total if agg == "sum" else total / np.maximum(lengths, 1)
+    out = np.zeros(len(lengths), dtype=np.float64)
     labelled = lengths > 0
     starts = np.concatenate(([0], np.cumsum(lengths)[:-1]))[labelled]
     if agg == "max":
@@ -57,10 +56,10 @@ def _aggregate(values: np.ndarray, img: np.ndarray, n_images: int, agg: str, sor
 
 def spread_probabilities(cls: np.ndarray, img: np.ndarray, n_images: int, weights: np.ndarray, agg: str) -> np.ndarray:
     """Return steps 2 and 3 of the module docstring for flat labels (`flatten_labels`) and class `weights` (step 1)."""
-    p = np.full(n_images, 1.0 / n_images)
-    labelled = np.bincount(img, minlength=n_images) > 0
+    p, lengths = np.full(n_images, 1.0 / n_images), np.bincount(img, minlength=n_images)  # instances per image
+    labelled = lengths > 0
     rank = np.argsort(np.argsort(weights, kind="stable"), kind="stable")  # class -> rank of its weight (median)
-    v = _aggregate(weights[cls], img, n_images, agg, rank[cls] if agg == "median" else None)
+    v = _aggregate(weights[cls], img, lengths, agg, rank[cls] if agg == "median" else None)
     p[labelled] = v[labelled] / v[labelled].sum() * p[labelled].sum()
     return p
 
