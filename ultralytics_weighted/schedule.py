@@ -318,11 +318,13 @@ class BalanceSchedule:
             (tuple[float, float, float, float]): The fraction taken back (0.0 without a floor or without any balance to
                 take back), and the max/min class share of stock, of balancing without the floor and with it.
         """
+        balanced = self.figures["imbalance_after"]  # the balanced epochs' figures, computed once for the table
+        if not self.floor:  # nothing to take back: no second computation of the probabilities at train start
+            return (0.0, self.figures["imbalance_before"], balanced, balanced)
         without = self._probabilities_at(self.strength)
-        floored = self.probabilities(self.full_strength_epoch)
-        shares = [balance_stats(self.classes, self.nc, p)["imbalance_after"] for p in (None, without, floored)]
-        gained = math.log(shares[0] / shares[1]) if self.floor and shares[1] > 0 else math.nan
-        if not gained > 1e-9:  # no floor, nothing gained, or nan (a class without instances is never drawn)
+        shares = [balance_stats(self.classes, self.nc, p)["imbalance_after"] for p in (None, without)] + [balanced]
+        gained = math.log(shares[0] / shares[1]) if shares[1] > 0 else math.nan
+        if not gained > 1e-9:  # nothing gained, or nan (a class without instances is never drawn)
             return (0.0, *shares)
         return (math.log(shares[2] / shares[1]) / gained, *shares)
 
