@@ -15,18 +15,13 @@ AGGREGATIONS = ("mean", "max", "median", "sum")  # `balance_agg` values
 
 
 def flatten_labels(classes: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """Return the class id and the image index of every instance (int64, images in order) of per-image class ids."""
-    n_images = len(classes)
-    lengths = np.fromiter(map(len, classes), dtype=np.int64, count=n_images)
-    try:  # fast path: 1-D or (n, 1) arrays, one C-level concatenation straight into int64 (no float copy)
-        cls = np.concatenate(classes or [np.zeros(0)], dtype=np.int64, casting="unsafe").reshape(-1)
-        if cls.size != lengths.sum():
-            raise ValueError("not one class id per row")
-    except ValueError:  # mixed shapes: flatten each image first
-        flat = [np.reshape(c, -1) for c in classes]
-        lengths = np.fromiter(map(len, flat), dtype=np.int64, count=n_images)
-        cls = np.concatenate(flat, dtype=np.int64, casting="unsafe")
-    return cls, np.repeat(np.arange(n_images, dtype=np.int64), lengths)
+    """Return the class id of every instance (int64, images in order) and the number of instances of each image.
+
+    `classes` holds one array of class ids per image, all 1-D or all (n, 1) like Ultralytics' 'cls' labels.
+    """
+    lengths = np.fromiter(map(len, classes), dtype=np.int64, count=len(classes))
+    cls = np.concatenate(classes or [np.zeros(0)], dtype=np.int64, casting="unsafe")  # one C pass, no float copy
+    return cls.reshape(-1), lengths
 
 
 def class_weights(counts: np.ndarray, strength: float = 1.0) -> np.ndarray:
@@ -36,30 +31,25 @@ def class_weights(counts: np.ndarray, strength: float = 1.0) -> np.ndarray:
         return np.where(counts > 0, (counts.sum() / counts) ** strength, 0.0)
 
 
-def _aggregate(values: np.ndarray, img: np.ndarray, lengths: np.ndarray, agg: str, sort_key=None) -> np.ndarray:
-    """Combine per-instance values into one value per image (0 without instances); `sort_key` for the median only."""
-    if agg in {"sum", "mean"}:
-        total = np.bincount(img, weights=values, minlength=len(lengths))
-        return total if agg == "sum" else total / np.maximum(lengths, 1)
-    out = np.zeros(len(lengths), dtype=np.float64)
-    labelled = lengths > 0
-    starts = np.concatenate(([0], np.cumsum(lengths)[:-1]))[labelled]
-    if agg == "max":
-        out[labelled] = np.maximum.reduceat(values, starts)
-        return out
-    # median: sort each image's values by one integer key (image index, then value rank), average the middle two
-    ordered = values[np.argsort(img * (int(sort_key.max()) + 1) + sort_key, kind="stable")]
-    n = lengths[labelled]
-    out[labelled] = 0.5 * (ordered[starts + (n - 1) // 2] + ordered[starts + n // 2])
-    return out
-
-
-def spread_probabilities(cls: np.ndarray, img: np.ndarray, n_images: int, weights: np.ndarray, agg: str) -> np.ndarray:
+def spread_probabilities(cls: np.ndarray, lengths: np.ndarray, weights: np.ndarray, agg: str) -> np.ndarray:
     """Return steps 2 and 3 of the module docstring for flat labels (`flatten_labels`) and class `weights` (step 1)."""
-    p, lengths = np.full(n_images, 1.0 / n_images), np.bincount(img, minlength=n_images)  # instances per image
-    labelled = lengths > 0
-    rank = np.argsort(np.argsort(weights, kind="stable"), kind="stable")  # class -> rank of its weight (median)
-    v = _aggregate(weights[cls], img, lengths, agg, rank[cls] if agg == "median" else None)
+    v, labelled = np.zeros(len(lengths)), lengths > 0
+    starts = (np.cumsum(lengths) - lengths)[labelled]  # first instance of each labelled image
+    if agg in {"sum", "mean"}:
+        v[labelled] = np.add.reduceat(weights[cls], starts) / (lengths[labelled] if agg == "mean" else 1)
+    else:  # max and median work on each class' rank among the weights: a small integer per instance, not a float
+        order = np.argsort(weights, kind="stable")
+        rank = np.argsort(order).astype(np.min_scalar_type(len(weights)))[cls]
+        if agg == "max":
+            v[labelled] = weights[order[np.maximum.reduceat(rank, starts)]]
+        else:  # median: one in-place sort of (image, rank) keys orders each image's ranks; average the middle two
+            key = np.repeat(np.arange(len(lengths)) * len(weights), lengths)
+            key += rank
+            key.sort()
+            n = lengths[labelled]
+            lo, hi = (weights[order[key[starts + i] % len(weights)]] for i in ((n - 1) // 2, n // 2))
+            v[labelled] = 0.5 * (lo + hi)
+    p = np.full(len(lengths), 1.0 / len(lengths))
     p[labelled] = v[labelled] / v[labelled].sum() * p[labelled].sum()
     return p
 
@@ -84,10 +74,10 @@ def image_probabilities(classes: list[np.ndarray], nc: int, agg: str = "mean", s
         raise ValueError(f"'balance_agg={agg}' is an invalid value. Valid 'balance_agg' values are {AGGREGATIONS}.")
     if not 0.0 <= strength <= 1.0:
         raise ValueError(f"'class_balance={strength}' is an invalid value. Valid values are between 0.0 and 1.0.")
-    cls, img = flatten_labels(classes)
+    cls, lengths = flatten_labels(classes)
     if cls.size and (cls.min() < 0 or cls.max() >= nc):
         raise ValueError(f"class ids must lie in [0, {nc}), found {cls.min()}..{cls.max()}.")
     counts = np.bincount(cls, minlength=nc)
     if strength == 0 or np.count_nonzero(counts) < 2:  # nothing to balance
         return np.full(len(classes), 1.0 / max(len(classes), 1))
-    return spread_probabilities(cls, img, len(classes), class_weights(counts, strength), agg)
+    return spread_probabilities(cls, lengths, class_weights(counts, strength), agg)

@@ -47,7 +47,7 @@ class TrainedPriors:
     def __init__(self, schedule: BalanceSchedule):
         """Flatten the schedule's labels once and compute the shares before balancing."""
         self.schedule = schedule
-        self._cls, self._img = flatten_labels(schedule.classes)
+        self._cls, self._lengths = flatten_labels(schedule.classes)
         instances = np.bincount(self._cls, minlength=schedule.nc).astype(np.float64)
         self.share_before = instances / max(instances.sum(), 1.0)
         self.epoch_shares: list[np.ndarray] = []
@@ -56,7 +56,7 @@ class TrainedPriors:
         """Return each class's expected share over epochs 0 .. epochs - 1, each epoch weighted equally."""
         while len(self.epoch_shares) < epochs:
             p = self.schedule.probabilities(len(self.epoch_shares))
-            expected = np.bincount(self._cls, weights=p[self._img], minlength=self.schedule.nc)
+            expected = np.bincount(self._cls, weights=np.repeat(p, self._lengths), minlength=self.schedule.nc)
             self.epoch_shares.append(expected / max(expected.sum(), np.finfo(float).tiny))
         return np.mean(self.epoch_shares[:epochs], axis=0) if epochs > 0 else self.share_before.copy()
 

@@ -11,6 +11,16 @@ import torch.distributed as dist
 from torch.utils.data import Sampler
 
 
+def random_permutation(n: int, rng: np.random.Generator) -> np.ndarray:
+    """Return a uniformly random permutation of range(n), about twice as fast as `rng.permutation(n)` at 10M."""
+    # uniform, as sorting by independent random keys; but 8-bit keys group in one radix pass, each shuffle in cache
+    bucket = rng.integers(0, 256, n, dtype=np.uint8)
+    out = np.argsort(bucket, kind="stable")
+    for same_bucket in np.split(out, np.cumsum(np.bincount(bucket, minlength=256))[:-1]):  # views into `out`
+        rng.shuffle(same_bucket)
+    return out
+
+
 def systematic_draw(p: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
     """Draw `n` indices from probabilities `p` by systematic (low-variance) resampling, in random order.
 
@@ -18,14 +28,12 @@ def systematic_draw(p: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarr
     floor(n * p_i) or ceil(n * p_i) times: the exposure of n multinomial draws without their chance misses (those skip
     ~37% of the images expected once). Permuting first makes which image rounds up random; the result is shuffled.
     """
-    order = rng.permutation(len(p))
+    order = random_permutation(len(p), rng)
     cumulative = np.cumsum(p[order])
     cumulative /= cumulative[-1]  # float round-off: the last image ends at 1
     below = np.ceil(cumulative * n - rng.random()).clip(0, n).astype(np.int64)  # points below each: no n searches
     below[-1] = n  # round-off: points at or past the end belong to the last image
-    drawn = np.repeat(order, np.diff(below, prepend=0))
-    rng.shuffle(drawn)
-    return drawn
+    return np.repeat(order, np.diff(below, prepend=0))[random_permutation(n, rng)]
 
 
 class BalancedSampler(Sampler[int]):
@@ -50,7 +58,7 @@ class BalancedSampler(Sampler[int]):
     Examples:
         >>> sampler = BalancedSampler(np.array([0.1, 0.1, 0.8]), seed=0)
         >>> list(sampler)  # expected counts 0.3, 0.3 and 2.4: image 2 is drawn 2 or 3 times
-        [2, 2, 2]
+        [2, 0, 2]
     """
 
     def __init__(

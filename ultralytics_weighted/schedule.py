@@ -112,32 +112,31 @@ def weighted_probabilities(
             )
             p[idx] = part * (shares[k] / shares.sum())
         return p / p.sum()
-    cls, img = flatten_labels(classes)
+    cls, lengths = flatten_labels(classes)
     if cls.size and (cls.min() < 0 or cls.max() >= nc):
         raise ValueError(f"class ids must lie in [0, {nc}), found {cls.min()}..{cls.max()}.")
     v = np.ones(n_images) if image_multipliers is None else np.asarray(image_multipliers, dtype=np.float64)
     p = v / v.sum()  # before class balancing: uniform, or as the image multipliers say
     m = np.ones(nc) if class_multipliers is None else np.asarray(class_multipliers, dtype=np.float64)
     # instances as drawn before balancing (no per-instance weights without image multipliers: 8 bytes per instance)
-    counts = np.bincount(cls, weights=None if image_multipliers is None else v[img], minlength=nc)
+    counts = np.bincount(cls, weights=None if image_multipliers is None else np.repeat(v, lengths), minlength=nc)
     present = counts > 0
     uniform_classes = not (m[present] != m[present][:1]).any()
     if (strength == 0 and uniform_classes) or present.sum() < 2:  # nothing to balance: p whatever `agg`
         return p
     if agg == "auto":
-        labelled = (np.bincount(img, minlength=n_images) > 0) & (v > 0)  # backgrounds, weight-0 images keep their p
+        labelled = (lengths > 0) & (v > 0)  # backgrounds, weight-0 images keep their p
         mass = p[labelled].sum()
-        keep = labelled[img]
-        cls, img = cls[keep], img[keep]
+        keep = np.repeat(labelled, lengths)  # the instances of images weighted 0 stay out of the solve
+        cls = cls if keep.all() else cls[keep]  # (no copy of all instances when none is left out)
         held = np.bincount(cls, minlength=nc) > 0  # renumber the classes of the solved images 0..C-1 (no sort)
         kept = np.flatnonzero(held)
         if len(kept) < 2:
             return p
         cls = (np.cumsum(held) - 1)[cls]
-        img = (np.cumsum(labelled) - 1)[img]  # renumber the solved images 0..L-1
         q = AutoSolver(
             cls,
-            img,
+            np.repeat(np.arange(labelled.sum()), lengths[labelled]),  # image index, the solved images renumbered 0..L-1
             int(labelled.sum()),
             strength,
             np.maximum(m[kept], 1e-6),  # a class weighted 0 gets as few draws as the bounds allow
@@ -145,11 +144,11 @@ def weighted_probabilities(
         ).solve()
         p[labelled] = q * mass
         return p
-    balanced = spread_probabilities(cls, img, n_images, class_weights(counts, strength) * m, agg)
+    balanced = spread_probabilities(cls, lengths, class_weights(counts, strength) * m, agg)
     if image_multipliers is None:  # exactly the core's probabilities
         return balanced
     # image multipliers: labelled images share the mass they hold under p = v / sum(v) in proportion to v_i * weight_i
-    labelled = (np.bincount(img, minlength=n_images) > 0) & (v > 0)
+    labelled = (lengths > 0) & (v > 0)
     q = balanced * v
     p[labelled] = q[labelled] / q[labelled].sum() * p[labelled].sum()
     return p
@@ -354,11 +353,12 @@ def balance_stats(
         (3.0, 1.0)
     """
     n_images = len(classes)
-    cls, img = flatten_labels(classes)
+    cls, lengths = flatten_labels(classes)
+    img = np.repeat(np.arange(n_images), lengths)  # image index of every instance
     p = np.full(n_images, 1.0 / max(n_images, 1)) if p is None else np.asarray(p, dtype=np.float64)
     instances = np.bincount(cls, minlength=nc)
     images = np.bincount(cls[np.unique(img * nc + cls, return_index=True)[1]], minlength=nc) if cls.size else instances
-    expected = np.bincount(cls, weights=p[img], minlength=nc)
+    expected = np.bincount(cls, weights=np.repeat(p, lengths), minlength=nc)
     present = instances > 0
 
     def shares(x):

@@ -50,8 +50,8 @@ def balance_train_dataset(trainer, dataset, mode: str = "train"):
     p = image_probabilities(classes, nc, args.balance_agg, float(args.class_balance))
     set_train_sampling(trainer, dataset, p)
     if RANK in {-1, 0}:  # max/min share of instances over the classes present, in the data and per epoch
-        cls, img = flatten_labels(classes)
-        shares = [np.bincount(cls, weights=w, minlength=nc) for w in (None, p[img])]
+        cls, lengths = flatten_labels(classes)
+        shares = [np.bincount(cls, weights=w, minlength=nc) for w in (None, np.repeat(p, lengths))]
         ratio = [s[shares[0] > 0].max() / s[shares[0] > 0].min() if cls.size else 1.0 for s in shares]
         LOGGER.info(
             f"{PREFIX}class_balance={float(args.class_balance):g} balance_agg={args.balance_agg}: {len(classes)} "

@@ -227,7 +227,7 @@ class DataWeights:
         """
         from ultralytics_weighted.balance import flatten_labels
 
-        cls, img = flatten_labels(classes)
+        cls, lengths = flatten_labels(classes)
         nc = len(self.names)
         set_by = [
             k for k, on in zip(KEYS, (self.class_multipliers, self.source_shares, self.image_file)) if on is not None
@@ -239,7 +239,7 @@ class DataWeights:
         if self.class_multipliers is not None:
             before = np.bincount(cls, minlength=nc).astype(np.float64)
             target = np.where(before > 0, before ** (1 - strength), 0.0) * self.class_multipliers
-            after = np.bincount(cls, weights=p[img], minlength=nc)
+            after = np.bincount(cls, weights=np.repeat(p, lengths), minlength=nc)
             w = max(len("class"), *(len(str(n)) for n in self.names.values()))
             lines.append(f"{'class':>{w}} {'weight':>7} {'share before':>13} {'target':>7} {'share per epoch':>16}")
             for c in np.flatnonzero(before):
