@@ -43,7 +43,8 @@ def spread_probabilities(cls: np.ndarray, lengths: np.ndarray, weights: np.ndarr
         if agg == "max":
             v[labelled] = weights[order[np.maximum.reduceat(rank, starts)]]
         else:  # median: one in-place sort of (image, rank) keys orders each image's ranks; average the middle two
-            key = np.repeat(np.arange(len(lengths)) * len(weights), lengths)
+            image = np.arange(len(lengths), dtype=np.min_scalar_type(len(lengths) * len(weights)))  # 32 bits if enough
+            key = np.repeat(image * len(weights), lengths)
             key += rank
             key.sort()
             n = lengths[labelled]
