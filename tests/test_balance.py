@@ -43,6 +43,21 @@ def test_each_aggregation_matches_hand_computation(agg, image_values):
     np.testing.assert_allclose(image_probabilities(MIXED, nc=3, agg=agg), expected)
 
 
+@pytest.mark.parametrize("agg", AGGREGATIONS)
+@pytest.mark.parametrize("n, nc", [(50, 3), (400, 300), (2000, 40)])  # 8-, 16- and 32-bit class ranks and sort keys
+def test_each_aggregation_is_its_definition_image_by_image(agg, n, nc):
+    rng = np.random.default_rng(nc)
+    data = [rng.integers(0, nc, rng.integers(0, 9)) for _ in range(n)]  # crowds, single objects and backgrounds
+    data[0] = np.arange(nc)  # every class present: weights from (total / count) of each
+    counts = np.bincount(np.concatenate(data), minlength=nc)
+    weights = counts.sum() / counts
+    value = np.array([getattr(np, agg)(weights[c]) if len(c) else 0.0 for c in data])  # np.mean, np.max, ...
+    labelled = value > 0
+    expected = np.full(n, 1 / n)
+    expected[labelled] = value[labelled] / value[labelled].sum() * labelled.sum() / n
+    np.testing.assert_allclose(image_probabilities(data, nc, agg), expected, rtol=1e-12)
+
+
 @pytest.mark.parametrize("strength", [0.0, 0.5, 1.0])
 def test_strength_is_the_power_of_inverse_frequency(strength):
     data = labels([0], [0], [0], [1])  # counts 3 and 1: weights (4/3)**s and 4**s
