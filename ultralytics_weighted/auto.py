@@ -69,9 +69,10 @@ class AutoSolver:
     3. Then the most balanced of that point and the four fixed aggregations (clipped to the same bounds) is returned
     (`_fixed_candidates`).
 
-    The labels are held as the sparse matrix A: one (image, class, count) triple per class present in an image, sorted
-    by image and class (a crowd of one class is one entry), with the classes renumbered in order of their class weight
-    (as the median aggregation needs). Every step is a few vectorized passes over the triples. The phases share the
+    The labels are held as the sparse matrix A: one (image, class, count) triple per class present in an image (a crowd
+    of one class is one entry), with the classes renumbered in order of their class weight (as the median aggregation
+    needs), grouped by the number of classes of their image so that each image's triples, in class order, form one
+    column of a dense slab (`_layout`). Every step is a few vectorized passes over the triples. The phases share the
     budget of AUTO_MAX_ITER iterations and the most balanced point found so far.
 
     Attributes:
@@ -83,12 +84,12 @@ class AutoSolver:
         single_objects (bool): Whether every image holds exactly one object.
         lo (float): Lower bound of q_i, AUTO_MIN_DRAWS / n.
         hi (float): Upper bound of q_i, AUTO_MAX_DRAWS / n.
-        chunk (int): Images per dense (images x classes) block of `_covariance`.
-        img (np.ndarray): Image index of each triple.
-        cls (np.ndarray): Class of each triple.
-        amount (np.ndarray): float64 instance count of each triple.
-        local (np.ndarray): Position of each triple in the dense (images x classes) block of its image.
-        layout (list): (first image, images, triple slice) of each dense block.
+        chunk (int): Images per dense (images x classes) block of `_triples`.
+        order (np.ndarray): The images in the solver's numbering (sorted by their number of classes k); q_i, z_i and
+            `log_prior` are in that order, and `solve` puts the probabilities back.
+        groups (list): (k, first image, end image, first triple, end triple) of the images with k classes.
+        cls (np.ndarray): Class of each triple, as a (k, images) slab per group (see `_layout`).
+        amount (np.ndarray): float64 instance count of each triple, as `cls`.
         scratch (np.ndarray): One float64 value per triple, reused: fresh large arrays cost page faults on every pass.
         best (float): Imbalance (max/min of share_c / t_c) of the most balanced point so far.
         best_point (tuple): That point, (psi, q, a, free, e).
@@ -124,14 +125,13 @@ class AutoSolver:
         renumber, self.counts, self.weights = np.argsort(order), counts[order], weights[order]
         t = target_shares(self.counts, strength) * m[order]
         self.t = t / t.sum()
-        # log(n u_i) of the reference distribution u (0 for uniform), added to every image's log weight z_i
-        self.log_prior = None if v is None else np.log(v * (n / v.sum()))
         self.single_objects = len(cls) == n
         self.lo, self.hi = min(AUTO_MIN_DRAWS, 1.0) / n, max(AUTO_MAX_DRAWS, 1.0) / n
         self.chunk = max(1, (1 << 18) // self.n_classes)  # images per dense block: 2 MB, stays in cache
-        self.img, self.cls, self.amount, self.local = self._triples(cls, img, renumber)
-        self.layout = list(self._blocks(self.img))
-        self.scratch = np.empty(len(self.img))
+        self.order, self.groups, self.cls, self.amount = self._layout(*self._triples(cls, img, renumber))
+        # log(n u_i) of the reference distribution u (0 for uniform), added to every image's log weight z_i
+        self.log_prior = None if v is None else np.log(v * (n / v.sum()))[self.order]
+        self.scratch = np.empty(len(self.cls))
         self.best, self.best_point, self.iterations = np.inf, None, 0
 
     def solve(self) -> np.ndarray:
@@ -143,9 +143,13 @@ class AutoSolver:
         with threadpool_limits(limits=AUTO_BLAS_THREADS, user_api="blas"):
             self._dual_newton()
             if self.best <= AUTO_TOLERANCE:
-                return self.best_point[1]
-            self._share_gauss_newton()
-            return self._fixed_candidates()
+                q = self.best_point[1]
+            else:
+                self._share_gauss_newton()
+                q = self._fixed_candidates()
+        probabilities = np.empty(self.n)
+        probabilities[self.order] = q  # back from the solver's image order (grouped by classes per image)
+        return probabilities
 
     def _blocks(self, img: np.ndarray) -> Iterator[tuple[int, int, slice]]:
         """Yield (first image, images, slice of `img`) of each block of `chunk` images; `img` is sorted."""
@@ -155,7 +159,7 @@ class AutoSolver:
             yield s, min(chunk, n - s), slice(bounds[k], bounds[k + 1])
 
     def _triples(self, cls: np.ndarray, img: np.ndarray, renumber: np.ndarray) -> tuple[np.ndarray, ...]:
-        """Return the sparse A as (image, class, float64 count, block position) arrays, sorted by image and class.
+        """Return the sparse A as (image, class, count) arrays, sorted by image and class.
 
         Classes are renumbered by `renumber` (class id -> rank in weight order). Counting the instances of each (image,
         class) cell in dense blocks of `chunk` images keeps the bincount small and the result sorted without a sort.
@@ -164,9 +168,35 @@ class AutoSolver:
         for s, size, i in self._blocks(img):
             block = np.bincount((img[i] - s) * n_classes + renumber[cls[i]], minlength=size * n_classes)
             local = np.flatnonzero(block)  # position in the dense (images x classes) block
-            parts.append((local // n_classes + s, local % n_classes, block[local], local))
-        img, cls, amount, local = (np.concatenate(x) for x in zip(*parts))
-        return img, cls, amount.astype(np.float64), local
+            parts.append((local // n_classes + s, local % n_classes, block[local]))
+        return tuple(np.concatenate(x) for x in zip(*parts))
+
+    def _layout(self, img: np.ndarray, cls: np.ndarray, count: np.ndarray) -> tuple:
+        """Return (order, groups, cls, amount): the triples regrouped by the number k of classes of their image.
+
+        The solver numbers the images in `order`: stably sorted by k. The images with k classes form the group
+        (k, first image, end image, first triple, end triple), whose triples are a (k, images) slab: row j holds each
+        image's j-th class in weight order. So a per-image sum over its classes is a sum over the slab's rows (in the
+        class order of the triples, as a bincount would add them), and the class pairs of the Hessian are pairs of rows.
+        """
+        per_image = np.bincount(img, minlength=self.n)  # k of each image (>= 1)
+        first = np.cumsum(per_image) - per_image  # its first triple
+        order = np.argsort(per_image, kind="stable")
+        edges = np.searchsorted(per_image[order], np.arange(per_image.max() + 2))
+        slab_cls, slab_amount, groups, end = np.empty(len(cls), dtype=np.intp), np.empty(len(cls)), [], 0
+        for k in np.flatnonzero(edges[2:] > edges[1:-1]) + 1:
+            start, stop = edges[k], edges[k + 1]
+            source, begin, end = first[order[start:stop]], end, end + k * (stop - start)
+            for j in range(k):
+                row = slice(begin + j * (stop - start), begin + (j + 1) * (stop - start))
+                slab_cls[row], slab_amount[row] = cls[source + j], count[source + j]
+            groups.append((int(k), int(start), int(stop), begin, end))
+        return order, groups, slab_cls, slab_amount
+
+    def _slabs(self, *arrays: np.ndarray) -> Iterator[tuple]:
+        """Yield (first image, end image, *(k, images) views of `arrays`) per group; `arrays` hold a value a triple."""
+        for k, start, stop, begin, end in self.groups:
+            yield start, stop, *(x[begin:end].reshape(k, stop - start) for x in arrays)
 
     def _clipped_softmax(self, z: np.ndarray, a: float) -> tuple[np.ndarray, float, np.ndarray]:
         """Return (q, a, free): q_i = clip(exp(z_i - a), lo, hi) with the log normalizer `a` making sum(q) = 1.
@@ -203,9 +233,10 @@ class AutoSolver:
 
         `a` is the guess of the log normalizer (the previous one: it moves little between iterations).
         """
-        scratch = self.scratch
+        scratch, z = self.scratch, np.empty(self.n)
         np.multiply(np.take(psi, self.cls, out=scratch, mode="clip"), self.amount, out=scratch)
-        z = np.bincount(self.img, weights=scratch, minlength=self.n)
+        for start, stop, terms in self._slabs(scratch):
+            np.add.reduce(terms, axis=0, out=z[start:stop])  # row by row: each image's classes in order
         if self.log_prior is not None:  # q_i ∝ u_i exp(...): KL(q || u) = q . (log(n q) - log(n u)) in `_dual`
             z += self.log_prior
         return z, *self._clipped_softmax(z, a)
@@ -217,23 +248,32 @@ class AutoSolver:
     def _expected(self, q: np.ndarray) -> tuple[np.ndarray, float]:
         """Return e_c = sum_i q_i A_ic (share_c = e_c / sum(e)) and its imbalance."""
         scratch = self.scratch
-        np.multiply(np.take(q, self.img, out=scratch, mode="clip"), self.amount, out=scratch)
+        for start, stop, amount, terms in self._slabs(self.amount, scratch):
+            np.multiply(q[start:stop], amount, out=terms)
         e = np.bincount(self.cls, weights=scratch, minlength=self.n_classes)
         return e, self._imbalance(e)
 
     def _covariance(self, q: np.ndarray, free: np.ndarray) -> np.ndarray:
         """Return d e / d psi = Cov(A) weighted by q over the free images: clipped images do not move with psi.
 
-        x_ic = sqrt(q_i) A_ic is built densely for one block of images at a time, so the C x C products run in BLAS.
+        With x_ic = sqrt(q_i) A_ic, sum_i x_i x_i^T adds x_ic x_id for every pair of classes c <= d of an image: the
+        pairs of rows (j, l), j <= l, of each group's slab, a few thousand images at a time so that they stay in cache.
         """
         n_classes, scratch = self.n_classes, self.scratch
         root = np.sqrt(np.where(free, q, 0.0))
-        np.multiply(np.take(root, self.img, out=scratch, mode="clip"), self.amount, out=scratch)
-        m, v = np.zeros((n_classes, n_classes)), np.zeros(n_classes)
-        for s, size, i in self.layout:
-            x = np.bincount(self.local[i], scratch[i], size * n_classes).reshape(size, n_classes)
-            m += x.T @ x  # sum_i q_i A_i A_i^T
-            v += x.T @ root[s : s + size]  # sum_i q_i A_i
+        upper, v = np.zeros(n_classes * n_classes), np.zeros(n_classes)  # upper: sum_i x_ic x_id for c <= d
+        for start, stop, cls, amount, x in self._slabs(self.cls, self.amount, scratch):
+            np.multiply(root[start:stop], amount, out=x)
+            low, high = np.triu_indices(len(x))  # rows j <= l: classes cls[j] <= cls[l]
+            step = max(1, (1 << 16) // len(low))
+            for s in range(start, stop, step):
+                i = slice(s - start, min(s - start + step, stop - start))
+                pair = cls[low, i] * n_classes
+                pair += cls[high, i]
+                upper += np.bincount(pair.ravel(), (x[low, i] * x[high, i]).ravel(), n_classes * n_classes)
+                v += np.bincount(cls[:, i].ravel(), (x[:, i] * root[start:stop][i]).ravel(), n_classes)
+        upper = upper.reshape(n_classes, n_classes)
+        m = upper + upper.T - np.diag(upper.diagonal())  # sum_i q_i A_i A_i^T
         mass = root @ root  # of the free images
         return m - np.outer(v, v) / mass if mass > 0 else m
 
@@ -382,20 +422,25 @@ class AutoSolver:
                 break
 
     def _fixed_weights(self) -> list[np.ndarray]:
-        """Return the mean, max, median and sum image weights (as `_aggregate`) from the triples and `weights`.
+        """Return the mean, max, median and sum image weights (as `_aggregate`) from the slabs and `weights`.
 
-        The triples are sorted by image, then by class weight (the classes are renumbered in weight order), and every
-        image has one, so each aggregation is one pass.
+        Each image's classes run down its slab column in weight order (the classes are renumbered in weight order), so
+        the max is the last row and the median the class of the middle instance(s) in the running counts.
         """
-        img, amount, n = self.img, self.amount, self.n
-        starts = np.flatnonzero(np.concatenate(([True], img[1:] != img[:-1])))  # first triple of each image
-        values = self.weights[self.cls]
-        total, count = np.bincount(img, values * amount, n), np.bincount(img, amount, n)
-        running = np.cumsum(amount)  # instances up to and including each triple
-        before = running[starts] - amount[starts]  # instances of the previous images
-        middle = [np.searchsorted(running, before + k, side="right") for k in ((count - 1) // 2, count // 2)]
-        median = 0.5 * (values[middle[0]] + values[middle[1]])  # of the middle instance(s) in weight order
-        return [total / count, np.maximum.reduceat(values, starts), median, total]
+        n = self.n
+        total, count, top, median = np.empty(n), np.empty(n), np.empty(n), np.empty(n)
+        for start, stop, cls, amount in self._slabs(self.cls, self.amount):
+            i = slice(start, stop)
+            values = self.weights[cls]
+            np.add.reduce(values * amount, axis=0, out=total[i])
+            np.add.reduce(amount, axis=0, out=count[i])
+            top[i] = values[-1]
+            running = np.cumsum(amount, axis=0)  # instances of the image up to and including each row
+            column = np.arange(stop - start)
+            # the row of instance k (0-based) of the image: the number of rows whose running count is <= k
+            middle = [(running <= k).sum(0) for k in ((count[i] - 1) // 2, count[i] // 2)]
+            median[i] = 0.5 * (values[middle[0], column] + values[middle[1], column])
+        return [total / count, top, median, total]
 
     def _fixed_candidates(self) -> np.ndarray:
         """Phase 3: return the most balanced of the best point's q and the fixed aggregations clipped to the bounds.
