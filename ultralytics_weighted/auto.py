@@ -84,7 +84,7 @@ class AutoSolver:
         single_objects (bool): Whether every image holds exactly one object.
         lo (float): Lower bound of q_i, AUTO_MIN_DRAWS / n.
         hi (float): Upper bound of q_i, AUTO_MAX_DRAWS / n.
-        chunk (int): Images per dense (images x classes) block of `_triples`.
+        chunk (int): Images per block of `_triples`.
         order (np.ndarray): The images in the solver's numbering (sorted by their number of classes k); q_i, z_i and
             `log_prior` are in that order, and `solve` puts the probabilities back.
         groups (list): (k, first image, end image, first triple, end triple) of the images with k classes.
@@ -127,7 +127,7 @@ class AutoSolver:
         self.t = t / t.sum()
         self.single_objects = len(cls) == n
         self.lo, self.hi = min(AUTO_MIN_DRAWS, 1.0) / n, max(AUTO_MAX_DRAWS, 1.0) / n
-        self.chunk = max(1, (1 << 18) // self.n_classes)  # images per dense block: 2 MB, stays in cache
+        self.chunk = max(1, (1 << 18) // self.n_classes)  # images per block of `_triples`: its sort stays in cache
         self.order, self.groups, self.cls, self.amount = self._layout(*self._triples(cls, img, renumber))
         # log(n u_i) of the reference distribution u (0 for uniform), added to every image's log weight z_i
         self.log_prior = None if v is None else np.log(v * (n / v.sum()))[self.order]
@@ -159,16 +159,19 @@ class AutoSolver:
             yield s, min(chunk, n - s), slice(bounds[k], bounds[k + 1])
 
     def _triples(self, cls: np.ndarray, img: np.ndarray, renumber: np.ndarray) -> tuple[np.ndarray, ...]:
-        """Return the sparse A as (image, class, count) arrays, sorted by image and class.
+        """Return the sparse A as int32 (image, class, count) arrays, sorted by image and class.
 
-        Classes are renumbered by `renumber` (class id -> rank in weight order). Counting the instances of each (image,
-        class) cell in dense blocks of `chunk` images keeps the bincount small and the result sorted without a sort.
+        Classes are renumbered by `renumber` (class id -> rank in weight order). The (image, class) keys of `chunk`
+        images at a time are sorted (in cache, the images are already in order): each run of equal keys is a triple.
         """
         n_classes, parts = self.n_classes, []
-        for s, size, i in self._blocks(img):
-            block = np.bincount((img[i] - s) * n_classes + renumber[cls[i]], minlength=size * n_classes)
-            local = np.flatnonzero(block)  # position in the dense (images x classes) block
-            parts.append((local // n_classes + s, local % n_classes, block[local]))
+        for s, _, i in self._blocks(img):
+            key = ((img[i] - s) * n_classes + renumber[cls[i]]).astype(np.int32)  # < chunk * C <= 2**18
+            key.sort()
+            head = np.flatnonzero(np.concatenate(([True], key[1:] != key[:-1])))  # first instance of each run
+            count = np.diff(head, append=len(key)).astype(np.int32)
+            key = key[head]
+            parts.append((key // n_classes + s, key % n_classes, count))
         return tuple(np.concatenate(x) for x in zip(*parts))
 
     def _layout(self, img: np.ndarray, cls: np.ndarray, count: np.ndarray) -> tuple:
@@ -181,7 +184,7 @@ class AutoSolver:
         """
         per_image = np.bincount(img, minlength=self.n)  # k of each image (>= 1)
         first = np.cumsum(per_image) - per_image  # its first triple
-        order = np.argsort(per_image, kind="stable")
+        order = np.argsort(per_image.astype(np.min_scalar_type(self.n_classes)), kind="stable")  # small ints: radix
         edges = np.searchsorted(per_image[order], np.arange(per_image.max() + 2))
         slab_cls, slab_amount, groups, end = np.empty(len(cls), dtype=np.intp), np.empty(len(cls)), [], 0
         for k in np.flatnonzero(edges[2:] > edges[1:-1]) + 1:
