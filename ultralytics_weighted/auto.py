@@ -189,10 +189,11 @@ class AutoSolver:
         slab_cls, slab_amount, groups, end = np.empty(len(cls), dtype=np.intp), np.empty(len(cls)), [], 0
         for k in np.flatnonzero(edges[2:] > edges[1:-1]) + 1:
             start, stop = edges[k], edges[k + 1]
-            source, begin, end = first[order[start:stop]], end, end + k * (stop - start)
-            for j in range(k):
-                row = slice(begin + j * (stop - start), begin + (j + 1) * (stop - start))
-                slab_cls[row], slab_amount[row] = cls[source + j], count[source + j]
+            begin, end = end, end + k * (stop - start)
+            # each image's k triples side by side: one sweep through the triples per group, not one per row
+            source = first[order[start:stop], None] + np.arange(k)
+            slab_cls[begin:end].reshape(k, -1)[:] = cls[source].T
+            slab_amount[begin:end].reshape(k, -1)[:] = count[source].T
             groups.append((int(k), int(start), int(stop), begin, end))
         return order, groups, slab_cls, slab_amount
 
