@@ -215,13 +215,14 @@ class AutoSolver:
         log_lo, log_hi = np.log(lo), np.log(hi)
         a_low, a_high = z.min() - log_hi, z.max() - log_lo  # sum(q) = n*hi > 1 at a_low, n*lo < 1 at a_high
         a = a0 = min(max(a, a_low), a_high)
-        x = np.exp(np.clip(z - a0, log_lo - 31.0, log_hi + 31.0))
+        x, y, q = np.empty_like(z), np.empty_like(z), np.empty_like(z)  # reused by every step: no fresh pages
+        np.exp(np.clip(np.subtract(z, a0, out=x), log_lo - 31.0, log_hi + 31.0, out=x), out=x)
         for _ in range(100):
             if abs(a - a0) > 30.0:
                 a0 = a
-                x = np.exp(np.clip(z - a0, log_lo - 31.0, log_hi + 31.0))
-            y = x * np.exp(a0 - a)
-            total = np.clip(y, lo, hi).sum()
+                np.exp(np.clip(np.subtract(z, a0, out=x), log_lo - 31.0, log_hi + 31.0, out=x), out=x)
+            np.multiply(x, np.exp(a0 - a), out=y)
+            total = np.clip(y, lo, hi, out=q).sum()
             if abs(total - 1.0) <= 1e-12:
                 break
             a_low, a_high = (a, a_high) if total > 1.0 else (a_low, a)
@@ -229,8 +230,8 @@ class AutoSolver:
             free_mass, rest = total - clipped, 1.0 - clipped  # the free images' mass, and the mass they should hold
             a_new = a + np.log(free_mass / rest) if free_mass > 0 and rest > 0 else 0.5 * (a_low + a_high)
             a = a_new if a_low < a_new < a_high else 0.5 * (a_low + a_high)
-        q = np.clip(y, lo, hi)
-        return q / q.sum(), a, (y > lo) & (y < hi)
+        q /= q.sum()  # q = clip(y, lo, hi) of the last step
+        return q, a, (y > lo) & (y < hi)
 
     def _evaluate(self, psi: np.ndarray, a: float) -> tuple[np.ndarray, np.ndarray, float, np.ndarray]:
         """Return (z, q, a, free) for class log weights psi: z_i = sum_c A_ic psi_c, q its clipped softmax.
