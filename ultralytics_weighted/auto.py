@@ -91,6 +91,8 @@ class AutoSolver:
         cls (np.ndarray): Class of each triple, as a (k, images) slab per group (see `_layout`).
         amount (np.ndarray): float64 instance count of each triple, as `cls`.
         scratch (np.ndarray): One float64 value per triple, reused: fresh large arrays cost page faults on every pass.
+        image_scratch (np.ndarray): Three float64 values per image, reused as `scratch`: row 0 the log weights z that
+            go into `_clipped_softmax`, rows 1 and 2 its steps' buffers and other temporaries outside it.
         best (float): Imbalance (max/min of share_c / t_c) of the most balanced point so far.
         best_point (tuple): That point, (psi, q, a, free, e).
         iterations (int): Newton and Gauss-Newton iterations taken so far.
@@ -131,7 +133,7 @@ class AutoSolver:
         self.order, self.groups, self.cls, self.amount = self._layout(*self._triples(cls, img, renumber))
         # log(n u_i) of the reference distribution u (0 for uniform), added to every image's log weight z_i
         self.log_prior = None if v is None else np.log(v * (n / v.sum()))[self.order]
-        self.scratch = np.empty(len(self.cls))
+        self.scratch, self.image_scratch = np.empty(len(self.cls)), np.empty((3, n))
         self.best, self.best_point, self.iterations = np.inf, None, 0
 
     def solve(self) -> np.ndarray:
@@ -215,7 +217,7 @@ class AutoSolver:
         log_lo, log_hi = np.log(lo), np.log(hi)
         a_low, a_high = z.min() - log_hi, z.max() - log_lo  # sum(q) = n*hi > 1 at a_low, n*lo < 1 at a_high
         a = a0 = min(max(a, a_low), a_high)
-        x, y, q = np.empty_like(z), np.empty_like(z), np.empty_like(z)  # reused by every step: no fresh pages
+        x, y, q = self.image_scratch[1], self.image_scratch[2], np.empty_like(z)  # q is the result: fresh
         np.exp(np.clip(np.subtract(z, a0, out=x), log_lo - 31.0, log_hi + 31.0, out=x), out=x)
         for _ in range(100):
             if abs(a - a0) > 30.0:
@@ -238,7 +240,7 @@ class AutoSolver:
 
         `a` is the guess of the log normalizer (the previous one: it moves little between iterations).
         """
-        scratch, z = self.scratch, np.empty(self.n)
+        scratch, z = self.scratch, self.image_scratch[0]
         np.multiply(np.take(psi, self.cls, out=scratch, mode="clip"), self.amount, out=scratch)
         for start, stop, terms in self._slabs(scratch):
             np.add.reduce(terms, axis=0, out=z[start:stop])  # row by row: each image's classes in order
@@ -265,7 +267,7 @@ class AutoSolver:
         pairs of rows (j, l), j <= l, of each group's slab, a few thousand images at a time so that they stay in cache.
         """
         n_classes, scratch = self.n_classes, self.scratch
-        root = np.sqrt(np.where(free, q, 0.0))
+        root = np.sqrt(np.multiply(q, free, out=self.image_scratch[1]), out=self.image_scratch[1])  # 0 if clipped
         upper, v = np.zeros(n_classes * n_classes), np.zeros(n_classes)  # upper: sum_i x_ic x_id for c <= d
         for start, stop, cls, amount, x in self._slabs(self.cls, self.amount, scratch):
             np.multiply(root[start:stop], amount, out=x)
@@ -347,7 +349,8 @@ class AutoSolver:
     def _dual(self, phi: np.ndarray, a: float) -> tuple[float, tuple]:
         """Return (f, (z, q, a, free)) at phi: the dual f = q . z - KL(q || u) at the maximizing q."""
         z, q, a, free = self._evaluate(phi - self.t @ phi, a)
-        return q @ z - q @ np.log(q * self.n), (z, q, a, free)
+        log_nq = np.log(np.multiply(q, self.n, out=self.image_scratch[1]), out=self.image_scratch[1])
+        return q @ z - q @ log_nq, (z, q, a, free)
 
     def _start(self, phi: np.ndarray) -> tuple:
         """Return (phi, f, q, a, free, e, imbalance) at phi, the log normalizer guessed for uniform sampling."""
@@ -434,17 +437,19 @@ class AutoSolver:
         """
         n = self.n
         total, count, top, median = np.empty(n), np.empty(n), np.empty(n), np.empty(n)
-        for start, stop, cls, amount in self._slabs(self.cls, self.amount):
-            i = slice(start, stop)
-            values = self.weights[cls]
-            np.add.reduce(values * amount, axis=0, out=total[i])
-            np.add.reduce(amount, axis=0, out=count[i])
-            top[i] = values[-1]
-            running = np.cumsum(amount, axis=0)  # instances of the image up to and including each row
-            column = np.arange(stop - start)
-            # the row of instance k (0-based) of the image: the number of rows whose running count is <= k
-            middle = [(running <= k).sum(0) for k in ((count[i] - 1) // 2, count[i] // 2)]
-            median[i] = 0.5 * (values[middle[0], column] + values[middle[1], column])
+        for start, stop, slab_cls, slab_amount in self._slabs(self.cls, self.amount):
+            step = max(1, (1 << 16) // len(slab_cls))  # images at a time: small temporaries, reused from the heap
+            for s in range(0, stop - start, step):
+                i, j = slice(start + s, min(start + s + step, stop)), slice(s, s + step)
+                values, amount = self.weights[slab_cls[:, j]], slab_amount[:, j]
+                np.add.reduce(values * amount, axis=0, out=total[i])
+                np.add.reduce(amount, axis=0, out=count[i])
+                top[i] = values[-1]
+                running = np.cumsum(amount, axis=0)  # instances of the image up to and including each row
+                column = np.arange(values.shape[1])
+                # the row of instance k (0-based) of the image: the number of rows whose running count is <= k
+                middle = [(running <= k).sum(0) for k in ((count[i] - 1) // 2, count[i] // 2)]
+                median[i] = 0.5 * (values[middle[0], column] + values[middle[1], column])
         return [total / count, top, median, total]
 
     def _fixed_candidates(self) -> np.ndarray:
@@ -454,9 +459,14 @@ class AutoSolver:
         family can be hard to search.
         """
         best, q = self.best, self.best_point[1]
+        log_w, shifted = self.image_scratch[0], self.image_scratch[1]
         for w in self._fixed_weights():
-            log_w = np.log(w) if self.log_prior is None else np.log(w) + self.log_prior
-            q_fixed = self._clipped_softmax(log_w, np.log(np.exp(log_w - log_w.max()).sum()) + log_w.max())[0]
+            np.log(w, out=log_w)
+            if self.log_prior is not None:
+                log_w += self.log_prior
+            top = log_w.max()
+            a = np.log(np.exp(np.subtract(log_w, top, out=shifted), out=shifted).sum()) + top
+            q_fixed = self._clipped_softmax(log_w, a)[0]
             imbalance = self._expected(q_fixed)[1]
             if imbalance < best:
                 best, q = imbalance, q_fixed
