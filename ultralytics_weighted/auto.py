@@ -263,22 +263,23 @@ class AutoSolver:
     def _covariance(self, q: np.ndarray, free: np.ndarray) -> np.ndarray:
         """Return d e / d psi = Cov(A) weighted by q over the free images: clipped images do not move with psi.
 
-        With x_ic = sqrt(q_i) A_ic, sum_i x_i x_i^T adds x_ic x_id for every pair of classes c <= d of an image: the
-        pairs of rows (j, l), j <= l, of each group's slab, a few thousand images at a time so that they stay in cache.
+        With x_ic = sqrt(q_i) A_ic, sum_i x_i x_i^T adds x_ic x_id for every pair of classes c <= d of an image: in each
+        group's slab, the squares of the rows, then the products of row j with the rows below it (classes c < d), a few
+        thousand images at a time so that they stay in cache.
         """
         n_classes, scratch = self.n_classes, self.scratch
         root = np.sqrt(np.multiply(q, free, out=self.image_scratch[1]), out=self.image_scratch[1])  # 0 if clipped
         upper, v = np.zeros(n_classes * n_classes), np.zeros(n_classes)  # upper: sum_i x_ic x_id for c <= d
         for start, stop, cls, amount, x in self._slabs(self.cls, self.amount, scratch):
             np.multiply(root[start:stop], amount, out=x)
-            low, high = np.triu_indices(len(x))  # rows j <= l: classes cls[j] <= cls[l]
-            step = max(1, (1 << 16) // len(low))
-            for s in range(start, stop, step):
-                i = slice(s - start, min(s - start + step, stop - start))
-                pair = cls[low, i] * n_classes
-                pair += cls[high, i]
-                upper += np.bincount(pair.ravel(), (x[low, i] * x[high, i]).ravel(), n_classes * n_classes)
-                v += np.bincount(cls[:, i].ravel(), (x[:, i] * root[start:stop][i]).ravel(), n_classes)
+            for s in range(0, stop - start, 1 << 14):
+                i = slice(s, s + (1 << 14))
+                rows, x_rows = cls[:, i].ravel(), x[:, i]
+                v += np.bincount(rows, (x_rows * root[start:stop][i]).ravel(), n_classes)
+                upper += np.bincount(rows * (n_classes + 1), (x_rows * x_rows).ravel(), n_classes * n_classes)
+                for j in range(len(x) - 1):
+                    pair = cls[j + 1 :, i] + cls[j, i] * n_classes
+                    upper += np.bincount(pair.ravel(), (x[j + 1 :, i] * x[j, i]).ravel(), n_classes * n_classes)
         upper = upper.reshape(n_classes, n_classes)
         m = upper + upper.T - np.diag(upper.diagonal())  # sum_i q_i A_i A_i^T
         mass = root @ root  # of the free images
