@@ -90,9 +90,9 @@ class AutoSolver:
         groups (list): (k, first image, end image, first triple, end triple) of the images with k classes.
         cls (np.ndarray): Class of each triple, as a (k, images) slab per group (see `_layout`).
         amount (np.ndarray): float64 instance count of each triple, as `cls`.
-        scratch (np.ndarray): One float64 value per triple, reused: fresh large arrays cost page faults on every pass.
-        image_scratch (np.ndarray): Three float64 values per image, reused as `scratch`: row 0 the log weights z that
-            go into `_clipped_softmax`, rows 1 and 2 its steps' buffers and other temporaries outside it.
+        image_scratch (np.ndarray): Three float64 values per image, reused: fresh large arrays cost page faults on
+            every pass. Row 0 holds the log weights z that go into `_clipped_softmax`, rows 1 and 2 its steps' buffers
+            and other temporaries outside it.
         best (float): Imbalance (max/min of share_c / t_c) of the most balanced point so far.
         best_point (tuple): That point, (psi, q, a, free, e).
         iterations (int): Newton and Gauss-Newton iterations taken so far.
@@ -133,7 +133,7 @@ class AutoSolver:
         self.order, self.groups, self.cls, self.amount = self._layout(*self._triples(cls, img, renumber))
         # log(n u_i) of the reference distribution u (0 for uniform), added to every image's log weight z_i
         self.log_prior = None if v is None else np.log(v * (n / v.sum()))[self.order]
-        self.scratch, self.image_scratch = np.empty(len(self.cls)), np.empty((3, n))
+        self.image_scratch = np.empty((3, n))
         self.best, self.best_point, self.iterations = np.inf, None, 0
 
     def solve(self) -> np.ndarray:
@@ -199,10 +199,17 @@ class AutoSolver:
             groups.append((int(k), int(start), int(stop), begin, end))
         return order, groups, slab_cls, slab_amount
 
-    def _slabs(self, *arrays: np.ndarray) -> Iterator[tuple]:
-        """Yield (first image, end image, *(k, images) views of `arrays`) per group; `arrays` hold a value a triple."""
+    def _chunks(self, *arrays: np.ndarray) -> Iterator[tuple]:
+        """Yield (images, *(k, images) views of `arrays`) for up to 2**14 images of a group at a time.
+
+        `arrays` hold one value per triple, laid out as `cls`; `images` is the slice of the chunk's images. Passes over
+        the triples go chunk by chunk, so that their temporaries stay small (in cache, reused from the heap).
+        """
         for k, start, stop, begin, end in self.groups:
-            yield start, stop, *(x[begin:end].reshape(k, stop - start) for x in arrays)
+            for s in range(start, stop, 1 << 14):
+                images = slice(s, min(s + (1 << 14), stop))
+                columns = slice(s - start, images.stop - start)
+                yield images, *(x[begin:end].reshape(k, stop - start)[:, columns] for x in arrays)
 
     def _clipped_softmax(self, z: np.ndarray, a: float) -> tuple[np.ndarray, float, np.ndarray]:
         """Return (q, a, free): q_i = clip(exp(z_i - a), lo, hi) with the log normalizer `a` making sum(q) = 1.
@@ -240,10 +247,9 @@ class AutoSolver:
 
         `a` is the guess of the log normalizer (the previous one: it moves little between iterations).
         """
-        scratch, z = self.scratch, self.image_scratch[0]
-        np.multiply(np.take(psi, self.cls, out=scratch, mode="clip"), self.amount, out=scratch)
-        for start, stop, terms in self._slabs(scratch):
-            np.add.reduce(terms, axis=0, out=z[start:stop])  # row by row: each image's classes in order
+        z = self.image_scratch[0]
+        for images, cls, amount in self._chunks(self.cls, self.amount):
+            np.add.reduce(psi[cls] * amount, axis=0, out=z[images])  # row by row: each image's classes in order
         if self.log_prior is not None:  # q_i ∝ u_i exp(...): KL(q || u) = q . (log(n q) - log(n u)) in `_dual`
             z += self.log_prior
         return z, *self._clipped_softmax(z, a)
@@ -254,10 +260,9 @@ class AutoSolver:
 
     def _expected(self, q: np.ndarray) -> tuple[np.ndarray, float]:
         """Return e_c = sum_i q_i A_ic (share_c = e_c / sum(e)) and its imbalance."""
-        scratch = self.scratch
-        for start, stop, amount, terms in self._slabs(self.amount, scratch):
-            np.multiply(q[start:stop], amount, out=terms)
-        e = np.bincount(self.cls, weights=scratch, minlength=self.n_classes)
+        e = np.zeros(self.n_classes)
+        for images, cls, amount in self._chunks(self.cls, self.amount):
+            e += np.bincount(cls.ravel(), (amount * q[images]).ravel(), self.n_classes)
         return e, self._imbalance(e)
 
     def _covariance(self, q: np.ndarray, free: np.ndarray) -> np.ndarray:
@@ -267,19 +272,16 @@ class AutoSolver:
         group's slab, the squares of the rows, then the products of row j with the rows below it (classes c < d), a few
         thousand images at a time so that they stay in cache.
         """
-        n_classes, scratch = self.n_classes, self.scratch
+        n_classes = self.n_classes
         root = np.sqrt(np.multiply(q, free, out=self.image_scratch[1]), out=self.image_scratch[1])  # 0 if clipped
         upper, v = np.zeros(n_classes * n_classes), np.zeros(n_classes)  # upper: sum_i x_ic x_id for c <= d
-        for start, stop, cls, amount, x in self._slabs(self.cls, self.amount, scratch):
-            np.multiply(root[start:stop], amount, out=x)
-            for s in range(0, stop - start, 1 << 14):
-                i = slice(s, s + (1 << 14))
-                rows, x_rows = cls[:, i].ravel(), x[:, i]
-                v += np.bincount(rows, (x_rows * root[start:stop][i]).ravel(), n_classes)
-                upper += np.bincount(rows * (n_classes + 1), (x_rows * x_rows).ravel(), n_classes * n_classes)
-                for j in range(len(x) - 1):
-                    pair = cls[j + 1 :, i] + cls[j, i] * n_classes
-                    upper += np.bincount(pair.ravel(), (x[j + 1 :, i] * x[j, i]).ravel(), n_classes * n_classes)
+        for images, cls, amount in self._chunks(self.cls, self.amount):
+            x = amount * root[images]
+            v += np.bincount(cls.ravel(), (x * root[images]).ravel(), n_classes)  # sum_i q_i A_i
+            upper += np.bincount(cls.ravel() * (n_classes + 1), (x * x).ravel(), n_classes * n_classes)
+            for j in range(len(x) - 1):  # row j against the rows below it: classes c < d
+                pair = cls[j + 1 :] + cls[j] * n_classes
+                upper += np.bincount(pair.ravel(), (x[j + 1 :] * x[j]).ravel(), n_classes * n_classes)
         upper = upper.reshape(n_classes, n_classes)
         m = upper + upper.T - np.diag(upper.diagonal())  # sum_i q_i A_i A_i^T
         mass = root @ root  # of the free images
@@ -438,19 +440,16 @@ class AutoSolver:
         """
         n = self.n
         total, count, top, median = np.empty(n), np.empty(n), np.empty(n), np.empty(n)
-        for start, stop, slab_cls, slab_amount in self._slabs(self.cls, self.amount):
-            step = max(1, (1 << 16) // len(slab_cls))  # images at a time: small temporaries, reused from the heap
-            for s in range(0, stop - start, step):
-                i, j = slice(start + s, min(start + s + step, stop)), slice(s, s + step)
-                values, amount = self.weights[slab_cls[:, j]], slab_amount[:, j]
-                np.add.reduce(values * amount, axis=0, out=total[i])
-                np.add.reduce(amount, axis=0, out=count[i])
-                top[i] = values[-1]
-                running = np.cumsum(amount, axis=0)  # instances of the image up to and including each row
-                column = np.arange(values.shape[1])
-                # the row of instance k (0-based) of the image: the number of rows whose running count is <= k
-                middle = [(running <= k).sum(0) for k in ((count[i] - 1) // 2, count[i] // 2)]
-                median[i] = 0.5 * (values[middle[0], column] + values[middle[1], column])
+        for i, cls, amount in self._chunks(self.cls, self.amount):
+            values = self.weights[cls]
+            np.add.reduce(values * amount, axis=0, out=total[i])
+            np.add.reduce(amount, axis=0, out=count[i])
+            top[i] = values[-1]
+            running = np.cumsum(amount, axis=0)  # instances of the image up to and including each row
+            column = np.arange(values.shape[1])
+            # the row of instance k (0-based) of the image: the number of rows whose running count is <= k
+            middle = [(running <= k).sum(0) for k in ((count[i] - 1) // 2, count[i] // 2)]
+            median[i] = 0.5 * (values[middle[0], column] + values[middle[1], column])
         return [total / count, top, median, total]
 
     def _fixed_candidates(self) -> np.ndarray:
