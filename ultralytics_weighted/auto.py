@@ -89,7 +89,8 @@ class AutoSolver:
             `log_prior` are in that order, and `solve` puts the probabilities back.
         groups (list): (k, first image, end image, first triple, end triple) of the images with k classes.
         cls (np.ndarray): Class of each triple, as a (k, images) slab per group (see `_layout`).
-        amount (np.ndarray): float64 instance count of each triple, as `cls`.
+        amount (np.ndarray): Instance count of each triple (the smallest unsigned integer type that holds them), as
+            `cls`.
         image_scratch (np.ndarray): Three float64 values per image, reused: fresh large arrays cost page faults on
             every pass. Row 0 holds the log weights z that go into `_clipped_softmax`, rows 1 and 2 its steps' buffers
             and other temporaries outside it.
@@ -161,22 +162,22 @@ class AutoSolver:
             yield s, min(chunk, n - s), slice(bounds[k], bounds[k + 1])
 
     def _triples(self, cls: np.ndarray, img: np.ndarray, renumber: np.ndarray) -> tuple[np.ndarray, ...]:
-        """Return the sparse A as int32 (image, class, count) arrays, sorted by image and class.
+        """Return the sparse A as (classes per image, class, count) arrays, the triples sorted by image and class.
 
         Classes are renumbered by `renumber` (class id -> rank in weight order). The (image, class) keys of `chunk`
         images at a time are sorted (in cache, the images are already in order): each run of equal keys is a triple.
         """
         n_classes, parts = self.n_classes, []
-        for s, _, i in self._blocks(img):
+        for s, size, i in self._blocks(img):
             key = ((img[i] - s) * n_classes + renumber[cls[i]]).astype(np.int32)  # < chunk * C <= 2**18
             key.sort()
             head = np.flatnonzero(np.concatenate(([True], key[1:] != key[:-1])))  # first instance of each run
             count = np.diff(head, append=len(key)).astype(np.int32)
             key = key[head]
-            parts.append((key // n_classes + s, key % n_classes, count))
+            parts.append((np.bincount(key // n_classes, minlength=size), key % n_classes, count))
         return tuple(np.concatenate(x) for x in zip(*parts))
 
-    def _layout(self, img: np.ndarray, cls: np.ndarray, count: np.ndarray) -> tuple:
+    def _layout(self, per_image: np.ndarray, cls: np.ndarray, count: np.ndarray) -> tuple:
         """Return (order, groups, cls, amount): the triples regrouped by the number k of classes of their image.
 
         The solver numbers the images in `order`: stably sorted by k. The images with k classes form the group
@@ -184,11 +185,11 @@ class AutoSolver:
         image's j-th class in weight order. So a per-image sum over its classes is a sum over the slab's rows (in the
         class order of the triples, as a bincount would add them), and the class pairs of the Hessian are pairs of rows.
         """
-        per_image = np.bincount(img, minlength=self.n)  # k of each image (>= 1)
-        first = np.cumsum(per_image) - per_image  # its first triple
+        first = np.cumsum(per_image) - per_image  # first triple of each image
         order = np.argsort(per_image.astype(np.min_scalar_type(self.n_classes)), kind="stable")  # small ints: radix
         edges = np.searchsorted(per_image[order], np.arange(per_image.max() + 2))
-        slab_cls, slab_amount, groups, end = np.empty(len(cls), dtype=np.intp), np.empty(len(cls)), [], 0
+        slab_cls, groups, end = np.empty(len(cls), dtype=np.intp), [], 0
+        slab_amount = np.empty(len(cls), dtype=np.min_scalar_type(count.max()))  # exact in float64 products
         for k in np.flatnonzero(edges[2:] > edges[1:-1]) + 1:
             start, stop = edges[k], edges[k + 1]
             begin, end = end, end + k * (stop - start)
@@ -443,9 +444,9 @@ class AutoSolver:
         for i, cls, amount in self._chunks(self.cls, self.amount):
             values = self.weights[cls]
             np.add.reduce(values * amount, axis=0, out=total[i])
-            np.add.reduce(amount, axis=0, out=count[i])
+            np.add.reduce(amount, axis=0, dtype=np.float64, out=count[i])
             top[i] = values[-1]
-            running = np.cumsum(amount, axis=0)  # instances of the image up to and including each row
+            running = np.cumsum(amount, axis=0, dtype=np.float64)  # instances of the image up to and including each row
             column = np.arange(values.shape[1])
             # the row of instance k (0-based) of the image: the number of rows whose running count is <= k
             middle = [(running <= k).sum(0) for k in ((count[i] - 1) // 2, count[i] // 2)]
