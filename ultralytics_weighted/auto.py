@@ -87,7 +87,7 @@ class AutoSolver:
         chunk (int): Images per block of `_triples`.
         order (np.ndarray): The images in the solver's numbering (sorted by their number of classes k); q_i, z_i and
             `log_prior` are in that order, and `solve` puts the probabilities back.
-        groups (list): (k, first image, end image, first triple, end triple) of the images with k classes.
+        groups (list): (k, first image, end image, first triple, end triple) of up to 2**14 images with k classes.
         cls (np.ndarray): Class of each triple, as a (k, images) slab per group (see `_layout`).
         amount (np.ndarray): Instance count of each triple (the smallest unsigned integer type that holds them), as
             `cls`.
@@ -180,10 +180,11 @@ class AutoSolver:
     def _layout(self, per_image: np.ndarray, cls: np.ndarray, count: np.ndarray) -> tuple:
         """Return (order, groups, cls, amount): the triples regrouped by the number k of classes of their image.
 
-        The solver numbers the images in `order`: stably sorted by k. The images with k classes form the group
-        (k, first image, end image, first triple, end triple), whose triples are a (k, images) slab: row j holds each
-        image's j-th class in weight order. So a per-image sum over its classes is a sum over the slab's rows (in the
-        class order of the triples, as a bincount would add them), and the class pairs of the Hessian are pairs of rows.
+        The solver numbers the images in `order`: stably sorted by k. The images with k classes form groups of up to
+        2**14 images, (k, first image, end image, first triple, end triple), whose triples are a contiguous (k, images)
+        slab (small enough for the cache): row j holds each image's j-th class in weight order. So a per-image sum over
+        its classes is a sum over the slab's rows (in the class order of the triples, as a bincount would add them), and
+        the class pairs of the Hessian are pairs of rows.
         """
         first = np.cumsum(per_image) - per_image  # first triple of each image
         order = np.argsort(per_image.astype(np.min_scalar_type(self.n_classes)), kind="stable")  # small ints: radix
@@ -191,26 +192,24 @@ class AutoSolver:
         slab_cls, groups, end = np.empty(len(cls), dtype=np.intp), [], 0
         slab_amount = np.empty(len(cls), dtype=np.min_scalar_type(count.max()))  # exact in float64 products
         for k in np.flatnonzero(edges[2:] > edges[1:-1]) + 1:
-            start, stop = edges[k], edges[k + 1]
-            begin, end = end, end + k * (stop - start)
-            # each image's k triples side by side: one sweep through the triples per group, not one per row
-            source = first[order[start:stop], None] + np.arange(k)
-            slab_cls[begin:end].reshape(k, -1)[:] = cls[source].T
-            slab_amount[begin:end].reshape(k, -1)[:] = count[source].T
-            groups.append((int(k), int(start), int(stop), begin, end))
+            for start in range(edges[k], edges[k + 1], 1 << 14):  # a chunk of up to 2**14 images: one slab
+                stop = min(start + (1 << 14), edges[k + 1])
+                begin, end = end, end + k * (stop - start)
+                # each image's k triples side by side: one sweep through the triples, not one per row
+                source = first[order[start:stop], None] + np.arange(k)
+                slab_cls[begin:end].reshape(k, -1)[:] = cls[source].T
+                slab_amount[begin:end].reshape(k, -1)[:] = count[source].T
+                groups.append((int(k), int(start), int(stop), begin, end))
         return order, groups, slab_cls, slab_amount
 
     def _chunks(self, *arrays: np.ndarray) -> Iterator[tuple]:
-        """Yield (images, *(k, images) views of `arrays`) for up to 2**14 images of a group at a time.
+        """Yield (images, *(k, images) slabs of `arrays`) of each group, `arrays` holding a value per triple as `cls`.
 
-        `arrays` hold one value per triple, laid out as `cls`; `images` is the slice of the chunk's images. Passes over
-        the triples go chunk by chunk, so that their temporaries stay small (in cache, reused from the heap).
+        `images` is the slice of the group's images. Passes over the triples go group by group, so that their
+        temporaries stay small (in cache, reused from the heap).
         """
         for k, start, stop, begin, end in self.groups:
-            for s in range(start, stop, 1 << 14):
-                images = slice(s, min(s + (1 << 14), stop))
-                columns = slice(s - start, images.stop - start)
-                yield images, *(x[begin:end].reshape(k, stop - start)[:, columns] for x in arrays)
+            yield slice(start, stop), *(x[begin:end].reshape(k, stop - start) for x in arrays)
 
     def _clipped_softmax(self, z: np.ndarray, a: float) -> tuple[np.ndarray, float, np.ndarray]:
         """Return (q, a, free): q_i = clip(exp(z_i - a), lo, hi) with the log normalizer `a` making sum(q) = 1.
