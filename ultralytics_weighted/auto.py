@@ -88,7 +88,8 @@ class AutoSolver:
         order (np.ndarray): The images in the solver's numbering (sorted by their number of classes k); q_i, z_i and
             `log_prior` are in that order, and `solve` puts the probabilities back.
         groups (list): (k, first image, end image, first triple, end triple) of up to 2**14 images with k classes.
-        cls (np.ndarray): Class of each triple, as a (k, images) slab per group (see `_layout`).
+        cls (np.ndarray): Class of each triple (the smallest unsigned integer type that holds them: fewer bytes to
+            read on every pass), as a (k, images) slab per group (see `_layout`).
         amount (np.ndarray): Instance count of each triple (the smallest unsigned integer type that holds them), as
             `cls`.
         image_scratch (np.ndarray): Three float64 values per image, reused: fresh large arrays cost page faults on
@@ -189,7 +190,7 @@ class AutoSolver:
         first = np.cumsum(per_image) - per_image  # first triple of each image
         order = np.argsort(per_image.astype(np.min_scalar_type(self.n_classes)), kind="stable")  # small ints: radix
         edges = np.searchsorted(per_image[order], np.arange(per_image.max() + 2))
-        slab_cls, groups, end = np.empty(len(cls), dtype=np.intp), [], 0
+        slab_cls, groups, end = np.empty(len(cls), dtype=np.min_scalar_type(self.n_classes - 1)), [], 0
         slab_amount = np.empty(len(cls), dtype=np.min_scalar_type(count.max()))  # exact in float64 products
         for k in np.flatnonzero(edges[2:] > edges[1:-1]) + 1:
             for start in range(edges[k], edges[k + 1], 1 << 14):  # a chunk of up to 2**14 images: one slab
@@ -275,8 +276,8 @@ class AutoSolver:
         n_classes = self.n_classes
         root = np.sqrt(np.multiply(q, free, out=self.image_scratch[1]), out=self.image_scratch[1])  # 0 if clipped
         upper, v = np.zeros(n_classes * n_classes), np.zeros(n_classes)  # upper: sum_i x_ic x_id for c <= d
-        for images, cls, amount in self._chunks(self.cls, self.amount):
-            x = amount * root[images]
+        for images, slab_cls, amount in self._chunks(self.cls, self.amount):
+            cls, x = slab_cls.astype(np.intp), amount * root[images]  # intp: the pair codes exceed a small type
             v += np.bincount(cls.ravel(), (x * root[images]).ravel(), n_classes)  # sum_i q_i A_i
             upper += np.bincount(cls.ravel() * (n_classes + 1), (x * x).ravel(), n_classes * n_classes)
             for j in range(len(x) - 1):  # row j against the rows below it: classes c < d
