@@ -69,9 +69,10 @@ class AutoSolver:
     3. Then the most balanced of that point and the four fixed aggregations (clipped to the same bounds) is returned
     (`_fixed_candidates`).
 
-    The labels are held as the sparse matrix A: one (image, class, count) triple per class present in an image, sorted
-    by image and class (a crowd of one class is one entry), with the classes renumbered in order of their class weight
-    (as the median aggregation needs). Every step is a few vectorized passes over the triples. The phases share the
+    The labels are held as the sparse matrix A: one (image, class, count) triple per class present in an image (a crowd
+    of one class is one entry), with the classes renumbered in order of their class weight (as the median aggregation
+    needs), grouped by the number of classes of their image so that each image's triples, in class order, form one
+    column of a dense slab (`_layout`). Every step is a few vectorized passes over the triples. The phases share the
     budget of AUTO_MAX_ITER iterations and the most balanced point found so far.
 
     Attributes:
@@ -83,13 +84,17 @@ class AutoSolver:
         single_objects (bool): Whether every image holds exactly one object.
         lo (float): Lower bound of q_i, AUTO_MIN_DRAWS / n.
         hi (float): Upper bound of q_i, AUTO_MAX_DRAWS / n.
-        chunk (int): Images per dense (images x classes) block of `_covariance`.
-        img (np.ndarray): Image index of each triple.
-        cls (np.ndarray): Class of each triple.
-        amount (np.ndarray): float64 instance count of each triple.
-        local (np.ndarray): Position of each triple in the dense (images x classes) block of its image.
-        layout (list): (first image, images, triple slice) of each dense block.
-        scratch (np.ndarray): One float64 value per triple, reused: fresh large arrays cost page faults on every pass.
+        chunk (int): Images per block of `_triples`.
+        order (np.ndarray): The images in the solver's numbering (sorted by their number of classes k); q_i, z_i and
+            `log_prior` are in that order, and `solve` puts the probabilities back.
+        groups (list): (k, first image, end image, first triple, end triple) of up to 2**14 images with k classes.
+        cls (np.ndarray): Class of each triple (the smallest unsigned integer type that holds them: fewer bytes to
+            read on every pass), as a (k, images) slab per group (see `_layout`).
+        amount (np.ndarray): Instance count of each triple (the smallest unsigned integer type that holds them), as
+            `cls`.
+        image_scratch (np.ndarray): Three float64 values per image, reused: fresh large arrays cost page faults on
+            every pass. Row 0 holds the log weights z that go into `_clipped_softmax`, rows 1 and 2 its steps' buffers
+            and other temporaries outside it.
         best (float): Imbalance (max/min of share_c / t_c) of the most balanced point so far.
         best_point (tuple): That point, (psi, q, a, free, e).
         iterations (int): Newton and Gauss-Newton iterations taken so far.
@@ -124,14 +129,13 @@ class AutoSolver:
         renumber, self.counts, self.weights = np.argsort(order), counts[order], weights[order]
         t = target_shares(self.counts, strength) * m[order]
         self.t = t / t.sum()
-        # log(n u_i) of the reference distribution u (0 for uniform), added to every image's log weight z_i
-        self.log_prior = None if v is None else np.log(v * (n / v.sum()))
         self.single_objects = len(cls) == n
         self.lo, self.hi = min(AUTO_MIN_DRAWS, 1.0) / n, max(AUTO_MAX_DRAWS, 1.0) / n
-        self.chunk = max(1, (1 << 18) // self.n_classes)  # images per dense block: 2 MB, stays in cache
-        self.img, self.cls, self.amount, self.local = self._triples(cls, img, renumber)
-        self.layout = list(self._blocks(self.img))
-        self.scratch = np.empty(len(self.img))
+        self.chunk = max(1, (1 << 18) // self.n_classes)  # images per block of `_triples`: its sort stays in cache
+        self.order, self.groups, self.cls, self.amount = self._layout(*self._triples(cls, img, renumber))
+        # log(n u_i) of the reference distribution u (0 for uniform), added to every image's log weight z_i
+        self.log_prior = None if v is None else np.log(v * (n / v.sum()))[self.order]
+        self.image_scratch = np.empty((3, n))
         self.best, self.best_point, self.iterations = np.inf, None, 0
 
     def solve(self) -> np.ndarray:
@@ -143,9 +147,13 @@ class AutoSolver:
         with threadpool_limits(limits=AUTO_BLAS_THREADS, user_api="blas"):
             self._dual_newton()
             if self.best <= AUTO_TOLERANCE:
-                return self.best_point[1]
-            self._share_gauss_newton()
-            return self._fixed_candidates()
+                q = self.best_point[1]
+            else:
+                self._share_gauss_newton()
+                q = self._fixed_candidates()
+        probabilities = np.empty(self.n)
+        probabilities[self.order] = q  # back from the solver's image order (grouped by classes per image)
+        return probabilities
 
     def _blocks(self, img: np.ndarray) -> Iterator[tuple[int, int, slice]]:
         """Yield (first image, images, slice of `img`) of each block of `chunk` images; `img` is sorted."""
@@ -155,18 +163,54 @@ class AutoSolver:
             yield s, min(chunk, n - s), slice(bounds[k], bounds[k + 1])
 
     def _triples(self, cls: np.ndarray, img: np.ndarray, renumber: np.ndarray) -> tuple[np.ndarray, ...]:
-        """Return the sparse A as (image, class, float64 count, block position) arrays, sorted by image and class.
+        """Return the sparse A as (classes per image, class, count) arrays, the triples sorted by image and class.
 
-        Classes are renumbered by `renumber` (class id -> rank in weight order). Counting the instances of each (image,
-        class) cell in dense blocks of `chunk` images keeps the bincount small and the result sorted without a sort.
+        Classes are renumbered by `renumber` (class id -> rank in weight order). The (image, class) keys of `chunk`
+        images at a time are sorted (in cache, the images are already in order): each run of equal keys is a triple.
         """
         n_classes, parts = self.n_classes, []
         for s, size, i in self._blocks(img):
-            block = np.bincount((img[i] - s) * n_classes + renumber[cls[i]], minlength=size * n_classes)
-            local = np.flatnonzero(block)  # position in the dense (images x classes) block
-            parts.append((local // n_classes + s, local % n_classes, block[local], local))
-        img, cls, amount, local = (np.concatenate(x) for x in zip(*parts))
-        return img, cls, amount.astype(np.float64), local
+            key = ((img[i] - s) * n_classes + renumber[cls[i]]).astype(np.int32)  # < chunk * C <= 2**18
+            key.sort()
+            head = np.flatnonzero(np.concatenate(([True], key[1:] != key[:-1])))  # first instance of each run
+            count = np.diff(head, append=len(key)).astype(np.int32)
+            key = key[head]
+            parts.append((np.bincount(key // n_classes, minlength=size), key % n_classes, count))
+        return tuple(np.concatenate(x) for x in zip(*parts))
+
+    def _layout(self, per_image: np.ndarray, cls: np.ndarray, count: np.ndarray) -> tuple:
+        """Return (order, groups, cls, amount): the triples regrouped by the number k of classes of their image.
+
+        The solver numbers the images in `order`: stably sorted by k. The images with k classes form groups of up to
+        2**14 images, (k, first image, end image, first triple, end triple), whose triples are a contiguous (k, images)
+        slab (small enough for the cache): row j holds each image's j-th class in weight order. So a per-image sum over
+        its classes is a sum over the slab's rows (in the class order of the triples, as a bincount would add them), and
+        the class pairs of the Hessian are pairs of rows.
+        """
+        first = np.cumsum(per_image) - per_image  # first triple of each image
+        order = np.argsort(per_image.astype(np.min_scalar_type(self.n_classes)), kind="stable")  # small ints: radix
+        edges = np.searchsorted(per_image[order], np.arange(per_image.max() + 2))
+        slab_cls, groups, end = np.empty(len(cls), dtype=np.min_scalar_type(self.n_classes - 1)), [], 0
+        slab_amount = np.empty(len(cls), dtype=np.min_scalar_type(count.max()))  # exact in float64 products
+        for k in np.flatnonzero(edges[2:] > edges[1:-1]) + 1:
+            for start in range(edges[k], edges[k + 1], 1 << 14):  # a chunk of up to 2**14 images: one slab
+                stop = min(start + (1 << 14), edges[k + 1])
+                begin, end = end, end + k * (stop - start)
+                # each image's k triples side by side: one sweep through the triples, not one per row
+                source = first[order[start:stop], None] + np.arange(k)
+                slab_cls[begin:end].reshape(k, -1)[:] = cls[source].T
+                slab_amount[begin:end].reshape(k, -1)[:] = count[source].T
+                groups.append((int(k), int(start), int(stop), begin, end))
+        return order, groups, slab_cls, slab_amount
+
+    def _chunks(self, *arrays: np.ndarray) -> Iterator[tuple]:
+        """Yield (images, *(k, images) slabs of `arrays`) of each group, `arrays` holding a value per triple as `cls`.
+
+        `images` is the slice of the group's images. Passes over the triples go group by group, so that their
+        temporaries stay small (in cache, reused from the heap).
+        """
+        for k, start, stop, begin, end in self.groups:
+            yield slice(start, stop), *(x[begin:end].reshape(k, stop - start) for x in arrays)
 
     def _clipped_softmax(self, z: np.ndarray, a: float) -> tuple[np.ndarray, float, np.ndarray]:
         """Return (q, a, free): q_i = clip(exp(z_i - a), lo, hi) with the log normalizer `a` making sum(q) = 1.
@@ -181,13 +225,14 @@ class AutoSolver:
         log_lo, log_hi = np.log(lo), np.log(hi)
         a_low, a_high = z.min() - log_hi, z.max() - log_lo  # sum(q) = n*hi > 1 at a_low, n*lo < 1 at a_high
         a = a0 = min(max(a, a_low), a_high)
-        x = np.exp(np.clip(z - a0, log_lo - 31.0, log_hi + 31.0))
+        x, y, q = self.image_scratch[1], self.image_scratch[2], np.empty_like(z)  # q is the result: fresh
+        np.exp(np.clip(np.subtract(z, a0, out=x), log_lo - 31.0, log_hi + 31.0, out=x), out=x)
         for _ in range(100):
             if abs(a - a0) > 30.0:
                 a0 = a
-                x = np.exp(np.clip(z - a0, log_lo - 31.0, log_hi + 31.0))
-            y = x * np.exp(a0 - a)
-            total = np.clip(y, lo, hi).sum()
+                np.exp(np.clip(np.subtract(z, a0, out=x), log_lo - 31.0, log_hi + 31.0, out=x), out=x)
+            np.multiply(x, np.exp(a0 - a), out=y)
+            total = np.clip(y, lo, hi, out=q).sum()
             if abs(total - 1.0) <= 1e-12:
                 break
             a_low, a_high = (a, a_high) if total > 1.0 else (a_low, a)
@@ -195,17 +240,17 @@ class AutoSolver:
             free_mass, rest = total - clipped, 1.0 - clipped  # the free images' mass, and the mass they should hold
             a_new = a + np.log(free_mass / rest) if free_mass > 0 and rest > 0 else 0.5 * (a_low + a_high)
             a = a_new if a_low < a_new < a_high else 0.5 * (a_low + a_high)
-        q = np.clip(y, lo, hi)
-        return q / q.sum(), a, (y > lo) & (y < hi)
+        q /= q.sum()  # q = clip(y, lo, hi) of the last step
+        return q, a, (y > lo) & (y < hi)
 
     def _evaluate(self, psi: np.ndarray, a: float) -> tuple[np.ndarray, np.ndarray, float, np.ndarray]:
         """Return (z, q, a, free) for class log weights psi: z_i = sum_c A_ic psi_c, q its clipped softmax.
 
         `a` is the guess of the log normalizer (the previous one: it moves little between iterations).
         """
-        scratch = self.scratch
-        np.multiply(np.take(psi, self.cls, out=scratch, mode="clip"), self.amount, out=scratch)
-        z = np.bincount(self.img, weights=scratch, minlength=self.n)
+        z = self.image_scratch[0]
+        for images, cls, amount in self._chunks(self.cls, self.amount):
+            np.add.reduce(psi[cls] * amount, axis=0, out=z[images])  # row by row: each image's classes in order
         if self.log_prior is not None:  # q_i ∝ u_i exp(...): KL(q || u) = q . (log(n q) - log(n u)) in `_dual`
             z += self.log_prior
         return z, *self._clipped_softmax(z, a)
@@ -216,24 +261,30 @@ class AutoSolver:
 
     def _expected(self, q: np.ndarray) -> tuple[np.ndarray, float]:
         """Return e_c = sum_i q_i A_ic (share_c = e_c / sum(e)) and its imbalance."""
-        scratch = self.scratch
-        np.multiply(np.take(q, self.img, out=scratch, mode="clip"), self.amount, out=scratch)
-        e = np.bincount(self.cls, weights=scratch, minlength=self.n_classes)
+        e = np.zeros(self.n_classes)
+        for images, cls, amount in self._chunks(self.cls, self.amount):
+            e += np.bincount(cls.ravel(), (amount * q[images]).ravel(), self.n_classes)
         return e, self._imbalance(e)
 
     def _covariance(self, q: np.ndarray, free: np.ndarray) -> np.ndarray:
         """Return d e / d psi = Cov(A) weighted by q over the free images: clipped images do not move with psi.
 
-        x_ic = sqrt(q_i) A_ic is built densely for one block of images at a time, so the C x C products run in BLAS.
+        With x_ic = sqrt(q_i) A_ic, sum_i x_i x_i^T adds x_ic x_id for every pair of classes c <= d of an image: in each
+        group's slab, the squares of the rows, then the products of row j with the rows below it (classes c < d), a few
+        thousand images at a time so that they stay in cache.
         """
-        n_classes, scratch = self.n_classes, self.scratch
-        root = np.sqrt(np.where(free, q, 0.0))
-        np.multiply(np.take(root, self.img, out=scratch, mode="clip"), self.amount, out=scratch)
-        m, v = np.zeros((n_classes, n_classes)), np.zeros(n_classes)
-        for s, size, i in self.layout:
-            x = np.bincount(self.local[i], scratch[i], size * n_classes).reshape(size, n_classes)
-            m += x.T @ x  # sum_i q_i A_i A_i^T
-            v += x.T @ root[s : s + size]  # sum_i q_i A_i
+        n_classes = self.n_classes
+        root = np.sqrt(np.multiply(q, free, out=self.image_scratch[1]), out=self.image_scratch[1])  # 0 if clipped
+        upper, v = np.zeros(n_classes * n_classes), np.zeros(n_classes)  # upper: sum_i x_ic x_id for c <= d
+        for images, slab_cls, amount in self._chunks(self.cls, self.amount):
+            cls, x = slab_cls.astype(np.intp), amount * root[images]  # intp: the pair codes exceed a small type
+            v += np.bincount(cls.ravel(), (x * root[images]).ravel(), n_classes)  # sum_i q_i A_i
+            upper += np.bincount(cls.ravel() * (n_classes + 1), (x * x).ravel(), n_classes * n_classes)
+            for j in range(len(x) - 1):  # row j against the rows below it: classes c < d
+                pair = cls[j + 1 :] + cls[j] * n_classes
+                upper += np.bincount(pair.ravel(), (x[j + 1 :] * x[j]).ravel(), n_classes * n_classes)
+        upper = upper.reshape(n_classes, n_classes)
+        m = upper + upper.T - np.diag(upper.diagonal())  # sum_i q_i A_i A_i^T
         mass = root @ root  # of the free images
         return m - np.outer(v, v) / mass if mass > 0 else m
 
@@ -302,7 +353,8 @@ class AutoSolver:
     def _dual(self, phi: np.ndarray, a: float) -> tuple[float, tuple]:
         """Return (f, (z, q, a, free)) at phi: the dual f = q . z - KL(q || u) at the maximizing q."""
         z, q, a, free = self._evaluate(phi - self.t @ phi, a)
-        return q @ z - q @ np.log(q * self.n), (z, q, a, free)
+        log_nq = np.log(np.multiply(q, self.n, out=self.image_scratch[1]), out=self.image_scratch[1])
+        return q @ z - q @ log_nq, (z, q, a, free)
 
     def _start(self, phi: np.ndarray) -> tuple:
         """Return (phi, f, q, a, free, e, imbalance) at phi, the log normalizer guessed for uniform sampling."""
@@ -382,20 +434,24 @@ class AutoSolver:
                 break
 
     def _fixed_weights(self) -> list[np.ndarray]:
-        """Return the mean, max, median and sum image weights (as `_aggregate`) from the triples and `weights`.
+        """Return the mean, max, median and sum image weights (as `_aggregate`) from the slabs and `weights`.
 
-        The triples are sorted by image, then by class weight (the classes are renumbered in weight order), and every
-        image has one, so each aggregation is one pass.
+        Each image's classes run down its slab column in weight order (the classes are renumbered in weight order), so
+        the max is the last row and the median the class of the middle instance(s) in the running counts.
         """
-        img, amount, n = self.img, self.amount, self.n
-        starts = np.flatnonzero(np.concatenate(([True], img[1:] != img[:-1])))  # first triple of each image
-        values = self.weights[self.cls]
-        total, count = np.bincount(img, values * amount, n), np.bincount(img, amount, n)
-        running = np.cumsum(amount)  # instances up to and including each triple
-        before = running[starts] - amount[starts]  # instances of the previous images
-        middle = [np.searchsorted(running, before + k, side="right") for k in ((count - 1) // 2, count // 2)]
-        median = 0.5 * (values[middle[0]] + values[middle[1]])  # of the middle instance(s) in weight order
-        return [total / count, np.maximum.reduceat(values, starts), median, total]
+        n = self.n
+        total, count, top, median = np.empty(n), np.empty(n), np.empty(n), np.empty(n)
+        for i, cls, amount in self._chunks(self.cls, self.amount):
+            values = self.weights[cls]
+            np.add.reduce(values * amount, axis=0, out=total[i])
+            np.add.reduce(amount, axis=0, dtype=np.float64, out=count[i])
+            top[i] = values[-1]
+            running = np.cumsum(amount, axis=0, dtype=np.float64)  # instances of the image up to and including each row
+            column = np.arange(values.shape[1])
+            # the row of instance k (0-based) of the image: the number of rows whose running count is <= k
+            middle = [(running <= k).sum(0) for k in ((count[i] - 1) // 2, count[i] // 2)]
+            median[i] = 0.5 * (values[middle[0], column] + values[middle[1], column])
+        return [total / count, top, median, total]
 
     def _fixed_candidates(self) -> np.ndarray:
         """Phase 3: return the most balanced of the best point's q and the fixed aggregations clipped to the bounds.
@@ -404,9 +460,14 @@ class AutoSolver:
         family can be hard to search.
         """
         best, q = self.best, self.best_point[1]
+        log_w, shifted = self.image_scratch[0], self.image_scratch[1]
         for w in self._fixed_weights():
-            log_w = np.log(w) if self.log_prior is None else np.log(w) + self.log_prior
-            q_fixed = self._clipped_softmax(log_w, np.log(np.exp(log_w - log_w.max()).sum()) + log_w.max())[0]
+            np.log(w, out=log_w)
+            if self.log_prior is not None:
+                log_w += self.log_prior
+            top = log_w.max()
+            a = np.log(np.exp(np.subtract(log_w, top, out=shifted), out=shifted).sum()) + top
+            q_fixed = self._clipped_softmax(log_w, a)[0]
             imbalance = self._expected(q_fixed)[1]
             if imbalance < best:
                 best, q = imbalance, q_fixed
