@@ -103,8 +103,7 @@ class AutoSolver:
     def __init__(
         self,
         cls: np.ndarray,
-        img: np.ndarray,
-        n: int,
+        lengths: np.ndarray,
         strength: float,
         class_multipliers: np.ndarray | None = None,
         image_multipliers: np.ndarray | None = None,
@@ -112,17 +111,18 @@ class AutoSolver:
         """Build the triples, targets and bounds.
 
         Args:
-            cls (np.ndarray): Class id of every instance, in [0, C) with every class present.
-            img (np.ndarray): Image index of every instance, non-decreasing, every image in [0, n) present.
-            n (int): Number of (labelled) images.
+            cls (np.ndarray): Class id of every instance, in [0, C) with every class present, images in order.
+            lengths (np.ndarray): Number of instances of each (labelled) image, all > 0: n = len(lengths) images.
             strength (float): Balancing strength in [0, 1].
             class_multipliers (np.ndarray, optional): Factor > 0 per class on its target share and class weight.
             image_multipliers (np.ndarray, optional): Weight > 0 per image: the reference distribution q stays closest
                 to (instead of uniform), and the weights of the instance counts.
         """
-        self.n, self.n_classes = n, int(cls.max()) + 1
+        n = self.n = len(lengths)
+        self.n_classes = int(cls.max()) + 1
         v = None if image_multipliers is None else np.asarray(image_multipliers, dtype=np.float64)
-        counts = np.bincount(cls, weights=None if v is None else v[img] * (n / v.sum()), minlength=self.n_classes)
+        instance_weights = None if v is None else np.repeat(v * (n / v.sum()), lengths)
+        counts = np.bincount(cls, weights=instance_weights, minlength=self.n_classes)
         m = np.ones(self.n_classes) if class_multipliers is None else np.asarray(class_multipliers, dtype=np.float64)
         weights = class_weights(counts, strength) * m
         order = np.argsort(weights, kind="stable")  # renumber the classes in weight order
@@ -132,7 +132,7 @@ class AutoSolver:
         self.single_objects = len(cls) == n
         self.lo, self.hi = min(AUTO_MIN_DRAWS, 1.0) / n, max(AUTO_MAX_DRAWS, 1.0) / n
         self.chunk = max(1, (1 << 18) // self.n_classes)  # images per block of `_triples`: its sort stays in cache
-        self.order, self.groups, self.cls, self.amount = self._layout(*self._triples(cls, img, renumber))
+        self.order, self.groups, self.cls, self.amount = self._layout(*self._triples(cls, lengths, renumber))
         # log(n u_i) of the reference distribution u (0 for uniform), added to every image's log weight z_i
         self.log_prior = None if v is None else np.log(v * (n / v.sum()))[self.order]
         self.image_scratch = np.empty((3, n))
@@ -155,22 +155,23 @@ class AutoSolver:
         probabilities[self.order] = q  # back from the solver's image order (grouped by classes per image)
         return probabilities
 
-    def _blocks(self, img: np.ndarray) -> Iterator[tuple[int, int, slice]]:
-        """Yield (first image, images, slice of `img`) of each block of `chunk` images; `img` is sorted."""
+    def _blocks(self, lengths: np.ndarray) -> Iterator[tuple[int, int, slice]]:
+        """Yield (first image, images, slice of the instances) of each block of `chunk` images."""
         n, chunk = self.n, self.chunk
-        bounds = np.searchsorted(img, np.arange(0, n + chunk, chunk).clip(max=n))
+        bounds = np.concatenate(([0], np.cumsum(lengths)))[np.arange(0, n + chunk, chunk).clip(max=n)]
         for k, s in enumerate(range(0, n, chunk)):
             yield s, min(chunk, n - s), slice(bounds[k], bounds[k + 1])
 
-    def _triples(self, cls: np.ndarray, img: np.ndarray, renumber: np.ndarray) -> tuple[np.ndarray, ...]:
+    def _triples(self, cls: np.ndarray, lengths: np.ndarray, renumber: np.ndarray) -> tuple[np.ndarray, ...]:
         """Return the sparse A as (classes per image, class, count) arrays, the triples sorted by image and class.
 
         Classes are renumbered by `renumber` (class id -> rank in weight order). The (image, class) keys of `chunk`
         images at a time are sorted (in cache, the images are already in order): each run of equal keys is a triple.
         """
         n_classes, parts = self.n_classes, []
-        for s, size, i in self._blocks(img):
-            key = ((img[i] - s) * n_classes + renumber[cls[i]]).astype(np.int32)  # < chunk * C <= 2**18
+        for s, size, i in self._blocks(lengths):
+            image = np.repeat(np.arange(size, dtype=np.int32), lengths[s : s + size])  # in the block
+            key = image * np.int32(n_classes) + renumber[cls[i]].astype(np.int32)  # < chunk * C <= 2**18
             key.sort()
             head = np.flatnonzero(np.concatenate(([True], key[1:] != key[:-1])))  # first instance of each run
             count = np.diff(head, append=len(key)).astype(np.int32)
@@ -434,7 +435,7 @@ class AutoSolver:
                 break
 
     def _fixed_weights(self) -> list[np.ndarray]:
-        """Return the mean, max, median and sum image weights (as `_aggregate`) from the slabs and `weights`.
+        """Return the mean, max, median and sum image weights (as the core computes them) from the slabs and `weights`.
 
         Each image's classes run down its slab column in weight order (the classes are renumbered in weight order), so
         the max is the last row and the median the class of the middle instance(s) in the running counts.

@@ -133,11 +133,10 @@ def weighted_probabilities(
         kept = np.flatnonzero(held)
         if len(kept) < 2:
             return p
-        cls = (np.cumsum(held) - 1)[cls]
+        cls = cls if held.all() else (np.cumsum(held) - 1)[cls]  # (no copy when every class is held)
         q = AutoSolver(
             cls,
-            np.repeat(np.arange(labelled.sum()), lengths[labelled]),  # image index, the solved images renumbered 0..L-1
-            int(labelled.sum()),
+            lengths[labelled],
             strength,
             np.maximum(m[kept], 1e-6),  # a class weighted 0 gets as few draws as the bounds allow
             None if image_multipliers is None else v[labelled],
