@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -41,6 +42,13 @@ def test_same_seed_same_sequence_and_epochs_differ():
     assert epoch0_a == epoch0_b and epoch0_a != epoch0_c
     assert list(a) != epoch0_a  # the second iteration is epoch 1: a new draw
     assert len(a) == len(P) and len(epoch0_a) == len(P)  # epoch length as with stock shuffling
+
+
+def test_every_order_of_the_draw_is_equally_likely():
+    # uniform probabilities, one draw per image: the draw is a permutation, each of the 6 equally often over seeds
+    orders = Counter(tuple(BalancedSampler(np.full(3, 1 / 3), seed=s).global_draw(0).tolist()) for s in range(6000))
+    assert len(orders) == 6
+    assert all(abs(count - 1000) < 150 for count in orders.values())  # 5 standard deviations of a count
 
 
 def test_epochs_count_themselves_and_prefetch_safe_set_epoch():

@@ -15,10 +15,7 @@ AGGREGATIONS = ("mean", "max", "median", "sum")  # `balance_agg` values
 
 
 def flatten_labels(classes: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """Return the class id of every instance (int64, images in order) and the number of instances of each image.
-
-    `classes` holds one array of class ids per image, all 1-D or all (n, 1) like Ultralytics' 'cls' labels.
-    """
+    """Return all instances' class ids (int64, images in order) and each image's count, from 1-D or (n, 1) arrays."""
     lengths = np.fromiter(map(len, classes), dtype=np.int64, count=len(classes))
     cls = np.concatenate(classes or [np.zeros(0)], dtype=np.int64, casting="unsafe")  # one C pass, no float copy
     return cls.reshape(-1), lengths

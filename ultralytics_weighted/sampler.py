@@ -11,14 +11,16 @@ import torch.distributed as dist
 from torch.utils.data import Sampler
 
 
-def random_permutation(n: int, rng: np.random.Generator) -> np.ndarray:
-    """Return a uniformly random permutation of range(n), about twice as fast as `rng.permutation(n)` at 10M."""
-    # uniform, as sorting by independent random keys; but 8-bit keys group in one radix pass, each shuffle in cache
-    bucket = rng.integers(0, 256, n, dtype=np.uint8)
-    out = np.argsort(bucket, kind="stable")
-    for same_bucket in np.split(out, np.cumsum(np.bincount(bucket, minlength=256))[:-1]):  # views into `out`
-        rng.shuffle(same_bucket)
-    return out
+def shuffled(values: np.ndarray, bits: int, rng: np.random.Generator) -> np.ndarray:
+    """Return int64 `values` in [0, 2**bits) in random order: one sort of random 64-bit keys with them in the low bits.
+
+    Uniform but for values whose random high bits tie (~n**2 / 2**(65 - bits) pairs, 45 of 10M): they keep their order.
+    """
+    keys = rng.bit_generator.random_raw(len(values))
+    keys &= ~np.uint64(2**bits - 1)  # random high bits
+    keys |= values.view(np.uint64)
+    keys.sort()
+    return np.bitwise_and(keys, np.uint64(2**bits - 1), out=keys).view(np.int64)
 
 
 def systematic_draw(p: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
@@ -28,12 +30,13 @@ def systematic_draw(p: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarr
     floor(n * p_i) or ceil(n * p_i) times: the exposure of n multinomial draws without their chance misses (those skip
     ~37% of the images expected once). Permuting first makes which image rounds up random; the result is shuffled.
     """
-    order = random_permutation(len(p), rng)
+    bits = max(len(p) - 1, 1).bit_length()
+    order = shuffled(np.arange(len(p)), bits, rng)
     cumulative = np.cumsum(p[order])
     cumulative /= cumulative[-1]  # float round-off: the last image ends at 1
     below = np.ceil(cumulative * n - rng.random()).clip(0, n).astype(np.int64)  # points below each: no n searches
     below[-1] = n  # round-off: points at or past the end belong to the last image
-    return np.repeat(order, np.diff(below, prepend=0))[random_permutation(n, rng)]
+    return shuffled(np.repeat(order, np.diff(below, prepend=0)), bits, rng)
 
 
 class BalancedSampler(Sampler[int]):
@@ -58,7 +61,7 @@ class BalancedSampler(Sampler[int]):
     Examples:
         >>> sampler = BalancedSampler(np.array([0.1, 0.1, 0.8]), seed=0)
         >>> list(sampler)  # expected counts 0.3, 0.3 and 2.4: image 2 is drawn 2 or 3 times
-        [2, 0, 2]
+        [2, 2, 2]
     """
 
     def __init__(
