@@ -92,6 +92,8 @@ class AutoSolver:
             read on every pass), as a (k, images) slab per group (see `_layout`).
         amount (np.ndarray): Instance count of each triple (the smallest unsigned integer type that holds them), as
             `cls`.
+        middle (np.ndarray): (2, n) classes of instances (length - 1) // 2 and length // 2 of each image in class order
+            (the median aggregation's), images as `order`.
         image_scratch (np.ndarray): Three float64 values per image, reused: fresh large arrays cost page faults on
             every pass. Row 0 holds the log weights z that go into `_clipped_softmax`, rows 1 and 2 its steps' buffers
             and other temporaries outside it.
@@ -132,7 +134,10 @@ class AutoSolver:
         self.single_objects = len(cls) == n
         self.lo, self.hi = min(AUTO_MIN_DRAWS, 1.0) / n, max(AUTO_MAX_DRAWS, 1.0) / n
         self.chunk = max(1, (1 << 18) // self.n_classes)  # images per block of `_triples`: its sort stays in cache
-        self.order, self.groups, self.cls, self.amount = self._layout(*self._triples(cls, lengths, renumber))
+        per_image, triple_cls, triple_count, middle = self._triples(cls, lengths, renumber)
+        self.order, self.groups, self.cls, self.amount = self._layout(per_image, triple_cls, triple_count)
+        del per_image, triple_cls, triple_count
+        self.middle = middle[:, self.order]
         # log(n u_i) of the reference distribution u (0 for uniform), added to every image's log weight z_i
         self.log_prior = None if v is None else np.log(v * (n / v.sum()))[self.order]
         self.image_scratch = np.empty((3, n))
@@ -163,21 +168,35 @@ class AutoSolver:
             yield s, min(chunk, n - s), slice(bounds[k], bounds[k + 1])
 
     def _triples(self, cls: np.ndarray, lengths: np.ndarray, renumber: np.ndarray) -> tuple[np.ndarray, ...]:
-        """Return the sparse A as (classes per image, class, count) arrays, the triples sorted by image and class.
+        """Return the sparse A as (classes per image, class, count) arrays sorted by image and class, and `middle`.
 
-        Classes are renumbered by `renumber` (class id -> rank in weight order). The (image, class) keys of `chunk`
-        images at a time are sorted (in cache, the images are already in order): each run of equal keys is a triple.
+        `middle` (2, n) holds the classes of each image's middle instances, for the median aggregation. Classes are
+        renumbered by `renumber` (class id -> rank in weight order). The (image, class) keys of `chunk` images at a time
+        are sorted (in cache, the images are already in order): each run of equal keys is a triple, and instances
+        (length - 1) // 2 and length // 2 of an image (0-based, in class order) are its middle ones.
         """
-        n_classes, parts = self.n_classes, []
+        n_classes, most = self.n_classes, int(lengths.max())
+        # written block by block into arrays of the smallest types, sized for one triple per instance: only the pages
+        # written are touched (fresh memory is slow), and nothing is copied at the end
+        per_image = np.empty(self.n, dtype=np.min_scalar_type(min(n_classes, most)))
+        triple_cls = np.empty(len(cls), dtype=np.min_scalar_type(n_classes - 1))
+        triple_count = np.empty(len(cls), dtype=np.min_scalar_type(most))
+        middle = np.empty((2, self.n), dtype=triple_cls.dtype)
+        renumber, end = renumber.astype(np.int32), 0
         for s, size, i in self._blocks(lengths):
-            image = np.repeat(np.arange(size, dtype=np.int32), lengths[s : s + size])  # in the block
-            key = image * np.int32(n_classes) + renumber[cls[i]].astype(np.int32)  # < chunk * C <= 2**18
+            length = lengths[s : s + size]
+            image = np.repeat(np.arange(size, dtype=np.int32), length)  # in the block
+            key = image * np.int32(n_classes) + renumber[cls[i]]  # < chunk * C <= 2**18
             key.sort()
+            first = np.cumsum(length) - length  # each image's instances, in class order, from its first
+            middle[:, s : s + size] = key[first + (length - 1) // 2] % n_classes, key[first + length // 2] % n_classes
             head = np.flatnonzero(np.concatenate(([True], key[1:] != key[:-1])))  # first instance of each run
-            count = np.diff(head, append=len(key)).astype(np.int32)
+            begin, end = end, end + len(head)
+            triple_count[begin:end] = np.diff(head, append=len(key))
             key = key[head]
-            parts.append((np.bincount(key // n_classes, minlength=size), key % n_classes, count))
-        return tuple(np.concatenate(x) for x in zip(*parts))
+            per_image[s : s + size] = np.bincount(key // n_classes, minlength=size)
+            triple_cls[begin:end] = key % n_classes
+        return per_image, triple_cls[:end], triple_count[:end], middle
 
     def _layout(self, per_image: np.ndarray, cls: np.ndarray, count: np.ndarray) -> tuple:
         """Return (order, groups, cls, amount): the triples regrouped by the number k of classes of their image.
@@ -188,9 +207,9 @@ class AutoSolver:
         its classes is a sum over the slab's rows (in the class order of the triples, as a bincount would add them), and
         the class pairs of the Hessian are pairs of rows.
         """
-        first = np.cumsum(per_image) - per_image  # first triple of each image
+        first = np.cumsum(per_image, dtype=np.intp) - per_image  # first triple of each image
         order = np.argsort(per_image.astype(np.min_scalar_type(self.n_classes)), kind="stable")  # small ints: radix
-        edges = np.searchsorted(per_image[order], np.arange(per_image.max() + 2))
+        edges = np.searchsorted(per_image[order], np.arange(int(per_image.max()) + 2))
         slab_cls, groups, end = np.empty(len(cls), dtype=np.min_scalar_type(self.n_classes - 1)), [], 0
         slab_amount = np.empty(len(cls), dtype=np.min_scalar_type(count.max()))  # exact in float64 products
         for k in np.flatnonzero(edges[2:] > edges[1:-1]) + 1:
@@ -438,20 +457,16 @@ class AutoSolver:
         """Return the mean, max, median and sum image weights (as the core computes them) from the slabs and `weights`.
 
         Each image's classes run down its slab column in weight order (the classes are renumbered in weight order), so
-        the max is the last row and the median the class of the middle instance(s) in the running counts.
+        the max is the last row; the median is the mean weight of the classes of the middle instances (`middle`).
         """
         n = self.n
-        total, count, top, median = np.empty(n), np.empty(n), np.empty(n), np.empty(n)
+        total, count, top = np.empty(n), np.empty(n), np.empty(n)
         for i, cls, amount in self._chunks(self.cls, self.amount):
             values = self.weights[cls]
             np.add.reduce(values * amount, axis=0, out=total[i])
             np.add.reduce(amount, axis=0, dtype=np.float64, out=count[i])
             top[i] = values[-1]
-            running = np.cumsum(amount, axis=0, dtype=np.float64)  # instances of the image up to and including each row
-            column = np.arange(values.shape[1])
-            # the row of instance k (0-based) of the image: the number of rows whose running count is <= k
-            middle = [(running <= k).sum(0) for k in ((count[i] - 1) // 2, count[i] // 2)]
-            median[i] = 0.5 * (values[middle[0], column] + values[middle[1], column])
+        median = 0.5 * (self.weights[self.middle[0]] + self.weights[self.middle[1]])
         return [total / count, top, median, total]
 
     def _fixed_candidates(self) -> np.ndarray:
