@@ -97,6 +97,8 @@ class AutoSolver:
         image_scratch (np.ndarray): Three float64 values per image, reused: fresh large arrays cost page faults on
             every pass. Row 0 holds the log weights z that go into `_clipped_softmax`, rows 1 and 2 its steps' buffers
             and other temporaries outside it.
+        buffers (list): float64 arrays of n values that hold the q of evaluations (and phase 3's temporaries), reused
+            once no longer in use (`_buffer`): a fresh q per evaluation would cost page faults on every evaluation.
         best (float): Imbalance (max/min of share_c / t_c) of the most balanced point so far.
         best_point (tuple): That point, (psi, q, a, free, e).
         iterations (int): Newton and Gauss-Newton iterations taken so far.
@@ -140,7 +142,7 @@ class AutoSolver:
         self.middle = middle[:, self.order]
         # log(n u_i) of the reference distribution u (0 for uniform), added to every image's log weight z_i
         self.log_prior = None if v is None else np.log(v * (n / v.sum()))[self.order]
-        self.image_scratch = np.empty((3, n))
+        self.image_scratch, self.buffers = np.empty((3, n)), []
         self.best, self.best_point, self.iterations = np.inf, None, 0
 
     def solve(self) -> np.ndarray:
@@ -232,20 +234,29 @@ class AutoSolver:
         for k, start, stop, begin, end in self.groups:
             yield slice(start, stop), *(x[begin:end].reshape(k, stop - start) for x in arrays)
 
-    def _clipped_softmax(self, z: np.ndarray, a: float) -> tuple[np.ndarray, float, np.ndarray]:
+    def _buffer(self, *in_use: np.ndarray) -> np.ndarray:
+        """Return an array of `buffers` that is none of `in_use` nor the best point's q, adding one if all are taken."""
+        taken = [id(x) for x in in_use] + ([] if self.best_point is None else [id(self.best_point[1])])
+        free = [buffer for buffer in self.buffers if id(buffer) not in taken]
+        if not free:
+            free.append(np.empty(self.n))
+            self.buffers.append(free[0])
+        return free[0]
+
+    def _clipped_softmax(self, z: np.ndarray, a: float, out: np.ndarray) -> tuple[np.ndarray, float, np.ndarray]:
         """Return (q, a, free): q_i = clip(exp(z_i - a), lo, hi) with the log normalizer `a` making sum(q) = 1.
 
         `free` marks the images strictly inside the bounds. sum(q) is continuous, piecewise exponential and decreasing
         in `a`: Newton steps (scale the free images so that they fill the mass the clipped ones leave, exact once the
         clipped set is right), kept inside a bisection bracket; `a` is the starting guess. exp(z - a) =
         exp(z - a0) * exp(a0 - a) costs one product per step while |a - a0| <= 30, the margin by which the exponents are
-        clipped outside [log lo, log hi] (clipping q makes them moot beyond).
+        clipped outside [log lo, log hi] (clipping q makes them moot beyond). q is written to `out` (of `_buffer`).
         """
         lo, hi = self.lo, self.hi
         log_lo, log_hi = np.log(lo), np.log(hi)
         a_low, a_high = z.min() - log_hi, z.max() - log_lo  # sum(q) = n*hi > 1 at a_low, n*lo < 1 at a_high
         a = a0 = min(max(a, a_low), a_high)
-        x, y, q = self.image_scratch[1], self.image_scratch[2], np.empty_like(z)  # q is the result: fresh
+        x, y, q = self.image_scratch[1], self.image_scratch[2], out
         np.exp(np.clip(np.subtract(z, a0, out=x), log_lo - 31.0, log_hi + 31.0, out=x), out=x)
         for _ in range(100):
             if abs(a - a0) > 30.0:
@@ -263,8 +274,8 @@ class AutoSolver:
         q /= q.sum()  # q = clip(y, lo, hi) of the last step
         return q, a, (y > lo) & (y < hi)
 
-    def _evaluate(self, psi: np.ndarray, a: float) -> tuple[np.ndarray, np.ndarray, float, np.ndarray]:
-        """Return (z, q, a, free) for class log weights psi: z_i = sum_c A_ic psi_c, q its clipped softmax.
+    def _evaluate(self, psi: np.ndarray, a: float, out: np.ndarray) -> tuple[np.ndarray, np.ndarray, float, np.ndarray]:
+        """Return (z, q, a, free) for class log weights psi: z_i = sum_c A_ic psi_c, q its clipped softmax (in `out`).
 
         `a` is the guess of the log normalizer (the previous one: it moves little between iterations).
         """
@@ -273,7 +284,7 @@ class AutoSolver:
             np.add.reduce(psi[cls] * amount, axis=0, out=z[images])  # row by row: each image's classes in order
         if self.log_prior is not None:  # q_i ∝ u_i exp(...): KL(q || u) = q . (log(n q) - log(n u)) in `_dual`
             z += self.log_prior
-        return z, *self._clipped_softmax(z, a)
+        return z, *self._clipped_softmax(z, a, out)
 
     def _imbalance(self, e: np.ndarray) -> float:
         """Return max/min over the classes of share_c / t_c for expected instances e: the stopping measure."""
@@ -370,15 +381,15 @@ class AutoSolver:
             self.best, self.best_point = imbalance, point
         return progress
 
-    def _dual(self, phi: np.ndarray, a: float) -> tuple[float, tuple]:
-        """Return (f, (z, q, a, free)) at phi: the dual f = q . z - KL(q || u) at the maximizing q."""
-        z, q, a, free = self._evaluate(phi - self.t @ phi, a)
+    def _dual(self, phi: np.ndarray, a: float, out: np.ndarray) -> tuple[float, tuple]:
+        """Return (f, (z, q, a, free)) at phi: the dual f = q . z - KL(q || u) at the maximizing q (in `out`)."""
+        z, q, a, free = self._evaluate(phi - self.t @ phi, a, out)
         log_nq = np.log(np.multiply(q, self.n, out=self.image_scratch[1]), out=self.image_scratch[1])
         return q @ z - q @ log_nq, (z, q, a, free)
 
-    def _start(self, phi: np.ndarray) -> tuple:
-        """Return (phi, f, q, a, free, e, imbalance) at phi, the log normalizer guessed for uniform sampling."""
-        f, (_, q, a, free) = self._dual(phi, np.log(self.n))
+    def _start(self, phi: np.ndarray, out: np.ndarray) -> tuple:
+        """Return (phi, f, q, a, free, e, imbalance) at phi (q in `out`), `a` guessed for uniform sampling."""
+        f, (_, q, a, free) = self._dual(phi, np.log(self.n), out)
         return phi, f, q, a, free, *self._expected(q)
 
     def _dual_newton(self) -> None:
@@ -393,7 +404,10 @@ class AutoSolver:
         """
         n, t = self.n, self.t
         starts = [np.zeros(self.n_classes)] + ([np.log(t / self.counts)] if self.single_objects else [])
-        phi, f, q, a, free, e, imbalance = min(map(self._start, starts), key=lambda point: point[-1])
+        points = []
+        for phi in starts:  # each start's q in a buffer of its own
+            points.append(self._start(phi, self._buffer(*(point[2] for point in points))))
+        phi, f, q, a, free, e, imbalance = min(points, key=lambda point: point[-1])
         self.best, self.best_point = imbalance, (phi - t @ phi, q, a, free, e)
         stalled, radius = 0, AUTO_MAX_STEP
         projection = np.eye(self.n_classes) - t[:, None]  # B_i = P A_i: the constraint rows
@@ -404,7 +418,7 @@ class AutoSolver:
                 break
             g = e - t * e.sum()
             step = self._damped_step(projection @ self._covariance(q, free) @ projection.T, g, t, radius)
-            dual = functools.partial(self._dual, a=a)
+            dual = functools.partial(self._dual, a=a, out=self._buffer(q))  # the trials' q: one buffer, the last kept
             found = step is not None and self._line_search(phi, step, g @ step, f, dual, t, radius)
             if not found:
                 break
@@ -418,9 +432,9 @@ class AutoSolver:
         rho = np.log(e / (self.t * e.sum()))
         return rho - rho.mean()
 
-    def _spread(self, psi: np.ndarray, a: float) -> tuple[float, tuple]:
-        """Return (|r|^2 / 2, (q, a, free, e, r)) at class log weights psi: phase 2's objective."""
-        _, q, a, free = self._evaluate(psi, a)
+    def _spread(self, psi: np.ndarray, a: float, out: np.ndarray) -> tuple[float, tuple]:
+        """Return (|r|^2 / 2, (q, a, free, e, r)) at class log weights psi (q in `out`): phase 2's objective."""
+        _, q, a, free = self._evaluate(psi, a, out)
         e = self._expected(q)[0]
         r = self._residual(e)
         return r @ r / 2, (q, a, free, e, r)
@@ -443,7 +457,7 @@ class AutoSolver:
             jac -= jac.mean(0)  # d r_c / d psi_d
             g = jac.T @ r  # gradient of |r|^2 / 2
             step = self._damped_step(jac.T @ jac, g, zeros, radius)
-            spread = functools.partial(self._spread, a=a)
+            spread = functools.partial(self._spread, a=a, out=self._buffer(q))
             found = step is not None and self._line_search(psi, step, g @ step, value, spread, zeros, radius)
             if not found:
                 break
@@ -453,21 +467,25 @@ class AutoSolver:
             if self.best <= AUTO_TOLERANCE:
                 break
 
-    def _fixed_weights(self) -> list[np.ndarray]:
-        """Return the mean, max, median and sum image weights (as the core computes them) from the slabs and `weights`.
+    def _fixed_weights(self, total: np.ndarray, count: np.ndarray, out: np.ndarray) -> Iterator[np.ndarray]:
+        """Yield the mean, max, median and sum image weights (as the core computes them) from the slabs and `weights`.
 
         Each image's classes run down its slab column in weight order (the classes are renumbered in weight order), so
-        the max is the last row; the median is the mean weight of the classes of the middle instances (`middle`).
+        the max is the last row; the median is the mean weight of the classes of the middle instances (`middle`). The
+        weights are written to `out` (the sum to `total`, with `count` its buffer for the instances per image): each
+        is used up before the next is yielded.
         """
-        n = self.n
-        total, count, top = np.empty(n), np.empty(n), np.empty(n)
         for i, cls, amount in self._chunks(self.cls, self.amount):
-            values = self.weights[cls]
-            np.add.reduce(values * amount, axis=0, out=total[i])
+            np.add.reduce(self.weights[cls] * amount, axis=0, out=total[i])
             np.add.reduce(amount, axis=0, dtype=np.float64, out=count[i])
-            top[i] = values[-1]
-        median = 0.5 * (self.weights[self.middle[0]] + self.weights[self.middle[1]])
-        return [total / count, top, median, total]
+        yield np.divide(total, count, out=out)
+        for i, cls in self._chunks(self.cls):
+            out[i] = self.weights[cls[-1]]
+        yield out
+        for i, *_ in self._chunks():  # a few thousand images at a time: no temporaries of n values
+            out[i] = 0.5 * (self.weights[self.middle[0, i]] + self.weights[self.middle[1, i]])
+        yield out
+        yield total
 
     def _fixed_candidates(self) -> np.ndarray:
         """Phase 3: return the most balanced of the best point's q and the fixed aggregations clipped to the bounds.
@@ -477,13 +495,15 @@ class AutoSolver:
         """
         best, q = self.best, self.best_point[1]
         log_w, shifted = self.image_scratch[0], self.image_scratch[1]
-        for w in self._fixed_weights():
+        total = self._buffer()
+        count = self._buffer(total)
+        for w in self._fixed_weights(total, count, out=log_w):
             np.log(w, out=log_w)
             if self.log_prior is not None:
                 log_w += self.log_prior
             top = log_w.max()
             a = np.log(np.exp(np.subtract(log_w, top, out=shifted), out=shifted).sum()) + top
-            q_fixed = self._clipped_softmax(log_w, a)[0]
+            q_fixed = self._clipped_softmax(log_w, a, self._buffer(q, total, count))[0]
             imbalance = self._expected(q_fixed)[1]
             if imbalance < best:
                 best, q = imbalance, q_fixed
