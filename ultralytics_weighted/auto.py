@@ -94,9 +94,9 @@ class AutoSolver:
             `cls`.
         middle (np.ndarray): (2, n) classes of instances (length - 1) // 2 and length // 2 of each image in class order
             (the median aggregation's), images as `order`.
-        image_scratch (np.ndarray): Three float64 values per image, reused: fresh large arrays cost page faults on
-            every pass. Row 0 holds the log weights z that go into `_clipped_softmax`, rows 1 and 2 its steps' buffers
-            and other temporaries outside it.
+        image_scratch (np.ndarray): Two float64 values per image, reused: fresh large arrays cost page faults on
+            every pass. Row 0 holds the log weights z that go into `_clipped_softmax`, row 1 its exp(z - a0) and other
+            temporaries outside it.
         buffers (list): float64 arrays of n values that hold the q of evaluations (and phase 3's temporaries), reused
             once no longer in use (`_buffer`): a fresh q per evaluation would cost page faults on every evaluation.
         best (float): Imbalance (max/min of share_c / t_c) of the most balanced point so far.
@@ -142,7 +142,7 @@ class AutoSolver:
         self.middle = middle[:, self.order]
         # log(n u_i) of the reference distribution u (0 for uniform), added to every image's log weight z_i
         self.log_prior = None if v is None else np.log(v * (n / v.sum()))[self.order]
-        self.image_scratch, self.buffers = np.empty((3, n)), []
+        self.image_scratch, self.buffers = np.empty((2, n)), []
         self.best, self.best_point, self.iterations = np.inf, None, 0
 
     def solve(self) -> np.ndarray:
@@ -165,7 +165,8 @@ class AutoSolver:
     def _blocks(self, lengths: np.ndarray) -> Iterator[tuple[int, int, slice]]:
         """Yield (first image, images, slice of the instances) of each block of `chunk` images."""
         n, chunk = self.n, self.chunk
-        bounds = np.concatenate(([0], np.cumsum(lengths)))[np.arange(0, n + chunk, chunk).clip(max=n)]
+        # the first instance of each block from the blocks' sums: no running sum over all images (fresh memory)
+        bounds = np.concatenate(([0], np.cumsum(np.add.reduceat(lengths, np.arange(0, n, chunk)))))
         for k, s in enumerate(range(0, n, chunk)):
             yield s, min(chunk, n - s), slice(bounds[k], bounds[k + 1])
 
@@ -209,7 +210,8 @@ class AutoSolver:
         its classes is a sum over the slab's rows (in the class order of the triples, as a bincount would add them), and
         the class pairs of the Hessian are pairs of rows.
         """
-        first = np.cumsum(per_image, dtype=np.intp) - per_image  # first triple of each image
+        first = np.cumsum(per_image, dtype=np.intp)
+        first -= per_image  # first triple of each image (in place: fresh memory is slow)
         order = np.argsort(per_image.astype(np.min_scalar_type(self.n_classes)), kind="stable")  # small ints: radix
         edges = np.searchsorted(per_image[order], np.arange(int(per_image.max()) + 2))
         slab_cls, groups, end = np.empty(len(cls), dtype=np.min_scalar_type(self.n_classes - 1)), [], 0
@@ -256,23 +258,25 @@ class AutoSolver:
         log_lo, log_hi = np.log(lo), np.log(hi)
         a_low, a_high = z.min() - log_hi, z.max() - log_lo  # sum(q) = n*hi > 1 at a_low, n*lo < 1 at a_high
         a = a0 = min(max(a, a_low), a_high)
-        x, y, q = self.image_scratch[1], self.image_scratch[2], out
+        x, q = self.image_scratch[1], out
         np.exp(np.clip(np.subtract(z, a0, out=x), log_lo - 31.0, log_hi + 31.0, out=x), out=x)
         for _ in range(100):
             if abs(a - a0) > 30.0:
                 a0 = a
                 np.exp(np.clip(np.subtract(z, a0, out=x), log_lo - 31.0, log_hi + 31.0, out=x), out=x)
-            np.multiply(x, np.exp(a0 - a), out=y)
-            total = np.clip(y, lo, hi, out=q).sum()
+            # y = exp(z - a) clipped in place: q <= lo exactly where y <= lo, q >= hi where y >= hi (lo < hi), so the
+            # counts below need no copy of y
+            total = np.clip(np.multiply(x, np.exp(a0 - a), out=q), lo, hi, out=q).sum()
             if abs(total - 1.0) <= 1e-12:
                 break
             a_low, a_high = (a, a_high) if total > 1.0 else (a_low, a)
-            clipped = lo * np.count_nonzero(y <= lo) + hi * np.count_nonzero(y >= hi)
+            clipped = lo * np.count_nonzero(q <= lo) + hi * np.count_nonzero(q >= hi)
             free_mass, rest = total - clipped, 1.0 - clipped  # the free images' mass, and the mass they should hold
             a_new = a + np.log(free_mass / rest) if free_mass > 0 and rest > 0 else 0.5 * (a_low + a_high)
             a = a_new if a_low < a_new < a_high else 0.5 * (a_low + a_high)
+        free = (q > lo) & (q < hi)  # as y: strictly inside the bounds
         q /= q.sum()  # q = clip(y, lo, hi) of the last step
-        return q, a, (y > lo) & (y < hi)
+        return q, a, free
 
     def _evaluate(self, psi: np.ndarray, a: float, out: np.ndarray) -> tuple[np.ndarray, np.ndarray, float, np.ndarray]:
         """Return (z, q, a, free) for class log weights psi: z_i = sum_c A_ic psi_c, q its clipped softmax (in `out`).
