@@ -135,9 +135,15 @@ class AutoSolver:
         """
         n = self.n = len(lengths)
         self.n_classes = int(cls.max()) + 1
+        self.chunk = max(1, (1 << 18) // self.n_classes)  # images per block of `_triples`: its sort stays in cache
         v = None if image_multipliers is None else np.asarray(image_multipliers, dtype=np.float64)
-        instance_weights = None if v is None else np.repeat(v * (n / v.sum()), lengths)
-        counts = np.bincount(cls, weights=instance_weights, minlength=self.n_classes)
+        if v is None:
+            counts = np.bincount(cls, minlength=self.n_classes)
+        else:  # weighted by the images' v, a block of instance weights at a time (8 bytes per instance are slow)
+            v = v * (n / v.sum())
+            counts = np.zeros(self.n_classes)
+            for s, size, i in self._blocks(lengths):  # np.bincount's sums in its order
+                np.add.at(counts, cls[i], np.repeat(v[s : s + size], lengths[s : s + size]))
         m = np.ones(self.n_classes) if class_multipliers is None else np.asarray(class_multipliers, dtype=np.float64)
         weights = class_weights(counts, strength) * m
         order = np.argsort(weights, kind="stable")  # renumber the classes in weight order
@@ -146,13 +152,12 @@ class AutoSolver:
         self.t = t / t.sum()
         self.single_objects = len(cls) == n
         self.lo, self.hi = min(AUTO_MIN_DRAWS, 1.0) / n, max(AUTO_MAX_DRAWS, 1.0) / n
-        self.chunk = max(1, (1 << 18) // self.n_classes)  # images per block of `_triples`: its sort stays in cache
         per_image, triple_cls, triple_count, middle = self._triples(cls, lengths, renumber)
         self.order, self.groups, self.cls, self.amount = self._layout(per_image, triple_cls, triple_count)
         del per_image, triple_cls, triple_count
         self.middle = middle[:, self.order]
         # log(n u_i) of the reference distribution u (0 for uniform), added to every image's log weight z_i
-        self.log_prior = None if v is None else np.log(v * (n / v.sum()))[self.order]
+        self.log_prior = None if v is None else np.log(v, out=v)[self.order]
         self.image_scratch, self.buffers = np.empty((2, n)), []
         self.best, self.best_point, self.iterations = np.inf, None, 0
 
