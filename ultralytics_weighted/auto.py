@@ -49,6 +49,17 @@ def target_shares(counts: np.ndarray, strength: float = 1.0) -> np.ndarray:
     return t / t.sum() if present.any() else t
 
 
+def _histogram(codes: np.ndarray, weights: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """Return `out` set to np.bincount(codes, weights, len(out)), the same sums in the same order, but faster.
+
+    np.add.at (numpy >= 1.25) adds in place without np.bincount's pass for the minimum and maximum code and without a
+    fresh histogram per call; `codes` must lie in [0, len(out)).
+    """
+    out.fill(0.0)
+    np.add.at(out, codes, weights)
+    return out
+
+
 class AutoSolver:
     """Solve balance_agg=auto: the maximum-entropy probabilities of n labelled images whose class shares hit targets.
 
@@ -92,9 +103,13 @@ class AutoSolver:
             read on every pass), as a (k, images) slab per group (see `_layout`).
         amount (np.ndarray): Instance count of each triple (the smallest unsigned integer type that holds them), as
             `cls`.
-        image_scratch (np.ndarray): Three float64 values per image, reused: fresh large arrays cost page faults on
-            every pass. Row 0 holds the log weights z that go into `_clipped_softmax`, rows 1 and 2 its steps' buffers
-            and other temporaries outside it.
+        middle (np.ndarray): (2, n) classes of instances (length - 1) // 2 and length // 2 of each image in class order
+            (the median aggregation's), images as `order`.
+        image_scratch (np.ndarray): Two float64 values per image, reused: fresh large arrays cost page faults on
+            every pass. Row 0 holds the log weights z that go into `_clipped_softmax`, row 1 its exp(z - a0) and other
+            temporaries outside it.
+        buffers (list): float64 arrays of n values that hold the q of evaluations (and phase 3's temporaries), reused
+            once no longer in use (`_buffer`): a fresh q per evaluation would cost page faults on every evaluation.
         best (float): Imbalance (max/min of share_c / t_c) of the most balanced point so far.
         best_point (tuple): That point, (psi, q, a, free, e).
         iterations (int): Newton and Gauss-Newton iterations taken so far.
@@ -120,9 +135,15 @@ class AutoSolver:
         """
         n = self.n = len(lengths)
         self.n_classes = int(cls.max()) + 1
+        self.chunk = max(1, (1 << 18) // self.n_classes)  # images per block of `_triples`: its sort stays in cache
         v = None if image_multipliers is None else np.asarray(image_multipliers, dtype=np.float64)
-        instance_weights = None if v is None else np.repeat(v * (n / v.sum()), lengths)
-        counts = np.bincount(cls, weights=instance_weights, minlength=self.n_classes)
+        if v is None:
+            counts = np.bincount(cls, minlength=self.n_classes)
+        else:  # weighted by the images' v, a block of instance weights at a time (8 bytes per instance are slow)
+            v = v * (n / v.sum())
+            counts = np.zeros(self.n_classes)
+            for s, size, i in self._blocks(lengths):  # np.bincount's sums in its order
+                np.add.at(counts, cls[i], np.repeat(v[s : s + size], lengths[s : s + size]))
         m = np.ones(self.n_classes) if class_multipliers is None else np.asarray(class_multipliers, dtype=np.float64)
         weights = class_weights(counts, strength) * m
         order = np.argsort(weights, kind="stable")  # renumber the classes in weight order
@@ -131,11 +152,13 @@ class AutoSolver:
         self.t = t / t.sum()
         self.single_objects = len(cls) == n
         self.lo, self.hi = min(AUTO_MIN_DRAWS, 1.0) / n, max(AUTO_MAX_DRAWS, 1.0) / n
-        self.chunk = max(1, (1 << 18) // self.n_classes)  # images per block of `_triples`: its sort stays in cache
-        self.order, self.groups, self.cls, self.amount = self._layout(*self._triples(cls, lengths, renumber))
+        per_image, triple_cls, triple_count, middle = self._triples(cls, lengths, renumber)
+        self.order, self.groups, self.cls, self.amount = self._layout(per_image, triple_cls, triple_count)
+        del per_image, triple_cls, triple_count
+        self.middle = middle[:, self.order]
         # log(n u_i) of the reference distribution u (0 for uniform), added to every image's log weight z_i
-        self.log_prior = None if v is None else np.log(v * (n / v.sum()))[self.order]
-        self.image_scratch = np.empty((3, n))
+        self.log_prior = None if v is None else np.log(v, out=v)[self.order]
+        self.image_scratch, self.buffers = np.empty((2, n)), []
         self.best, self.best_point, self.iterations = np.inf, None, 0
 
     def solve(self) -> np.ndarray:
@@ -158,26 +181,41 @@ class AutoSolver:
     def _blocks(self, lengths: np.ndarray) -> Iterator[tuple[int, int, slice]]:
         """Yield (first image, images, slice of the instances) of each block of `chunk` images."""
         n, chunk = self.n, self.chunk
-        bounds = np.concatenate(([0], np.cumsum(lengths)))[np.arange(0, n + chunk, chunk).clip(max=n)]
+        # the first instance of each block from the blocks' sums: no running sum over all images (fresh memory)
+        bounds = np.concatenate(([0], np.cumsum(np.add.reduceat(lengths, np.arange(0, n, chunk)))))
         for k, s in enumerate(range(0, n, chunk)):
             yield s, min(chunk, n - s), slice(bounds[k], bounds[k + 1])
 
     def _triples(self, cls: np.ndarray, lengths: np.ndarray, renumber: np.ndarray) -> tuple[np.ndarray, ...]:
-        """Return the sparse A as (classes per image, class, count) arrays, the triples sorted by image and class.
+        """Return the sparse A as (classes per image, class, count) arrays sorted by image and class, and `middle`.
 
-        Classes are renumbered by `renumber` (class id -> rank in weight order). The (image, class) keys of `chunk`
-        images at a time are sorted (in cache, the images are already in order): each run of equal keys is a triple.
+        `middle` (2, n) holds the classes of each image's middle instances, for the median aggregation. Classes are
+        renumbered by `renumber` (class id -> rank in weight order). The (image, class) keys of `chunk` images at a time
+        are sorted (in cache, the images are already in order): each run of equal keys is a triple, and instances
+        (length - 1) // 2 and length // 2 of an image (0-based, in class order) are its middle ones.
         """
-        n_classes, parts = self.n_classes, []
+        n_classes, most = self.n_classes, int(lengths.max())
+        # written block by block into arrays of the smallest types, sized for one triple per instance: only the pages
+        # written are touched (fresh memory is slow), and nothing is copied at the end
+        per_image = np.empty(self.n, dtype=np.min_scalar_type(min(n_classes, most)))
+        triple_cls = np.empty(len(cls), dtype=np.min_scalar_type(n_classes - 1))
+        triple_count = np.empty(len(cls), dtype=np.min_scalar_type(most))
+        middle = np.empty((2, self.n), dtype=triple_cls.dtype)
+        renumber, end = renumber.astype(np.int32), 0
         for s, size, i in self._blocks(lengths):
-            image = np.repeat(np.arange(size, dtype=np.int32), lengths[s : s + size])  # in the block
-            key = image * np.int32(n_classes) + renumber[cls[i]].astype(np.int32)  # < chunk * C <= 2**18
+            length = lengths[s : s + size]
+            image = np.repeat(np.arange(size, dtype=np.int32), length)  # in the block
+            key = image * np.int32(n_classes) + renumber[cls[i]]  # < chunk * C <= 2**18
             key.sort()
+            first = np.cumsum(length) - length  # each image's instances, in class order, from its first
+            middle[:, s : s + size] = key[first + (length - 1) // 2] % n_classes, key[first + length // 2] % n_classes
             head = np.flatnonzero(np.concatenate(([True], key[1:] != key[:-1])))  # first instance of each run
-            count = np.diff(head, append=len(key)).astype(np.int32)
+            begin, end = end, end + len(head)
+            triple_count[begin:end] = np.diff(head, append=len(key))
             key = key[head]
-            parts.append((np.bincount(key // n_classes, minlength=size), key % n_classes, count))
-        return tuple(np.concatenate(x) for x in zip(*parts))
+            per_image[s : s + size] = np.bincount(key // n_classes, minlength=size)
+            triple_cls[begin:end] = key % n_classes
+        return per_image, triple_cls[:end], triple_count[:end], middle
 
     def _layout(self, per_image: np.ndarray, cls: np.ndarray, count: np.ndarray) -> tuple:
         """Return (order, groups, cls, amount): the triples regrouped by the number k of classes of their image.
@@ -188,9 +226,10 @@ class AutoSolver:
         its classes is a sum over the slab's rows (in the class order of the triples, as a bincount would add them), and
         the class pairs of the Hessian are pairs of rows.
         """
-        first = np.cumsum(per_image) - per_image  # first triple of each image
+        first = np.cumsum(per_image, dtype=np.intp)
+        first -= per_image  # first triple of each image (in place: fresh memory is slow)
         order = np.argsort(per_image.astype(np.min_scalar_type(self.n_classes)), kind="stable")  # small ints: radix
-        edges = np.searchsorted(per_image[order], np.arange(per_image.max() + 2))
+        edges = np.searchsorted(per_image[order], np.arange(int(per_image.max()) + 2))
         slab_cls, groups, end = np.empty(len(cls), dtype=np.min_scalar_type(self.n_classes - 1)), [], 0
         slab_amount = np.empty(len(cls), dtype=np.min_scalar_type(count.max()))  # exact in float64 products
         for k in np.flatnonzero(edges[2:] > edges[1:-1]) + 1:
@@ -213,39 +252,50 @@ class AutoSolver:
         for k, start, stop, begin, end in self.groups:
             yield slice(start, stop), *(x[begin:end].reshape(k, stop - start) for x in arrays)
 
-    def _clipped_softmax(self, z: np.ndarray, a: float) -> tuple[np.ndarray, float, np.ndarray]:
+    def _buffer(self, *in_use: np.ndarray) -> np.ndarray:
+        """Return an array of `buffers` that is none of `in_use` nor the best point's q, adding one if all are taken."""
+        taken = [id(x) for x in in_use] + ([] if self.best_point is None else [id(self.best_point[1])])
+        free = [buffer for buffer in self.buffers if id(buffer) not in taken]
+        if not free:
+            free.append(np.empty(self.n))
+            self.buffers.append(free[0])
+        return free[0]
+
+    def _clipped_softmax(self, z: np.ndarray, a: float, out: np.ndarray) -> tuple[np.ndarray, float, np.ndarray]:
         """Return (q, a, free): q_i = clip(exp(z_i - a), lo, hi) with the log normalizer `a` making sum(q) = 1.
 
         `free` marks the images strictly inside the bounds. sum(q) is continuous, piecewise exponential and decreasing
         in `a`: Newton steps (scale the free images so that they fill the mass the clipped ones leave, exact once the
         clipped set is right), kept inside a bisection bracket; `a` is the starting guess. exp(z - a) =
         exp(z - a0) * exp(a0 - a) costs one product per step while |a - a0| <= 30, the margin by which the exponents are
-        clipped outside [log lo, log hi] (clipping q makes them moot beyond).
+        clipped outside [log lo, log hi] (clipping q makes them moot beyond). q is written to `out` (of `_buffer`).
         """
         lo, hi = self.lo, self.hi
         log_lo, log_hi = np.log(lo), np.log(hi)
         a_low, a_high = z.min() - log_hi, z.max() - log_lo  # sum(q) = n*hi > 1 at a_low, n*lo < 1 at a_high
         a = a0 = min(max(a, a_low), a_high)
-        x, y, q = self.image_scratch[1], self.image_scratch[2], np.empty_like(z)  # q is the result: fresh
+        x, q = self.image_scratch[1], out
         np.exp(np.clip(np.subtract(z, a0, out=x), log_lo - 31.0, log_hi + 31.0, out=x), out=x)
         for _ in range(100):
             if abs(a - a0) > 30.0:
                 a0 = a
                 np.exp(np.clip(np.subtract(z, a0, out=x), log_lo - 31.0, log_hi + 31.0, out=x), out=x)
-            np.multiply(x, np.exp(a0 - a), out=y)
-            total = np.clip(y, lo, hi, out=q).sum()
+            # y = exp(z - a) clipped in place: q <= lo exactly where y <= lo, q >= hi where y >= hi (lo < hi), so the
+            # counts below need no copy of y
+            total = np.clip(np.multiply(x, np.exp(a0 - a), out=q), lo, hi, out=q).sum()
             if abs(total - 1.0) <= 1e-12:
                 break
             a_low, a_high = (a, a_high) if total > 1.0 else (a_low, a)
-            clipped = lo * np.count_nonzero(y <= lo) + hi * np.count_nonzero(y >= hi)
+            clipped = lo * np.count_nonzero(q <= lo) + hi * np.count_nonzero(q >= hi)
             free_mass, rest = total - clipped, 1.0 - clipped  # the free images' mass, and the mass they should hold
             a_new = a + np.log(free_mass / rest) if free_mass > 0 and rest > 0 else 0.5 * (a_low + a_high)
             a = a_new if a_low < a_new < a_high else 0.5 * (a_low + a_high)
+        free = (q > lo) & (q < hi)  # as y: strictly inside the bounds
         q /= q.sum()  # q = clip(y, lo, hi) of the last step
-        return q, a, (y > lo) & (y < hi)
+        return q, a, free
 
-    def _evaluate(self, psi: np.ndarray, a: float) -> tuple[np.ndarray, np.ndarray, float, np.ndarray]:
-        """Return (z, q, a, free) for class log weights psi: z_i = sum_c A_ic psi_c, q its clipped softmax.
+    def _evaluate(self, psi: np.ndarray, a: float, out: np.ndarray) -> tuple[np.ndarray, np.ndarray, float, np.ndarray]:
+        """Return (z, q, a, free) for class log weights psi: z_i = sum_c A_ic psi_c, q its clipped softmax (in `out`).
 
         `a` is the guess of the log normalizer (the previous one: it moves little between iterations).
         """
@@ -254,7 +304,7 @@ class AutoSolver:
             np.add.reduce(psi[cls] * amount, axis=0, out=z[images])  # row by row: each image's classes in order
         if self.log_prior is not None:  # q_i ∝ u_i exp(...): KL(q || u) = q . (log(n q) - log(n u)) in `_dual`
             z += self.log_prior
-        return z, *self._clipped_softmax(z, a)
+        return z, *self._clipped_softmax(z, a, out)
 
     def _imbalance(self, e: np.ndarray) -> float:
         """Return max/min over the classes of share_c / t_c for expected instances e: the stopping measure."""
@@ -262,9 +312,9 @@ class AutoSolver:
 
     def _expected(self, q: np.ndarray) -> tuple[np.ndarray, float]:
         """Return e_c = sum_i q_i A_ic (share_c = e_c / sum(e)) and its imbalance."""
-        e = np.zeros(self.n_classes)
+        e, part = np.zeros(self.n_classes), np.empty(self.n_classes)
         for images, cls, amount in self._chunks(self.cls, self.amount):
-            e += np.bincount(cls.ravel(), (amount * q[images]).ravel(), self.n_classes)
+            e += _histogram(cls.ravel(), (amount * q[images]).ravel(), part)
         return e, self._imbalance(e)
 
     def _covariance(self, q: np.ndarray, free: np.ndarray) -> np.ndarray:
@@ -277,13 +327,14 @@ class AutoSolver:
         n_classes = self.n_classes
         root = np.sqrt(np.multiply(q, free, out=self.image_scratch[1]), out=self.image_scratch[1])  # 0 if clipped
         upper, v = np.zeros(n_classes * n_classes), np.zeros(n_classes)  # upper: sum_i x_ic x_id for c <= d
+        part, v_part = np.empty_like(upper), np.empty_like(v)  # the histograms of `_histogram`
         for images, slab_cls, amount in self._chunks(self.cls, self.amount):
             cls, x = slab_cls.astype(np.intp), amount * root[images]  # intp: the pair codes exceed a small type
-            v += np.bincount(cls.ravel(), (x * root[images]).ravel(), n_classes)  # sum_i q_i A_i
-            upper += np.bincount(cls.ravel() * (n_classes + 1), (x * x).ravel(), n_classes * n_classes)
+            v += _histogram(cls.ravel(), (x * root[images]).ravel(), v_part)  # sum_i q_i A_i
+            upper += _histogram(cls.ravel() * (n_classes + 1), (x * x).ravel(), part)
             for j in range(len(x) - 1):  # row j against the rows below it: classes c < d
                 pair = cls[j + 1 :] + cls[j] * n_classes
-                upper += np.bincount(pair.ravel(), (x[j + 1 :] * x[j]).ravel(), n_classes * n_classes)
+                upper += _histogram(pair.ravel(), (x[j + 1 :] * x[j]).ravel(), part)
         upper = upper.reshape(n_classes, n_classes)
         m = upper + upper.T - np.diag(upper.diagonal())  # sum_i q_i A_i A_i^T
         mass = root @ root  # of the free images
@@ -351,15 +402,15 @@ class AutoSolver:
             self.best, self.best_point = imbalance, point
         return progress
 
-    def _dual(self, phi: np.ndarray, a: float) -> tuple[float, tuple]:
-        """Return (f, (z, q, a, free)) at phi: the dual f = q . z - KL(q || u) at the maximizing q."""
-        z, q, a, free = self._evaluate(phi - self.t @ phi, a)
+    def _dual(self, phi: np.ndarray, a: float, out: np.ndarray) -> tuple[float, tuple]:
+        """Return (f, (z, q, a, free)) at phi: the dual f = q . z - KL(q || u) at the maximizing q (in `out`)."""
+        z, q, a, free = self._evaluate(phi - self.t @ phi, a, out)
         log_nq = np.log(np.multiply(q, self.n, out=self.image_scratch[1]), out=self.image_scratch[1])
         return q @ z - q @ log_nq, (z, q, a, free)
 
-    def _start(self, phi: np.ndarray) -> tuple:
-        """Return (phi, f, q, a, free, e, imbalance) at phi, the log normalizer guessed for uniform sampling."""
-        f, (_, q, a, free) = self._dual(phi, np.log(self.n))
+    def _start(self, phi: np.ndarray, out: np.ndarray) -> tuple:
+        """Return (phi, f, q, a, free, e, imbalance) at phi (q in `out`), `a` guessed for uniform sampling."""
+        f, (_, q, a, free) = self._dual(phi, np.log(self.n), out)
         return phi, f, q, a, free, *self._expected(q)
 
     def _dual_newton(self) -> None:
@@ -374,7 +425,10 @@ class AutoSolver:
         """
         n, t = self.n, self.t
         starts = [np.zeros(self.n_classes)] + ([np.log(t / self.counts)] if self.single_objects else [])
-        phi, f, q, a, free, e, imbalance = min(map(self._start, starts), key=lambda point: point[-1])
+        points = []
+        for phi in starts:  # each start's q in a buffer of its own
+            points.append(self._start(phi, self._buffer(*(point[2] for point in points))))
+        phi, f, q, a, free, e, imbalance = min(points, key=lambda point: point[-1])
         self.best, self.best_point = imbalance, (phi - t @ phi, q, a, free, e)
         stalled, radius = 0, AUTO_MAX_STEP
         projection = np.eye(self.n_classes) - t[:, None]  # B_i = P A_i: the constraint rows
@@ -385,7 +439,7 @@ class AutoSolver:
                 break
             g = e - t * e.sum()
             step = self._damped_step(projection @ self._covariance(q, free) @ projection.T, g, t, radius)
-            dual = functools.partial(self._dual, a=a)
+            dual = functools.partial(self._dual, a=a, out=self._buffer(q))  # the trials' q: one buffer, the last kept
             found = step is not None and self._line_search(phi, step, g @ step, f, dual, t, radius)
             if not found:
                 break
@@ -399,9 +453,9 @@ class AutoSolver:
         rho = np.log(e / (self.t * e.sum()))
         return rho - rho.mean()
 
-    def _spread(self, psi: np.ndarray, a: float) -> tuple[float, tuple]:
-        """Return (|r|^2 / 2, (q, a, free, e, r)) at class log weights psi: phase 2's objective."""
-        _, q, a, free = self._evaluate(psi, a)
+    def _spread(self, psi: np.ndarray, a: float, out: np.ndarray) -> tuple[float, tuple]:
+        """Return (|r|^2 / 2, (q, a, free, e, r)) at class log weights psi (q in `out`): phase 2's objective."""
+        _, q, a, free = self._evaluate(psi, a, out)
         e = self._expected(q)[0]
         r = self._residual(e)
         return r @ r / 2, (q, a, free, e, r)
@@ -424,7 +478,7 @@ class AutoSolver:
             jac -= jac.mean(0)  # d r_c / d psi_d
             g = jac.T @ r  # gradient of |r|^2 / 2
             step = self._damped_step(jac.T @ jac, g, zeros, radius)
-            spread = functools.partial(self._spread, a=a)
+            spread = functools.partial(self._spread, a=a, out=self._buffer(q))
             found = step is not None and self._line_search(psi, step, g @ step, value, spread, zeros, radius)
             if not found:
                 break
@@ -434,25 +488,25 @@ class AutoSolver:
             if self.best <= AUTO_TOLERANCE:
                 break
 
-    def _fixed_weights(self) -> list[np.ndarray]:
-        """Return the mean, max, median and sum image weights (as the core computes them) from the slabs and `weights`.
+    def _fixed_weights(self, total: np.ndarray, count: np.ndarray, out: np.ndarray) -> Iterator[np.ndarray]:
+        """Yield the mean, max, median and sum image weights (as the core computes them) from the slabs and `weights`.
 
         Each image's classes run down its slab column in weight order (the classes are renumbered in weight order), so
-        the max is the last row and the median the class of the middle instance(s) in the running counts.
+        the max is the last row; the median is the mean weight of the classes of the middle instances (`middle`). The
+        weights are written to `out` (the sum to `total`, with `count` its buffer for the instances per image): each
+        is used up before the next is yielded.
         """
-        n = self.n
-        total, count, top, median = np.empty(n), np.empty(n), np.empty(n), np.empty(n)
         for i, cls, amount in self._chunks(self.cls, self.amount):
-            values = self.weights[cls]
-            np.add.reduce(values * amount, axis=0, out=total[i])
+            np.add.reduce(self.weights[cls] * amount, axis=0, out=total[i])
             np.add.reduce(amount, axis=0, dtype=np.float64, out=count[i])
-            top[i] = values[-1]
-            running = np.cumsum(amount, axis=0, dtype=np.float64)  # instances of the image up to and including each row
-            column = np.arange(values.shape[1])
-            # the row of instance k (0-based) of the image: the number of rows whose running count is <= k
-            middle = [(running <= k).sum(0) for k in ((count[i] - 1) // 2, count[i] // 2)]
-            median[i] = 0.5 * (values[middle[0], column] + values[middle[1], column])
-        return [total / count, top, median, total]
+        yield np.divide(total, count, out=out)
+        for i, cls in self._chunks(self.cls):
+            out[i] = self.weights[cls[-1]]
+        yield out
+        for i, *_ in self._chunks():  # a few thousand images at a time: no temporaries of n values
+            out[i] = 0.5 * (self.weights[self.middle[0, i]] + self.weights[self.middle[1, i]])
+        yield out
+        yield total
 
     def _fixed_candidates(self) -> np.ndarray:
         """Phase 3: return the most balanced of the best point's q and the fixed aggregations clipped to the bounds.
@@ -462,13 +516,15 @@ class AutoSolver:
         """
         best, q = self.best, self.best_point[1]
         log_w, shifted = self.image_scratch[0], self.image_scratch[1]
-        for w in self._fixed_weights():
+        total = self._buffer()
+        count = self._buffer(total)
+        for w in self._fixed_weights(total, count, out=log_w):
             np.log(w, out=log_w)
             if self.log_prior is not None:
                 log_w += self.log_prior
             top = log_w.max()
             a = np.log(np.exp(np.subtract(log_w, top, out=shifted), out=shifted).sum()) + top
-            q_fixed = self._clipped_softmax(log_w, a)[0]
+            q_fixed = self._clipped_softmax(log_w, a, self._buffer(q, total, count))[0]
             imbalance = self._expected(q_fixed)[1]
             if imbalance < best:
                 best, q = imbalance, q_fixed
