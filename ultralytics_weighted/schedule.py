@@ -127,13 +127,13 @@ def weighted_probabilities(
     if agg == "auto":
         labelled = (lengths > 0) & (v > 0)  # backgrounds, weight-0 images keep their p
         mass = p[labelled].sum()
-        keep = np.repeat(labelled, lengths)  # the instances of images weighted 0 stay out of the solve
-        cls = cls if keep.all() else cls[keep]  # (no copy of all instances when none is left out)
-        held = np.bincount(cls, minlength=nc) > 0  # renumber the classes of the solved images 0..C-1 (no sort)
+        dropped = (v[lengths > 0] <= 0).any()  # images weighted 0 hold instances: those stay out of the solve
+        cls = cls[np.repeat(labelled, lengths)] if dropped else cls
+        held = np.bincount(cls, minlength=nc) > 0 if dropped else present  # the classes of the solved images
         kept = np.flatnonzero(held)
         if len(kept) < 2:
             return p
-        cls = cls if held.all() else (np.cumsum(held) - 1)[cls]  # (no copy when every class is held)
+        cls = cls if held.all() else (np.cumsum(held) - 1)[cls]  # renumbered 0..C-1 (no sort, no copy if all held)
         q = AutoSolver(
             cls,
             lengths[labelled],
