@@ -37,15 +37,16 @@ def spread_probabilities(cls: np.ndarray, lengths: np.ndarray, weights: np.ndarr
     else:  # max and median work on each class' rank among the weights: a small integer per instance, not a float
         order = np.argsort(weights, kind="stable")
         rank = np.argsort(order).astype(np.min_scalar_type(len(weights)))[cls]
+        ranked = weights[order]  # the class weights in rank order: a rank indexes its weight
         if agg == "max":
-            v[labelled] = weights[order[np.maximum.reduceat(rank, starts)]]
+            v[labelled] = ranked[np.maximum.reduceat(rank, starts)]
         else:  # median: one in-place sort of (image, rank) keys orders each image's ranks; average the middle two
             image = np.arange(len(lengths), dtype=np.min_scalar_type(len(lengths) * len(weights)))  # 32 bits if enough
             key = np.repeat(image * len(weights), lengths)
             key += rank
             key.sort()
             n = lengths[labelled]
-            lo, hi = (weights[order[key[starts + i] % len(weights)]] for i in ((n - 1) // 2, n // 2))
+            lo, hi = (ranked[key[starts + i] % len(weights)] for i in ((n - 1) // 2, n // 2))
             v[labelled] = 0.5 * (lo + hi)
     p = np.full(len(lengths), 1.0 / len(lengths))
     p[labelled] = v[labelled] / v[labelled].sum() * p[labelled].sum()
