@@ -31,7 +31,7 @@ def systematic_draw(p: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarr
     ~37% of the images expected once). Permuting first makes which image rounds up random; the result is shuffled.
     """
     bits = max(len(p) - 1, 1).bit_length()
-    order = shuffled(np.arange(len(p)), bits, rng)
+    order = shuffled(np.arange(len(p), dtype=np.int64), bits, rng)
     cumulative = np.cumsum(p[order])
     cumulative /= cumulative[-1]  # float round-off: the last image ends at 1
     below = np.ceil(cumulative * n - rng.random()).clip(0, n).astype(np.int64)  # points below each: no n searches
