@@ -109,6 +109,7 @@ def _ddp_worker(data: str, project: str, store: str, out: str) -> None:
         dist.all_gather_object(gathered, report)
         if RANK == 0:
             Path(out).write_text(json.dumps(gathered))
+        dist.barrier()  # both ranks done before either tears gloo down (a rank leaving first aborted the other)
     finally:
         dist.destroy_process_group()
 

@@ -140,6 +140,7 @@ def _ddp_worker(rank: int, world_size: int, store: str, out: str, epoch_size: in
         if rank == 0:
             with open(out, "w") as f:
                 json.dump(gathered, f)
+        dist.barrier()  # both ranks done before either tears gloo down (as in test_priors' DDP worker)
     finally:
         dist.destroy_process_group()
 
