@@ -316,11 +316,12 @@ class BalanceSchedule:
             (tuple[float, float, float, float]): The fraction taken back (0.0 without a floor or without any balance to
                 take back), and the max/min class share of stock, of balancing without the floor and with it.
         """
-        balanced = self.figures["imbalance_after"]  # the balanced epochs' figures, computed once for the table
+        # stock (the instances' shares) and the balanced epochs (with the floor, if any): computed once for the table
+        stock, balanced = self.figures["imbalance_before"], self.figures["imbalance_after"]
         if not self.floor:  # nothing to take back: no second computation of the probabilities at train start
-            return (0.0, self.figures["imbalance_before"], balanced, balanced)
-        without = self._probabilities_at(self.strength)
-        shares = [balance_stats(self.classes, self.nc, p)["imbalance_after"] for p in (None, without)] + [balanced]
+            return (0.0, stock, balanced, balanced)
+        without = balance_stats(self.classes, self.nc, self._probabilities_at(self.strength))["imbalance_after"]
+        shares = [stock, without, balanced]
         gained = math.log(shares[0] / shares[1]) if shares[1] > 0 else math.nan
         if not gained > 1e-9:  # nothing gained, or nan (a class without instances is never drawn)
             return (0.0, *shares)
