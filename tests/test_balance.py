@@ -8,6 +8,7 @@ import time
 import numpy as np
 import pytest
 
+from ultralytics_weighted import balance
 from ultralytics_weighted.balance import AGGREGATIONS, image_probabilities
 from ultralytics_weighted.report import balance_report, nothing_to_balance
 from ultralytics_weighted.schedule import (
@@ -44,8 +45,12 @@ def test_each_aggregation_matches_hand_computation(agg, image_values):
 
 
 @pytest.mark.parametrize("agg", AGGREGATIONS)
-@pytest.mark.parametrize("n, nc", [(50, 3), (400, 300), (2000, 40)])  # 8-, 16- and 32-bit class ranks and sort keys
-def test_each_aggregation_is_its_definition_image_by_image(agg, n, nc):
+@pytest.mark.parametrize(
+    "n, nc, block",  # 8- and 16-bit class ranks; 8-, 16-, 32- and 64-bit sort keys; one block or many, some all empty
+    [(50, 3, 7), (50, 3, 2**18), (400, 300, 64), (2000, 40, 2**18), (300, 20000, 2**18), (2000, 40, 1)],
+)
+def test_each_aggregation_is_its_definition_image_by_image(agg, n, nc, block, monkeypatch):
+    monkeypatch.setattr(balance, "IMAGES_PER_BLOCK", block)
     rng = np.random.default_rng(nc)
     data = [rng.integers(0, nc, rng.integers(0, 9)) for _ in range(n)]  # crowds, single objects and backgrounds
     data[0] = np.arange(nc)  # every class present: weights from (total / count) of each

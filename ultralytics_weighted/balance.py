@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 AGGREGATIONS = ("mean", "max", "median", "sum")  # `balance_agg` values
+IMAGES_PER_BLOCK = 2**18  # images aggregated at once: temporaries of a few MB, reused instead of paged in afresh
 
 
 def flatten_labels(classes: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -30,27 +31,23 @@ def class_weights(counts: np.ndarray, strength: float = 1.0) -> np.ndarray:
 
 def spread_probabilities(cls: np.ndarray, lengths: np.ndarray, weights: np.ndarray, agg: str) -> np.ndarray:
     """Return steps 2 and 3 of the module docstring for flat labels (`flatten_labels`) and class `weights` (step 1)."""
-    v, labelled = np.zeros(len(lengths)), lengths > 0
-    starts = (np.cumsum(lengths) - lengths)[labelled]  # first instance of each labelled image
-    if agg in {"sum", "mean"}:
-        v[labelled] = np.add.reduceat(weights[cls], starts) / (lengths[labelled] if agg == "mean" else 1)
-    else:  # max and median work on each class' rank among the weights: a small integer per instance, not a float
-        order = np.argsort(weights, kind="stable")
-        rank = np.argsort(order).astype(np.min_scalar_type(len(weights)))[cls]
-        ranked = weights[order]  # the class weights in rank order: a rank indexes its weight
-        if agg == "max":
-            v[labelled] = ranked[np.maximum.reduceat(rank, starts)]
-        else:  # median: one in-place sort of (image, rank) keys orders each image's ranks; average the middle two
-            image = np.arange(len(lengths), dtype=np.min_scalar_type(len(lengths) * len(weights)))  # 32 bits if enough
-            key = np.repeat(image * len(weights), lengths)
-            key += rank
-            key.sort()
-            n = lengths[labelled]
-            lo, hi = (ranked[key[starts + i] % len(weights)] for i in ((n - 1) // 2, n // 2))
-            v[labelled] = 0.5 * (lo + hi)
-    p = np.full(len(lengths), 1.0 / len(lengths))
-    p[labelled] = v[labelled] / v[labelled].sum() * p[labelled].sum()
-    return p
+    order = np.argsort(weights, kind="stable")  # max and median use each class' rank among the weights: a small int
+    rank, ranked = np.argsort(order).astype(np.min_scalar_type(len(weights))), weights[order]  # ranked[rank]: weight
+    image_key = np.arange(IMAGES_PER_BLOCK, dtype=np.min_scalar_type(IMAGES_PER_BLOCK * len(weights))) * len(weights)
+    v, ends = np.zeros(len(lengths)), np.cumsum(lengths)
+    for i in range(0, len(lengths), IMAGES_PER_BLOCK):
+        n, vi = lengths[i : i + IMAGES_PER_BLOCK], v[i : i + IMAGES_PER_BLOCK]
+        labelled, c = n > 0, cls[ends[i] - n[0] : ends[i + len(n) - 1]]
+        starts = (np.cumsum(n) - n)[labelled]  # first instance of each labelled image in the block
+        if agg in {"sum", "mean"}:
+            vi[labelled] = np.add.reduceat(weights[c], starts) / (n[labelled] if agg == "mean" else 1)
+        elif agg == "max":
+            vi[labelled] = ranked[np.maximum.reduceat(rank[c], starts)]
+        else:  # median: sorted (image, rank) keys order each image's ranks; average the middle two
+            key = np.sort(np.repeat(image_key[: len(n)], n) + rank[c])
+            lo, hi = (ranked[key[starts + k] % len(weights)] for k in ((n[labelled] - 1) // 2, n[labelled] // 2))
+            vi[labelled] = 0.5 * (lo + hi)
+    return np.where(lengths > 0, v / v.sum() * np.count_nonzero(lengths), 1.0) / len(lengths)  # step 3
 
 
 def image_probabilities(classes: list[np.ndarray], nc: int, agg: str = "mean", strength: float = 1.0) -> np.ndarray:
