@@ -13,6 +13,7 @@ from torch.utils.data import RandomSampler
 from tests import CFG
 from ultralytics import YOLO
 from ultralytics.cfg import get_cfg
+from ultralytics.data import balance
 from ultralytics.data.balance import AGGREGATIONS, image_probabilities
 from ultralytics.data.build import build_dataloader, build_yolo_dataset
 from ultralytics.data.dataset import YOLODataset
@@ -152,6 +153,22 @@ def test_image_probabilities_and_sampler():
     shards = [list(BalancedSampler(p, seed=3, num_replicas=2, rank=r)) for r in range(2)]
     assert len(shards[0]) == len(shards[1]) == 51
     assert np.array_equal(np.sort(shards[0] + shards[1]), np.sort(BalancedSampler(p, 3, 2, 0).global_draw(0)))
+
+
+@pytest.mark.parametrize("block", [1, 7, 2**18])
+def test_image_probabilities_are_their_definition(block, monkeypatch):
+    """Test every aggregation against its definition image by image, with blocks of images that split the labels."""
+    monkeypatch.setattr(balance, "IMAGES_PER_BLOCK", block)
+    rng = np.random.default_rng(block)
+    labels = [rng.integers(0, 5, rng.integers(0, 6)) for _ in range(60)] + [np.arange(5)]  # backgrounds included
+    counts = np.bincount(np.concatenate(labels), minlength=5)
+    weights = counts.sum() / counts
+    for agg in AGGREGATIONS:
+        value = np.array([getattr(np, agg)(weights[c]) if len(c) else 0.0 for c in labels])  # np.mean, np.max, ...
+        labelled = value > 0
+        expected = np.full(len(labels), 1 / len(labels))
+        expected[labelled] = value[labelled] / value[labelled].sum() * labelled.mean()
+        np.testing.assert_allclose(image_probabilities(labels, 5, agg), expected, rtol=1e-12)
 
 
 def test_build_dataloader_sampler(data):
