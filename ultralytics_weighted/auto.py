@@ -167,8 +167,6 @@ class AutoSolver:
     def solve(self) -> np.ndarray:
         """Return the float64 probabilities of the n images, summing to 1: phase 1, then if needed phases 2 and 3.
 
-        Call it once per solver: the probabilities are one of its buffers.
-
         BLAS runs on one thread here (AUTO_BLAS_THREADS): the C x C products are too small to gain from more, and its
         spinning threads slowed two processes solving at once (two DDP ranks) or a busy neighbour process 5x.
         """
@@ -183,6 +181,7 @@ class AutoSolver:
         # array of n values would cost page faults
         probabilities = self._buffer(q)
         probabilities[self.order] = q
+        self.buffers = [b for b in self.buffers if b is not probabilities]  # the caller's now: never reused here
         return probabilities
 
     def _blocks(self, lengths: np.ndarray) -> Iterator[tuple[int, int, slice]]:
