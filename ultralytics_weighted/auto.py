@@ -23,6 +23,7 @@ AUTO_MAX_ITER = 30  # Newton iterations at most, both phases together (reachable
 AUTO_MAX_STEP = 2.0  # largest change of one class' log weight per Newton iteration (trust region)
 AUTO_MIN_PROGRESS, AUTO_PATIENCE = 0.01, 2  # stop after 2 iterations that do not cut the imbalance by 1% more
 AUTO_BLAS_THREADS = 1  # BLAS threads of the solver, whatever the environment says (see `AutoSolver.solve`)
+AUTO_SLAB = 1 << 14  # images per slab at most (`AutoSolver._layout`): one slab's temporaries stay small
 AUTO_BLOCK = 1 << 16  # images per block of `AutoSolver._clipped_total`: 512 KB of float64 temporaries stay in cache
 
 
@@ -100,7 +101,7 @@ class AutoSolver:
         chunk (int): Images per block of `_triples`.
         order (np.ndarray): The images in the solver's numbering (sorted by their number of classes k); q_i, z_i and
             `log_prior` are in that order, and `solve` puts the probabilities back.
-        groups (list): (k, first image, end image, first triple, end triple) of up to 2**14 images with k classes.
+        groups (list): (k, first image, end image, first triple, end triple) of up to AUTO_SLAB images with k classes.
         cls (np.ndarray): Class of each triple (the smallest unsigned integer type that holds them: fewer bytes to
             read on every pass), as a (k, images) slab per group (see `_layout`).
         amount (np.ndarray): Instance count of each triple (the smallest unsigned integer type that holds them), as
@@ -227,10 +228,10 @@ class AutoSolver:
         """Return (order, groups, cls, amount): the triples regrouped by the number k of classes of their image.
 
         The solver numbers the images in `order`: stably sorted by k. The images with k classes form groups of up to
-        2**14 images, (k, first image, end image, first triple, end triple), whose triples are a contiguous (k, images)
-        slab (small enough for the cache): row j holds each image's j-th class in weight order. So a per-image sum over
-        its classes is a sum over the slab's rows (in the class order of the triples, as a bincount would add them), and
-        the class pairs of the Hessian are pairs of rows.
+        AUTO_SLAB images, (k, first image, end image, first triple, end triple), whose triples are a contiguous
+        (k, images) slab (small enough for the cache): row j holds each image's j-th class in weight order. So a
+        per-image sum over its classes is a sum over the slab's rows (in the class order of the triples, as a bincount
+        would add them), and the class pairs of the Hessian are pairs of rows.
         """
         first = np.cumsum(per_image, dtype=np.intp)
         first -= per_image  # first triple of each image (in place: fresh memory is slow)
@@ -239,8 +240,8 @@ class AutoSolver:
         slab_cls, groups, end = np.empty(len(cls), dtype=np.min_scalar_type(self.n_classes - 1)), [], 0
         slab_amount = np.empty(len(cls), dtype=np.min_scalar_type(count.max()))  # exact in float64 products
         for k in np.flatnonzero(edges[2:] > edges[1:-1]) + 1:
-            for start in range(edges[k], edges[k + 1], 1 << 14):  # a chunk of up to 2**14 images: one slab
-                stop = min(start + (1 << 14), edges[k + 1])
+            for start in range(edges[k], edges[k + 1], AUTO_SLAB):  # a chunk of up to AUTO_SLAB images: one slab
+                stop = min(start + AUTO_SLAB, edges[k + 1])
                 begin, end = end, end + k * (stop - start)
                 # each image's k triples side by side: one sweep through the triples, not one per row
                 source = first[order[start:stop], None] + np.arange(k)
@@ -343,7 +344,7 @@ class AutoSolver:
         """
         lanes = 4
         e, part = np.zeros(lanes * self.n_classes), np.empty(lanes * self.n_classes)
-        offset = np.arange(1 << 14) % lanes * self.n_classes  # images per group: at most 2**14 (`_layout`)
+        offset = np.arange(AUTO_SLAB) % lanes * self.n_classes
         for images, cls, amount in self._chunks(self.cls, self.amount):
             e += _histogram((cls + offset[: cls.shape[1]]).ravel(), (amount * q[images]).ravel(), part)
         e = e.reshape(lanes, self.n_classes).sum(0)

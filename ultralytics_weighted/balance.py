@@ -1,5 +1,5 @@
 # Ultralytics 🚀 AGPL-3.0 License - https://ultralytics.com/license
-"""Class-balanced sampling probabilities, one per train image: numpy only, vectorized over all instances at once.
+"""Class-balanced sampling probabilities, one per train image: numpy only, vectorized over blocks of many images.
 
 1. Class weight: w_c = (instances / instances of c) ** s, s = `class_balance` (1 = inverse frequency, 0.5 = sqrt).
 2. Image weight: v_i = the `balance_agg` (mean, max, median or sum) of w_c over the instances of image i.
