@@ -51,6 +51,14 @@ def test_image_weights_multiply_the_probabilities():
     assert ratio.max() / ratio.min() <= AUTO_TOLERANCE
 
 
+def test_auto_below_full_strength_aims_at_the_image_weighted_counts():
+    v = np.r_[np.ones(14), np.full(5, 3.0)]  # the 5 images with rare class 2 weigh 3: instances count 3 times
+    counts = np.bincount(np.concatenate(CROWDS), weights=np.repeat(v, [len(c) for c in CROWDS]))  # 20, 15, 15
+    target = np.sqrt(counts) / np.sqrt(counts).sum()  # t_c ∝ n_c ** (1 - strength), not the raw 20, 9, 5
+    ratio = shares(CROWDS, weighted_probabilities(CROWDS, 3, "auto", 0.5, image_multipliers=v)) / target
+    assert ratio.max() / ratio.min() <= AUTO_TOLERANCE
+
+
 @pytest.mark.parametrize("strength, agg", [(0.0, "mean"), (1.0, "mean"), (1.0, "auto")])
 def test_source_shares_are_exact_and_classes_balanced_within(strength, agg):
     sources = np.r_[np.zeros(14, int), np.ones(5, int)]  # 14 images from source 0, 5 from source 1

@@ -123,6 +123,7 @@ class AutoSolver:
         self,
         cls: np.ndarray,
         lengths: np.ndarray,
+        counts: np.ndarray,
         strength: float,
         class_multipliers: np.ndarray | None = None,
         image_multipliers: np.ndarray | None = None,
@@ -132,6 +133,8 @@ class AutoSolver:
         Args:
             cls (np.ndarray): Class id of every instance, in [0, C) with every class present, images in order.
             lengths (np.ndarray): Number of instances of each (labelled) image, all > 0: n = len(lengths) images.
+            counts (np.ndarray): Instances per class as drawn before balancing (weighted by the image multipliers, if
+                any; any common scale), all > 0: the counts the caller has already made.
             strength (float): Balancing strength in [0, 1].
             class_multipliers (np.ndarray, optional): Factor > 0 per class on its target share and class weight.
             image_multipliers (np.ndarray, optional): Weight > 0 per image: the reference distribution q stays closest
@@ -141,13 +144,9 @@ class AutoSolver:
         self.n_classes = int(cls.max()) + 1
         self.chunk = max(1, (1 << 18) // self.n_classes)  # images per block of `_triples`: its sort stays in cache
         v = None if image_multipliers is None else np.asarray(image_multipliers, dtype=np.float64)
-        if v is None:
-            counts = np.bincount(cls, minlength=self.n_classes)
-        else:  # weighted by the images' v, a block of instance weights at a time (8 bytes per instance are slow)
+        if v is not None:  # mean 1: log(v_i) = log(n u_i) of the reference distribution u = v / sum(v)
             v = v * (n / v.sum())
-            counts = np.zeros(self.n_classes)
-            for s, size, i in self._blocks(lengths):  # np.bincount's sums in its order
-                np.add.at(counts, cls[i], np.repeat(v[s : s + size], lengths[s : s + size]))
+        counts = np.asarray(counts, dtype=np.float64)
         m = np.ones(self.n_classes) if class_multipliers is None else np.asarray(class_multipliers, dtype=np.float64)
         weights = class_weights(counts, strength) * m
         order = np.argsort(weights, kind="stable")  # renumber the classes in weight order

@@ -129,16 +129,14 @@ def weighted_probabilities(
         mass = p[labelled].sum()
         dropped = (v[lengths > 0] <= 0).any()  # images weighted 0 hold instances: those stay out of the solve
         cls = cls[np.repeat(labelled, lengths)] if dropped else cls
-        held = np.bincount(cls, minlength=nc) > 0 if dropped else present  # the classes of the solved images
-        kept = np.flatnonzero(held)
-        if len(kept) < 2:
-            return p
-        cls = cls if held.all() else (np.cumsum(held) - 1)[cls]  # renumbered 0..C-1 (no sort, no copy if all held)
+        # the solved images hold exactly the classes `present` (weight-0 images add 0 to `counts`): renumbered 0..C-1
+        cls = cls if present.all() else (np.cumsum(present) - 1)[cls]  # no sort, no copy if all present
         q = AutoSolver(
             cls,
             lengths[labelled],
+            counts[present],
             strength,
-            np.maximum(m[kept], 1e-6),  # a class weighted 0 gets as few draws as the bounds allow
+            np.maximum(m[present], 1e-6),  # a class weighted 0 gets as few draws as the bounds allow
             None if image_multipliers is None else v[labelled],
         ).solve()
         p[labelled] = q * mass
