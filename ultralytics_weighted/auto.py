@@ -2,7 +2,7 @@
 """balance_agg=auto: the probabilities closest to uniform whose expected class shares hit the targets (an extension).
 
 The fixed aggregations (mean, max, median, sum) are the core's (`balance.py`); this module solves for the image
-probabilities instead, and is used by the plugin's `image_weights` for `balance_agg=auto`.
+probabilities instead, and is used by the plugin's `weighted_probabilities` for `balance_agg=auto`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from threadpoolctl import threadpool_limits
 
 from .balance import class_weights
 
-# balance_agg=auto: solved probabilities (see `_AutoSolver`)
+# balance_agg=auto: solved probabilities (see `AutoSolver`)
 AUTO_TOLERANCE = 1.02  # stop once max/min over classes of (expected share / target share) is at most this
 AUTO_MIN_DRAWS = 0.02  # floor of expected draws per epoch N * p_i of every labelled image: nothing drops out
 AUTO_MAX_DRAWS = 10.0  # cap of expected draws per epoch N * p_i: more draws of one image mostly feed memorization

@@ -3,9 +3,9 @@
 
 A plugin extension: it reads and checks the three keys of a detection data YAML (dataset properties live there, as
 `names` and `train:` do) and returns plain numpy multipliers for `BalanceSchedule(..., multipliers=...)`, which passes
-them to `image_weights`. Everything is checked before any label scan or run folder (`DataWeights.load`, called from
-the trainer's `check_resume` wrapper and by `stats`); each problem is one line naming the file, the key and what is
-wrong.
+them to `weighted_probabilities`. Everything is checked before any label scan or run folder (`DataWeights.load`,
+called from the trainer's `check_resume` wrapper and by `stats`); each problem is one line naming the file, the key and
+what is wrong.
 
     class_weights: [1, 2, 1]            # or {person: 2}: a factor on each class's target share (unnamed classes 1)
     source_weights: [1, 1]              # or {images/own: 3}: each train: source's share of the draws per epoch
@@ -200,7 +200,7 @@ class DataWeights:
         return digest.hexdigest()[:16]
 
     def multipliers(self, im_files: list[str]) -> dict:
-        """Return `image_weights` keyword arguments for a built train dataset's images (`dataset.im_files`)."""
+        """Return `weighted_probabilities` keyword arguments for a built train dataset's images (`dataset.im_files`)."""
         out = {}
         if self.class_multipliers is not None:
             out["class_multipliers"] = self.class_multipliers
