@@ -32,7 +32,7 @@ import tracemalloc
 
 import numpy as np
 
-from ultralytics_weighted.sampler import BalancedSampler
+from ultralytics_weighted.core.sampler import BalancedSampler
 from ultralytics_weighted.schedule import ALL_AGGREGATIONS, weighted_probabilities
 
 # the busy neighbour: numpy matrix products on one BLAS thread (one core busy, as another rank or a data-loader job)
@@ -112,7 +112,7 @@ def worker(args) -> None:
     time.sleep(max(0.0, args.start_at - time.time()))
     start = time.perf_counter()
     if args.worker == "once":
-        from ultralytics_weighted.balance import flatten_labels
+        from ultralytics_weighted.core.balance import flatten_labels
         from ultralytics_weighted.once import computed_once, digest
 
         key = digest(*flatten_labels(labels), args.classes, "auto", 1.0)

@@ -8,8 +8,8 @@ import time
 import numpy as np
 import pytest
 
-from ultralytics_weighted import balance
-from ultralytics_weighted.balance import AGGREGATIONS, image_probabilities
+from ultralytics_weighted.core import balance
+from ultralytics_weighted.core.balance import AGGREGATIONS, image_probabilities
 from ultralytics_weighted.report import balance_report, nothing_to_balance
 from ultralytics_weighted.schedule import (
     ALL_AGGREGATIONS,

@@ -83,8 +83,8 @@ def _ddp_worker(data: str, project: str, store: str, out: str) -> None:
     from ultralytics.models.yolo.detect import DetectionTrainer
     from ultralytics.utils import RANK
 
+    from ultralytics_weighted.core.sampler import BalancedSampler
     from ultralytics_weighted.priors import TrainedPriors, record_class_priors
-    from ultralytics_weighted.sampler import BalancedSampler
 
     world_size = int(os.environ["WORLD_SIZE"])
     dist.init_process_group("gloo", init_method=f"file://{store}", rank=RANK, world_size=world_size)

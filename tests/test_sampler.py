@@ -12,7 +12,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from ultralytics_weighted import BalancedSampler, weighted_probabilities
-from ultralytics_weighted.sampler import systematic_draw
+from ultralytics_weighted.core.sampler import systematic_draw
 from ultralytics_weighted.schedule import BalanceSchedule, balance_stats
 
 RNG = np.random.default_rng(0)

@@ -11,7 +11,7 @@ import pytest
 from conftest import balance_table, plain, run
 
 from ultralytics_weighted.auto import AUTO_TOLERANCE
-from ultralytics_weighted.sampler import BalancedSampler
+from ultralytics_weighted.core.sampler import BalancedSampler
 from ultralytics_weighted.schedule import BalanceSchedule, balance_stats, weighted_probabilities
 from ultralytics_weighted.synthetic import make_dataset
 
@@ -152,8 +152,8 @@ def test_yolo_train_and_stats_show_the_configured_weights(weighted, yolo, tmp_pa
 def test_a_resumed_run_with_class_weights_draws_what_an_uninterrupted_one_draws(datasets, tmp_path):
     from ultralytics import YOLO
 
+    from ultralytics_weighted.core.balanced_training import dataset_label_classes
     from ultralytics_weighted.integration import load_label_dataset
-    from ultralytics_weighted.training import dataset_label_classes
     from ultralytics_weighted.user_weights import DataWeights
 
     class Stop(Exception):

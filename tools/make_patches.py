@@ -61,9 +61,9 @@ DATE = "2026-11-26T00:00:00+00:00"
 # The upstream-bound modules: upstream path -> this package's file, copied byte for byte (the one source of truth;
 # they import each other relatively, so the package and ultralytics/data/ hold the same code)
 COPIED = {
-    "ultralytics/data/balance.py": PACKAGE / "balance.py",
-    "ultralytics/data/sampler.py": PACKAGE / "sampler.py",
-    "ultralytics/data/balanced_training.py": PACKAGE / "training.py",
+    "ultralytics/data/balance.py": PACKAGE / "core" / "balance.py",
+    "ultralytics/data/sampler.py": PACKAGE / "core" / "sampler.py",
+    "ultralytics/data/balanced_training.py": PACKAGE / "core" / "balanced_training.py",
 }
 MAX_LIBRARY_LINES = 300  # the core's size budget: library lines the code patches add (tests and docs not counted)
 DEFAULT_YAML = "ultralytics/cfg/default.yaml"
@@ -395,13 +395,13 @@ def check_sources(aggregations: tuple[str, ...], keys: list[Key]) -> None:
     if rows != set(aggregations):
         raise SystemExit(
             f"make_patches: the balance_agg table in patches/src/{GUIDE_MD} lists {sorted(rows)}, but "
-            f"ultralytics_weighted/balance.py has AGGREGATIONS = {aggregations}; update the guide."
+            f"ultralytics_weighted/core/balance.py has AGGREGATIONS = {aggregations}; update the guide."
         )
 
 
 def build(version: str, sdist: Path, work: Path, out: Path) -> dict:
     """Build the series in `work` and write the patch files and series.json into `out`; return series.json's data."""
-    aggregations = tuple(module_constant(PACKAGE / "balance.py", "AGGREGATIONS"))
+    aggregations = tuple(module_constant(PACKAGE / "core" / "balance.py", "AGGREGATIONS"))
     core_keys = module_constant(PACKAGE / "config.py", "CORE_KEYS")
     keys = [k for k in train_keys(module_constant(PACKAGE / "config.py", "DEFAULT_CFG_YAML")) if k.name in core_keys]
     after_key = module_constant(PACKAGE / "config.py", "AFTER_KEY")

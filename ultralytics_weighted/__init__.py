@@ -13,9 +13,9 @@ Examples:
 
 from __future__ import annotations
 
-from ultralytics_weighted.balance import image_probabilities
+from ultralytics_weighted.core.balance import image_probabilities
+from ultralytics_weighted.core.sampler import BalancedSampler
 from ultralytics_weighted.integration import activate
-from ultralytics_weighted.sampler import BalancedSampler
 from ultralytics_weighted.schedule import ALL_AGGREGATIONS, BalanceSchedule, balance_stats, weighted_probabilities
 from ultralytics_weighted_hook import when_imported
 

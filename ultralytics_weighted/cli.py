@@ -160,6 +160,7 @@ def _stats(options: dict[str, str], report) -> int:
     from ultralytics.cfg import DEFAULT_CFG_DICT, get_cfg, smart_value
 
     from ultralytics_weighted.config import DEFAULTS, check_balance_args, check_keys, schedule_from_args
+    from ultralytics_weighted.core.balanced_training import dataset_label_classes
     from ultralytics_weighted.integration import data_weights, load_label_dataset
     from ultralytics_weighted.report import (
         balance_settings,
@@ -169,7 +170,6 @@ def _stats(options: dict[str, str], report) -> int:
         plot_balance,
         schedule_lines,
     )
-    from ultralytics_weighted.training import dataset_label_classes
 
     values = {k: smart_value(v) for k, v in options.items()}
     split, fmt, plot = values.pop("split", "train"), str(values.pop("format", "table")), values.pop("plot", None)

@@ -641,8 +641,8 @@ class _Splits:
 
     def __call__(self, data: str, split: str = "train") -> tuple[list[np.ndarray], list[str], dict, str]:
         """Return a data's split as training reads it: label classes, image files, class names and task."""
+        from ultralytics_weighted.core.balanced_training import dataset_label_classes
         from ultralytics_weighted.integration import load_label_dataset
-        from ultralytics_weighted.training import dataset_label_classes
 
         if (data, split) not in self.read:
             dataset, names, task = load_label_dataset({"data": data, **self.label_keys}, split)

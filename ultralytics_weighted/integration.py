@@ -324,9 +324,9 @@ def _balanced_build_dataloader(build_dataloader):
         bound = signature.bind(*args, **kwargs)
         bound.apply_defaults()
         dataset, shuffle, rank = (bound.arguments[k] for k in ("dataset", "shuffle", "rank"))
-        from ultralytics_weighted import training  # imports Ultralytics: only once it is loaded
+        from ultralytics_weighted.core import balanced_training  # imports Ultralytics: only once it is loaded
 
-        sampler = training.train_sampler(dataset, rank) if shuffle else None
+        sampler = balanced_training.train_sampler(dataset, rank) if shuffle else None
         if sampler is None:
             return loader
         # A DataLoader's sampler cannot be replaced once built: rebuild the stock loader with the balanced sampler and
@@ -388,10 +388,10 @@ def load_label_classes(overrides: dict, split: str = "train") -> tuple[list[np.n
         names (dict): Class names by class id.
         task (str): The task the data was read for ('classify' for a folder dataset without a `task` key).
     """
-    from ultralytics_weighted import training
+    from ultralytics_weighted.core import balanced_training
 
     dataset, names, task = load_label_dataset(overrides, split)
-    return training.dataset_label_classes(dataset), names, task
+    return balanced_training.dataset_label_classes(dataset), names, task
 
 
 def load_label_dataset(overrides: dict, split: str = "train") -> tuple[Any, dict, str]:

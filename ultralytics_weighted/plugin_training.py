@@ -16,12 +16,12 @@ import numpy as np
 
 from ultralytics.utils import LOGGER, RANK
 
-from ultralytics_weighted import training as core
 from ultralytics_weighted.config import DEFAULTS, balance_strength, schedule_from_args, unused_balance_keys
+from ultralytics_weighted.core import balanced_training as core
+from ultralytics_weighted.core.balanced_training import PREFIX, dataset_label_classes
 from ultralytics_weighted.priors import record_class_priors, save_corrected_best
 from ultralytics_weighted.report import balance_report, balance_settings, floor_warning, nothing_to_balance
 from ultralytics_weighted.schedule import BalanceSchedule
-from ultralytics_weighted.training import PREFIX, dataset_label_classes
 
 BALANCED_TASKS = frozenset({"detect", "segment", "pose", "obb", "classify"})
 MEMO_FOLDER = "balance-memo"  # in the run folder, under DDP only: each strength's probabilities, computed by one rank

@@ -16,7 +16,7 @@ import numpy as np
 
 from ultralytics.utils import LOGGER, RANK, colorstr
 
-from ultralytics_weighted.balance import flatten_labels
+from ultralytics_weighted.core.balance import flatten_labels
 from ultralytics_weighted.report import balance_settings
 from ultralytics_weighted.schedule import BalanceSchedule
 

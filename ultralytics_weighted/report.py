@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from ultralytics_weighted.auto import target_shares
-from ultralytics_weighted.balance import flatten_labels
 from ultralytics_weighted.config import schedule_from_args
+from ultralytics_weighted.core.balance import flatten_labels
 from ultralytics_weighted.schedule import (
     ALL_AGGREGATIONS,
     FLOOR_UNDOES_WARNING,
@@ -71,7 +71,7 @@ def balance_report(
 
     Examples:
         >>> labels = [np.array([0, 0]), np.array([0]), np.array([1])]
-        >>> from ultralytics_weighted.balance import image_probabilities
+        >>> from ultralytics_weighted.core.balance import image_probabilities
         >>> lines = balance_report(labels, ["car", "bus"], image_probabilities(labels, 2), 1.0, "mean")
         >>> print(lines[-1])
         max/min class share 3.00 -> 1.00, effective sample size 0.76, coverage 73.3% of images per epoch
@@ -274,7 +274,7 @@ def plot_balance(
     """Save a bar chart of each class's share of instances in the data vs its expected share per epoch.
 
     Args:
-        stats (dict): Output of `ultralytics_weighted.balance.balance_stats` for the chosen settings.
+        stats (dict): Output of `ultralytics_weighted.core.balance.balance_stats` for the chosen settings.
         names (Sequence[str] | dict): Class names by class id.
         path (str | Path): PNG file to write.
         strength (float): Balancing strength; marks the target share, proportional to instances ** (1 - strength).

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from .auto import AutoSolver
-from .balance import AGGREGATIONS, class_weights, flatten_labels, spread_probabilities
+from .core.balance import AGGREGATIONS, class_weights, flatten_labels, spread_probabilities
 from .once import computed_once, digest
 
 ALL_AGGREGATIONS = (*AGGREGATIONS, "auto")  # `balance_agg` in the plugin: the core's fixed aggregations, and solved

@@ -225,7 +225,7 @@ class DataWeights:
         weight) and the expected share per epoch under p; per source: images, share of the images, target and expected
         share of the draws.
         """
-        from ultralytics_weighted.balance import flatten_labels
+        from ultralytics_weighted.core.balance import flatten_labels
 
         cls, lengths = flatten_labels(classes)
         nc = len(self.names)
