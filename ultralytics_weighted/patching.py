@@ -24,6 +24,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from ultralytics_weighted.config import CORE_KEYS
@@ -93,12 +94,13 @@ def file_diffs(text: str) -> list[tuple[str, str]]:
 
 
 def series_diff(folder: Path, series: dict, kind: str) -> str:
-    """Return the code patches as one diff, limited to what exists in a tree of this kind."""
+    """Return the code patches as one diff in series order, limited to what exists in a tree of this kind.
+
+    A file two patches change (`engine/trainer.py`: PR A and PR B) appears twice, in order: `git apply` follows it
+    from one patch to the next, and `patch -p1` applies the sections one after the other.
+    """
     keep = ("ultralytics/",) if kind == "package" else ("ultralytics/", "tests/")
     diffs = [d for name in series["patches"] for d in file_diffs((folder / name).read_text(encoding="utf-8"))]
-    paths = [p for p, _ in diffs]
-    if len(paths) != len(set(paths)):
-        raise PatchError("the series changes a file in two patches; apply it with `git am` instead.")
     return "".join(diff for path, diff in diffs if path.startswith(keep))
 
 
@@ -108,11 +110,20 @@ def apply_tool(root: Path, diff: str, check: bool, reverse: bool = False) -> sub
         cmd = ["git", "apply", "--whitespace=nowarn"] + ["--check"] * check + ["-R"] * reverse
         # search no repository above root: git would otherwise apply the paths relative to an enclosing repository
         env = {**os.environ, "GIT_CEILING_DIRECTORIES": str(root.parent)}
-    elif shutil.which("patch"):
-        cmd = ["patch", "-p1", "--forward", "--batch", "--silent"] + ["--dry-run"] * check + ["-R"] * reverse
-        env = dict(os.environ)
-    else:
+    elif not shutil.which("patch"):
         raise PatchError("neither git nor patch is installed; install one of them to apply the series.")
+    elif check:  # `patch --dry-run` cannot follow a file through two sections: apply to a copy of the files instead
+        with tempfile.TemporaryDirectory() as copy:
+            for path in {p for p, _ in file_diffs(diff)}:
+                if (root / path).is_file():
+                    (Path(copy) / path).parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copyfile(root / path, Path(copy) / path)
+            return apply_tool(Path(copy), diff, check=False, reverse=reverse)
+    else:
+        cmd = ["patch", "-p1", "--forward", "--batch", "--silent"] + ["-R"] * reverse
+        env = dict(os.environ)
+        if reverse:  # the sections in reverse order: a file's later changes come out first
+            diff = "".join(d for _, d in reversed(file_diffs(diff)))
     return subprocess.run(cmd, cwd=root, env=env, input=diff, text=True, capture_output=True)
 
 
