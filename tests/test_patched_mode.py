@@ -40,9 +40,9 @@ if os.environ.get("ULTRALYTICS_WEIGHTED_HOOK") != "0" or not _first or Path(_fir
     )
 
 UPSTREAM_BOUND = {  # upstream path -> module of this package (tools/make_patches.py COPIED)
-    "ultralytics/data/balance.py": "balance.py",
-    "ultralytics/data/sampler.py": "sampler.py",
-    "ultralytics/data/balanced_training.py": "training.py",
+    "ultralytics/data/balance.py": "core/balance.py",
+    "ultralytics/data/sampler.py": "core/sampler.py",
+    "ultralytics/data/balanced_training.py": "core/balanced_training.py",
 }
 PLUGIN = {"PYTHONPATH": "", "ULTRALYTICS_WEIGHTED_HOOK": "1"}  # subprocesses with stock Ultralytics and the plugin
 TRAIN = dict(epochs=1, imgsz=64, batch=8, device="cpu", plots=False, workers=0, seed=0, verbose=False)

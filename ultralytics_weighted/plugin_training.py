@@ -19,6 +19,7 @@ from ultralytics.utils import LOGGER, RANK
 from ultralytics_weighted.config import DEFAULTS, balance_strength, schedule_from_args, unused_balance_keys
 from ultralytics_weighted.core import balanced_training as core
 from ultralytics_weighted.core.balanced_training import PREFIX, dataset_label_classes
+from ultralytics_weighted.core.sampler import BalancedSampler
 from ultralytics_weighted.priors import record_class_priors, save_corrected_best
 from ultralytics_weighted.report import balance_report, balance_settings, floor_warning, nothing_to_balance
 from ultralytics_weighted.schedule import BalanceSchedule
@@ -138,6 +139,7 @@ def balance_train_dataset(trainer, dataset, mode: str = "train", multipliers: di
     make_balanced(dataset, schedule, names)
     core.set_train_sampling(trainer, dataset, schedule.probabilities, schedule.epoch_size)
     for event, callback in (
+        ("on_train_epoch_start", sync_sampler_epoch),
         ("on_train_epoch_end", record_class_priors),  # before the epoch's checkpoints are saved
         ("on_train_end", save_corrected_best),  # after the final validation has stripped best.pt
         ("on_train_end", remove_memo),
@@ -147,6 +149,17 @@ def balance_train_dataset(trainer, dataset, mode: str = "train", multipliers: di
     if RANK in {-1, 0}:
         log_balance(dataset, args.task)
     return dataset
+
+
+def sync_sampler_epoch(trainer) -> None:
+    """Tell the balanced sampler the trainer's epoch (a resumed run starts mid-way).
+
+    Stock Ultralytics calls `set_epoch` only under DDP; with the series' first PR it calls it for any sampler that has
+    one, and this second call of the same epoch changes nothing.
+    """
+    sampler = getattr(getattr(trainer, "train_loader", None), "sampler", None)
+    if isinstance(sampler, BalancedSampler):
+        sampler.set_epoch(trainer.epoch)
 
 
 def memo_folder(trainer) -> Path | None:

@@ -1,8 +1,9 @@
 # Ultralytics 🚀 AGPL-3.0 License - https://ultralytics.com/license
 """Class-balanced training: the balanced train dataset, the sampler of its loader and the check of that loader.
 
-Trainers end `build_dataset()` with `balance_train_dataset`, give their train loader `train_sampler(dataset, rank)`,
-and `check_balanced_loader` refuses the others; with `class_balance` off each one changes nothing.
+Trainers end `build_dataset()` with `balance_train_dataset`, give their train loader `train_sampler(dataset, rank)`
+(the trainer sets its epoch like any sampler's), and `check_balanced_loader` refuses the others; with `class_balance`
+off each one changes nothing.
 """
 
 from __future__ import annotations
@@ -67,18 +68,9 @@ def balance_train_dataset(trainer, dataset, mode: str = "train"):
 def set_train_sampling(trainer, dataset, probabilities, epoch_size: int | None = None) -> None:
     """Have the train loader of `dataset` draw by `probabilities` (an array, or a function of the epoch)."""
     dataset.balanced_sampling = {"probabilities": probabilities, "seed": trainer.args.seed, "epoch_size": epoch_size}
-    if sync_sampler_epoch not in trainer.callbacks["on_train_epoch_start"]:
-        trainer.add_callback("on_train_epoch_start", sync_sampler_epoch)
 
 
 def train_sampler(dataset, rank: int = -1) -> BalancedSampler | None:
     """Return the `BalancedSampler` of a balanced train dataset, None to shuffle as stock (DDP layout if rank >= 0)."""
     sampling, layout = getattr(dataset, "balanced_sampling", None), {"num_replicas": 1, "rank": 0} if rank == -1 else {}
     return None if sampling is None else BalancedSampler(**sampling, **layout)
-
-
-def sync_sampler_epoch(trainer) -> None:
-    """Tell the balanced sampler the trainer's epoch (stock calls set_epoch only under DDP; resume starts mid-way)."""
-    sampler = getattr(getattr(trainer, "train_loader", None), "sampler", None)
-    if isinstance(sampler, BalancedSampler):
-        sampler.set_epoch(trainer.epoch)

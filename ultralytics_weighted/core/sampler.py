@@ -48,8 +48,8 @@ class BalancedSampler(Sampler[int]):
     - The draw is a pure function of (seed, epoch): `np.random.default_rng([seed, epoch])` and that epoch's
       probabilities (fixed, or a function of the epoch). Every rank draws the same sequence and keeps positions rank,
       rank + num_replicas, ...: disjoint slices of equal length that together are the whole draw.
-    - Epochs count themselves: each `__iter__` draws epoch `self.epoch` and advances it (Ultralytics calls `set_epoch`
-      only under DDP, and may start an epoch's iterator early); `set_epoch(e)` moves the counter unless e was drawn.
+    - Epochs count themselves: each `__iter__` draws epoch `self.epoch` and advances it (a loader may start an epoch's
+      iterator before the trainer calls `set_epoch`); `set_epoch(e)` moves the counter unless e was already drawn.
 
     Args:
         probabilities (np.ndarray | Callable[[int], np.ndarray]): Probability per dataset index, or a function of epoch.

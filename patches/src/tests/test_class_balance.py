@@ -15,8 +15,7 @@ from ultralytics import YOLO
 from ultralytics.cfg import get_cfg
 from ultralytics.data import balance
 from ultralytics.data.balance import AGGREGATIONS, image_probabilities
-from ultralytics.data.build import build_dataloader, build_yolo_dataset
-from ultralytics.data.dataset import YOLODataset
+from ultralytics.data.build import build_yolo_dataset
 from ultralytics.data.sampler import BalancedSampler, systematic_draw
 from ultralytics.models.yolo.classify import ClassificationTrainer
 from ultralytics.models.yolo.detect import DetectionTrainer
@@ -169,15 +168,6 @@ def test_image_probabilities_are_their_definition(block, monkeypatch):
         expected = np.full(len(labels), 1 / len(labels))
         expected[labelled] = value[labelled] / value[labelled].sum() * labelled.mean()
         np.testing.assert_allclose(image_probabilities(labels, 5, agg), expected, rtol=1e-12)
-
-
-def test_build_dataloader_sampler(data):
-    """Test that build_dataloader uses a given sampler instead of shuffling, also for a DDP rank."""
-    dataset = YOLODataset(img_path=str(Path(data).parent / "images" / "train"), data={"names": NAMES}, imgsz=64)
-    sampler = BalancedSampler(np.full(len(dataset), 1 / len(dataset)), seed=0, num_replicas=2, rank=1)
-    loader = build_dataloader(dataset, batch=4, workers=0, shuffle=True, rank=1, sampler=sampler)
-    assert loader.sampler is sampler and len(loader) == 3  # 12 of 24 images on this rank
-    assert isinstance(build_dataloader(dataset, batch=4, workers=0, shuffle=True).sampler, RandomSampler)
 
 
 def test_train_class_balance(balanced):
