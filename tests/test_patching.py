@@ -139,3 +139,52 @@ def test_make_patches_keeps_no_python_source_in_strings():
     assert not [s.value[:80] for s in strings if id(s) not in docstrings and code_line.search(s.value)]
     diffs = sorted((PATCHES / "src" / "call-sites").glob("*.diff"))
     assert diffs and all(d.read_text().startswith("diff --git a/ultralytics/") for d in diffs)
+
+
+def make_patches_module():
+    """Load tools/make_patches.py (standard library only) as a module."""
+    spec = importlib.util.spec_from_file_location("make_patches", ROOT / "tools" / "make_patches.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_make_patches_catches_texts_that_claim_what_the_core_does_not_do():
+    # the errors the series' texts once held: `auto` advertised, a function and a warning that do not exist
+    mp = make_patches_module()
+    plugin_line = (
+        "balance_agg: mean # (str) how an image's objects combine class weights, i.e. mean, max, auto (solved)"
+    )
+    (plugin_key,) = mp.train_keys(plugin_line)
+    assert mp.listed_values(plugin_key) == {"mean", "max", "auto"}
+    core = mp.core_key(plugin_key, ("mean", "max", "median", "sum"))  # what the series writes into default.yaml
+    assert (
+        core.line
+        == "balance_agg: mean # (str) how an image's objects combine class weights, i.e. mean, max, median, sum\n"
+    )
+    assert ("balance_agg", "auto") in mp.claimed_values(plugin_line, {"auto"})
+    assert ("balance_agg", "auto") in mp.claimed_values("Use `auto` or `yolo train balance_agg=auto`.", {"auto"})
+    assert not {v for k, v in mp.claimed_values(core.line, {"auto"})} - {"mean", "max", "median", "sum"}
+
+    installed = sorted(installed_ultralytics().rglob("*.py")) + sorted(
+        (ROOT / "ultralytics_weighted" / "core").glob("*.py")
+    )
+    code = "\n".join(f.read_text(encoding="utf-8") for f in installed)
+    defs, camel = set(re.findall(r"def (\w+)", code)), {m.group(0) for m in re.finditer(mp.CAMEL_CASE, code)}
+    names = (defs, camel, {"ultralytics/data/balance.py"})
+    message = "`check_class_balance()` runs right after `check_resume()`; `check_balanced_loader()` refuses rect."
+    assert mp.missing_names(message, names) == [
+        "function `check_class_balance()` (no `def check_class_balance` in the tree)"
+    ]
+    assert mp.missing_names("`BalancedSampler` in `ultralytics/data/balance.py`, `ultralytics/data/x.py`", names) == [
+        "file `ultralytics/data/x.py`"
+    ]
+
+    warned, raising = mp.behaviour(ROOT / "ultralytics_weighted" / "core", ["balance.py", "balanced_training.py"])
+    keys = {"single_cls", "cls_pw", "rect", "class_balance", "classes"}
+    guide = "- With `single_cls=True` there is only one class to balance; training warns and runs without balancing."
+    assert "said to warn" in mp.unbacked_behaviour(guide, keys, warned, raising)[0]
+    assert not mp.unbacked_behaviour("Training warns when `cls_pw` is set as well.", keys, warned, raising)
+    assert not mp.unbacked_behaviour("With `class_balance` on, `rect=True` raises an error.", keys, warned, raising)
+    assert "said to raise" in mp.unbacked_behaviour("`single_cls=True` is an error.", keys, warned, raising)[0]

@@ -569,8 +569,8 @@ def probe_tree(tree: Path, work: Path, claims: set[tuple[str, str]], classes: se
 def probe(claims: dict) -> dict:
     """Answer `probe_tree` in the process that has the patched tree on sys.path (`--probe`).
 
-    Returns the `key=value` claims `get_cfg` or the core refuses (with the reason), and the claimed class names that
-    `torch.utils.data` does not have.
+    Returns the `key=value` claims `get_cfg` or the core refuses, as (key, value, reason), and the claimed class names
+    that `torch.utils.data` does not have.
     """
     import numpy as np
     import torch.utils.data
@@ -586,7 +586,7 @@ def probe(claims: dict) -> dict:
             cfg = get_cfg(overrides={key: yaml.safe_load(text)})
             image_probabilities([np.array([0]), np.array([1])], 2, cfg.balance_agg, float(cfg.class_balance))
         except Exception as e:
-            refused.append(f"`{key}={text}` is refused: {type(e).__name__}: {e}")
+            refused.append((key, text, f"`{key}={text}` is refused: {type(e).__name__}: {e}"))
     unknown = [name for name in claims["classes"] if not hasattr(torch.utils.data, name)]
     return {"ultralytics": ultralytics.__file__, "refused": refused, "unknown": unknown}
 
@@ -607,7 +607,7 @@ def check_claims(tree: Path, env: dict, work: Path, base: str, made: list, agg_v
     texts.append(("patches/PR.md", (PATCHES / "PR.md").read_text(encoding="utf-8"), final))
     keys = set(re.findall(r"^(\w+):", (tree / DEFAULT_YAML).read_text(encoding="utf-8"), flags=re.M))
     warned, raising = behaviour(tree, list(COPIED))
-    names, problems, claims, classes = {}, [], set(), {}
+    names, problems, claims, classes = {}, [], {}, {}
     for label, text, revision in texts:
         names[revision] = names.get(revision) or tree_names(tree, env, revision)
         for problem in missing_names(text, names[revision]) + unbacked_behaviour(text, keys, warned, raising):
@@ -615,9 +615,11 @@ def check_claims(tree: Path, env: dict, work: Path, base: str, made: list, agg_v
                 classes.setdefault(problem.split("`")[1], []).append(f"{label}: {problem}")
             else:
                 problems.append(f"{label}: {problem}")
-        claims |= claimed_values(text, agg_values)
-    refused, unknown = probe_tree(tree, work, claims, set(classes))
-    problems += refused + [problem for name in unknown for problem in classes[name]]
+        for claim in claimed_values(text, agg_values):
+            claims.setdefault(claim, []).append(label)
+    refused, unknown = probe_tree(tree, work, set(claims), set(classes))
+    problems += [f"{label}: {why}" for key, value, why in refused for label in claims[key, value]]
+    problems += [problem for name in unknown for problem in classes[name]]
     if problems:
         raise SystemExit("make_patches: the texts claim what the patched tree does not do:\n  " + "\n  ".join(problems))
 
