@@ -44,7 +44,8 @@ UPSTREAM_BOUND = {  # upstream path -> module of this package (tools/make_patche
     "ultralytics/data/sampler.py": "core/sampler.py",
     "ultralytics/data/balanced_training.py": "core/balanced_training.py",
 }
-PLUGIN = {"PYTHONPATH": "", "ULTRALYTICS_WEIGHTED_HOOK": "1"}  # subprocesses with stock Ultralytics and the plugin
+# subprocesses with stock Ultralytics and this checkout's plugin (first on sys.path: its startup hook and package)
+PLUGIN = {"PYTHONPATH": str(ROOT), "ULTRALYTICS_WEIGHTED_HOOK": "1"}
 TRAIN = dict(epochs=1, imgsz=64, batch=8, device="cpu", plots=False, workers=0, seed=0, verbose=False)
 
 
@@ -161,9 +162,8 @@ def test_cli_cfg_file_and_a_fresh_process_take_the_keys(datasets, tmp_path):
 
 def test_the_plugin_stays_inactive_on_a_patched_tree(datasets, tmp_path):
     # Plugin installed and its hook on, Ultralytics patched: the native feature runs alone (one table, no crash).
-    out = yolo_train(
-        "detect", datasets("detect"), tmp_path, "class_balance=True", env={"ULTRALYTICS_WEIGHTED_HOOK": "1"}
-    )
+    env = {"PYTHONPATH": f"{TREE}{os.pathsep}{ROOT}", "ULTRALYTICS_WEIGHTED_HOOK": "1"}  # this checkout's plugin
+    out = yolo_train("detect", datasets("detect"), tmp_path, "class_balance=True", env=env)
     assert out.returncode == 0, out.stdout[-3000:]
     assert sum("max/min class share" in line for line in balance_table(out.stdout)) == 1
 
