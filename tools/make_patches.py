@@ -461,6 +461,9 @@ def check_sources(aggregations: tuple[str, ...], keys: list[Key]) -> None:
 # What the texts claim, checked against the patched tree
 
 
+CAMEL_CASE = r"[A-Z][a-z0-9]+([A-Z][a-z0-9]*)+"  # a class name such as BalancedSampler (not YOLO, not Sampler)
+
+
 def listed_values(key: Key) -> set[str]:
     """Return the values a key's description lists after ' i.e. ' (the first word of each item: 'auto (solved)')."""
     return set(values_after_ie(key.description))
@@ -485,9 +488,6 @@ def tree_names(tree: Path, env: dict, revision: str) -> tuple[set[str], set[str]
     camel = git(tree, env, "grep", "-h", "-o", "-w", "-E", CAMEL_CASE, revision, "--", "*.py")
     files = git(tree, env, "ls-tree", "-r", "--name-only", revision)
     return set(re.findall(r"def (\w+)", defs)), set(re.findall(r"\w+", camel)), set(files.split())
-
-
-CAMEL_CASE = r"[A-Z][a-z0-9]+([A-Z][a-z0-9]*)+"  # a class name such as BalancedSampler (not YOLO, not Sampler)
 
 
 def missing_names(text: str, names: tuple[set[str], set[str], set[str]]) -> list[str]:
