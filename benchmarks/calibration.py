@@ -23,8 +23,8 @@ Per regime and S it reports `coverage` (share of the per-class 95% intervals, bo
 `familywise_false_call_rate` (share of no-difference comparisons with any class called better/worse by the
 Holm-controlled verdicts), plus `power` (share of planted classes found in the right direction, controlled) and the
 unadjusted family-wise rate for reference. Targets (issue #24): coverage >= 0.93 and false-call rate <= 0.07 at S >= 3,
-family-wise rate <= 0.10. The defaults (300 comparisons per scenario and cell) take about 2 minutes of one core
-(measured: 2 min 6 s CPU); --quick about 25 s.
+family-wise rate <= 0.10. The defaults (300 comparisons per scenario and cell) take 2-2.5 minutes of one core
+(measured: 2 min 6 s and 2 min 32 s CPU on a busy machine); --quick about 25 s.
 """
 
 from __future__ import annotations
