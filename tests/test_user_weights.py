@@ -132,6 +132,64 @@ def test_bad_weights_are_refused_in_one_line_before_anything_is_written(weighted
     assert not (tmp_path / "runs").exists() and not cache.exists()  # no run folder, no label scan
 
 
+def load_weights(weighted, extra: str):
+    """Write the fixture's YAML with `extra` weight keys and return `DataWeights.load` of it (ValueError if refused)."""
+    from ultralytics_weighted.user_weights import DataWeights
+
+    _, write, _ = weighted
+    return DataWeights.load(write("check.yaml", extra))
+
+
+def test_source_weights_mapping_keeps_unnamed_sources_at_weight_1(weighted):
+    root = weighted[0]
+    second = root / "b" / "images" / "train"
+    np.testing.assert_allclose(
+        load_weights(weighted, f"source_weights: {{{second}: 2}}\n").source_shares, [1 / 3, 2 / 3]
+    )
+    np.testing.assert_allclose(load_weights(weighted, "source_weights: {images/train: 0}\n").source_shares, [0, 1])
+    with pytest.raises(ValueError, match="source_weights: all weights are 0"):
+        load_weights(weighted, f"source_weights: {{images/train: 0, {second}: 0}}\n")
+
+
+def test_an_image_weights_file_of_zeros_only_excludes_those_images(weighted):
+    root = weighted[0]
+    train = sorted((root / "a" / "images" / "train").iterdir())
+    (root / "a" / "exclude.csv").write_text(f"images/train/{train[3].name},0\n")
+    weights = load_weights(weighted, "image_weights: exclude.csv\n")
+    files = [str(f) for f in train]
+    assert weights.multipliers(files)["image_multipliers"].tolist() == [1.0] * 3 + [0.0] + [1.0] * (len(train) - 4)
+    both = [*train, *sorted((root / "b" / "images" / "train").iterdir())]
+    (root / "a" / "all.csv").write_text("".join(f"{f},0\n" for f in both))  # every train image at 0: nothing left
+    with pytest.raises(ValueError, match="image_weights: all weights are 0"):
+        load_weights(weighted, "image_weights: all.csv\n")
+
+
+def test_image_weights_errors_name_the_file_line_and_conflicting_duplicates(weighted):
+    root = weighted[0]
+    first = sorted((root / "a" / "images" / "train").iterdir())[0].name
+    csv = root / "a" / "lines.csv"
+    csv.write_text(f"# excluded by review\nimage,weight\n\nimages/train/{first},2,x\n")
+    with pytest.raises(ValueError, match=r"lines.csv line 4 has 3 fields"):
+        load_weights(weighted, "image_weights: lines.csv\n")
+    csv.write_text(f"image,weight\nimages/train/{first},heavy\n")
+    with pytest.raises(ValueError, match=r"lines.csv line 2 \(images/train/.*\) is not a number"):
+        load_weights(weighted, "image_weights: lines.csv\n")
+    csv.write_text(f"image,weight\nimages/train/{first},2\n# again\n./images/train/{first},3\n")
+    with pytest.raises(
+        ValueError, match=r"lines.csv lines 2 and 4 give ./images/train/\S+ different weights \(2 and 3\)"
+    ):
+        load_weights(weighted, "image_weights: lines.csv\n")
+    csv.write_text(f"images/train/{first},2\nimages/train/{first},2\n")  # the same weight twice: no ambiguity
+    assert list(load_weights(weighted, "image_weights: lines.csv\n").image_table.values()) == [2.0]
+
+
+def test_class_weights_keyed_by_class_id_as_names_is(weighted):
+    weights = load_weights(weighted, "class_weights: {2: 3, medium: 2}\n")  # names: {0: common, 1: medium, 2: rare}
+    assert weights.class_multipliers.tolist() == [1.0, 2.0, 3.0]
+    with pytest.raises(ValueError, match=r"class_weights: class id 5 is not in names: \(ids 0 to 2\)"):
+        load_weights(weighted, "class_weights: {5: 3}\n")
+
+
 def test_yolo_train_and_stats_show_the_configured_weights(weighted, yolo, tmp_path):
     _, _, good = weighted
     out = yolo(good, tmp_path / "runs", "class_balance=True")
