@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -66,6 +67,28 @@ def test_source_shares_are_exact_and_classes_balanced_within(strength, agg):
     np.testing.assert_allclose(np.bincount(sources, weights=p), [0.25, 0.75])
     inner = weighted_probabilities(CROWDS[:14], 3, agg, strength)  # source 0 balanced on its own labels
     np.testing.assert_allclose(p[:14] / p[:14].sum(), inner)
+
+
+def test_the_plot_marks_the_targets_of_the_weights(monkeypatch, tmp_path):
+    from matplotlib.axes import Axes
+
+    from ultralytics_weighted.report import plot_balance
+
+    m = np.array([1.0, 1.0, 2.0])  # class_weights: {rare: 2}
+    figures = BalanceSchedule(SINGLE, 3, 1.0, "mean", multipliers={"class_multipliers": m}).figures
+    np.testing.assert_allclose(figures["target"], m / m.sum())
+    sources = {"sources": np.r_[np.zeros(12, int), np.ones(8, int)], "source_shares": np.array([0.5, 0.5])}
+    mixed = BalanceSchedule(
+        SINGLE, 3, 0.0, "mean", multipliers=sources
+    ).figures  # source 0: class 0 only, half the draws
+    np.testing.assert_allclose(mixed["target"], [0.5 + 0.5 * 0, 0.5 * 6 / 8, 0.5 * 2 / 8])
+    marks = []
+    scatter = Axes.scatter
+    monkeypatch.setattr(
+        Axes, "scatter", lambda self, x, y, *a, **k: marks.append(list(y)) or scatter(self, x, y, *a, **k)
+    )
+    plot_balance(figures, ["common", "medium", "rare"], tmp_path / "plot.png")
+    np.testing.assert_allclose(marks[0], 100 * m / m.sum())  # not the unweighted 33.3% each
 
 
 def test_sampler_slices_and_resume_stay_exact_with_weights():
@@ -205,6 +228,38 @@ def test_yolo_train_and_stats_show_the_configured_weights(weighted, yolo, tmp_pa
     text = plain(stats.stdout)
     assert "image_weights: 1 of 22 train images weighted by" in text
     assert [line for line in table if line.split()[:2] == ["rare", "2"]][0] in text  # the same row as training
+
+
+@pytest.mark.parametrize("agg", ["mean", "auto"])
+def test_stats_rows_show_the_shares_training_draws_with_the_data_weights(weighted, agg, yolo, tmp_path):
+    root, write, _ = weighted
+    data = write(
+        "class_source.yaml", f"class_weights: {{rare: 3}}\nsource_weights: {{{root / 'b' / 'images' / 'train'}: 2}}\n"
+    )
+    out = yolo(data, tmp_path / "runs", "class_balance=True", f"balance_agg={agg}")
+    assert out.returncode == 0, out.stdout[-3000:]
+    table = balance_table(out.stdout)
+    head = next(i for i, line in enumerate(table) if line.split()[:2] == ["class", "instances"])
+    trained = {line.split()[0]: line.split()[4] for line in table[head + 1 : head + 4]}  # share per epoch
+    summary = table[head + 4]  # max/min class share before -> after, ESS, coverage
+    cli = [sys.executable, "-m", "ultralytics_weighted.cli", "stats", f"data={data}", f"balance_agg={agg}"]
+    stats = run(cli, cwd=tmp_path)
+    assert stats.returncode == 0, stats.stdout[-3000:]
+    lines = plain(stats.stdout).splitlines()
+    names = next(line for line in lines if line.startswith("agg ")).split()[-3:]
+    row = next(line.split() for line in lines if line.startswith(f"{agg} "))
+    assert dict(zip(names, row[-3:])) == trained  # the same expected share per class as the training log
+    imbalance, ess, coverage = row[1], row[2], row[3]
+    assert f"-> {imbalance}, effective sample size {ess}, coverage {coverage}" in summary
+    out = run([*cli, "format=json"], cwd=tmp_path).stdout  # stderr (Ultralytics' log) merged in: the JSON follows
+    report = json.loads(out[out.index("{\n") :])
+    weights = report["weights"]
+    assert weights["keys"] == ["class_weights", "source_weights"]
+    rare = next(r for r in weights["classes"] if r["name"] == "rare")
+    assert rare["weight"] == 3.0 and isinstance(rare["share_per_epoch"], float)
+    assert [r["target"] for r in weights["sources"]] == pytest.approx([1 / 3, 2 / 3])
+    shares = next(r for r in report["aggregations"] if r["agg"] == agg)["shares"]
+    assert f"{shares[2]:.1%}" == trained["rare"] == f"{rare['share_per_epoch']:.1%}"
 
 
 def test_a_resumed_run_with_class_weights_draws_what_an_uninterrupted_one_draws(datasets, tmp_path):

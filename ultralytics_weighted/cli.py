@@ -188,9 +188,8 @@ def _stats(options: dict[str, str], report) -> int:
     # without epochs=, the schedule of a training with Ultralytics' default epochs
     schedule = schedule_from_args({"epochs": DEFAULT_CFG_DICT["epochs"], **values}, classes, len(names), multipliers)
     strength, agg = schedule.strength, schedule.agg
-    rows = compare_aggregations(classes, len(names), strength, schedule.floor)
+    rows = compare_aggregations(classes, len(names), strength, schedule.floor, multipliers)  # as training draws
     p = schedule.balanced_probabilities
-    weight_lines = weights.report(classes, dataset.im_files, p, strength) if weights else []
     note = nothing_to_balance(classes, names)  # instead of a table of identical rows
     off = None if strength else "class_balance=0 is off: training samples every image once per epoch, as here."
     if fmt == "json":
@@ -200,7 +199,7 @@ def _stats(options: dict[str, str], report) -> int:
         rows = [{k: None if isinstance(v, float) and math.isnan(v) else v for k, v in r.items()} for r in rows]
         result = {**summary, "images": len(classes), "names": names, "note": note or off, "aggregations": rows}
         if weights:
-            result["weights"] = weight_lines
+            result["weights"] = weights.summary(classes, dataset.im_files, p, strength)
         print(json.dumps(result, indent=2, allow_nan=False), file=report)
     else:
         backgrounds = sum(len(c) == 0 for c in classes)
@@ -213,7 +212,7 @@ def _stats(options: dict[str, str], report) -> int:
         if off and not note and not weights:
             print(off, file=report)
         if weights:
-            print("\n".join(weight_lines), file=report)
+            print("\n".join(weights.report(classes, dataset.im_files, p, strength)), file=report)
     if plot:
         path = plot_balance(
             schedule.figures,

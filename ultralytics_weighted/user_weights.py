@@ -256,44 +256,90 @@ class DataWeights:
             owner.update((str(Path(f).resolve()), k) for f in files)
         return np.array([owner[f] for f in resolved], dtype=np.int64)
 
-    def report(self, classes: list[np.ndarray], im_files: list[str], p: np.ndarray, strength: float) -> list[str]:
-        """Return the lines shown after the balance table: where the weights came from and what they do.
+    def summary(self, classes: list[np.ndarray], im_files: list[str], p: np.ndarray, strength: float) -> dict:
+        """Return where the weights came from and what they do, as numbers (`stats format=json`, and `report`).
 
-        Per class: its weight, share before (instances, stock sampling), target (∝ share before ** (1 - strength) x
-        weight) and the expected share per epoch under p; per source: images, share of the images, target and expected
-        share of the draws.
+        Args:
+            classes (list[np.ndarray]): Class ids of each train image's objects, in dataset order.
+            im_files (list[str]): The train images, in the same order.
+            p (np.ndarray): The sampling probabilities of the balanced epochs (with these weights applied).
+            strength (float): Balancing strength (`class_balance`).
+
+        Returns:
+            (dict): 'file', 'keys' (the weight keys set); 'image_weights' ('file', 'listed', 'images') if set; 'classes'
+                if `class_weights` is set: per class present 'name', 'weight', 'share_before' (instances), 'target'
+                (`weighted_target_shares`) and 'share_per_epoch' (under p); 'sources' if `source_weights` is set: per
+                source 'source', 'images', 'share_before' (of the images), 'target' (its share) and 'share_per_epoch'.
         """
         from ultralytics_weighted.core.balance import flatten_labels
+        from ultralytics_weighted.schedule import weighted_target_shares
 
         cls, lengths = flatten_labels(classes)
         nc = len(self.names)
-        set_by = [
+        keys = [
             k for k, on in zip(KEYS, (self.class_multipliers, self.source_shares, self.image_file)) if on is not None
         ]
-        lines = [f"weights from {self.file} ({', '.join(set_by)}):"]
+        out = {"file": self.file, "keys": keys}
         if self.image_file:
             listed = sum(str(Path(f).resolve()) in self.image_table for f in im_files)
-            lines.append(f"image_weights: {listed} of {len(im_files)} train images weighted by {self.image_file}")
+            out["image_weights"] = {"file": self.image_file, "listed": listed, "images": len(im_files)}
         if self.class_multipliers is not None:
             before = np.bincount(cls, minlength=nc).astype(np.float64)
-            target = np.where(before > 0, before ** (1 - strength), 0.0) * self.class_multipliers
+            target = weighted_target_shares(classes, nc, strength, p, **self.multipliers(im_files))
             after = np.bincount(cls, weights=np.repeat(p, lengths), minlength=nc)
-            w = max(len("class"), *(len(str(n)) for n in self.names.values()))
-            lines.append(f"{'class':>{w}} {'weight':>7} {'share before':>13} {'target':>7} {'share per epoch':>16}")
-            for c in np.flatnonzero(before):
-                lines.append(
-                    f"{self.names[c]!s:>{w}} {self.class_multipliers[c]:>7g} {before[c] / before.sum():>13.1%} "
-                    f"{target[c] / target.sum():>7.1%} {after[c] / after.sum():>16.1%}"
-                )
+            out["classes"] = [
+                {
+                    "name": str(self.names[c]),
+                    "weight": float(self.class_multipliers[c]),
+                    "share_before": float(before[c] / before.sum()),
+                    "target": float(target[c]),
+                    "share_per_epoch": float(after[c] / after.sum()),
+                }
+                for c in np.flatnonzero(before)
+            ]
         if self.source_shares is not None:
             index = self.source_index([str(Path(f).resolve()) for f in im_files])
             images = np.bincount(index, minlength=len(self.sources))
             drawn = np.bincount(index, weights=p, minlength=len(self.sources))
+            out["sources"] = [
+                {
+                    "source": source,
+                    "images": int(images[k]),
+                    "share_before": float(images[k] / images.sum()),
+                    "target": float(self.source_shares[k]),
+                    "share_per_epoch": float(drawn[k]),
+                }
+                for k, source in enumerate(self.sources)
+            ]
+        return out
+
+    def report(self, classes: list[np.ndarray], im_files: list[str], p: np.ndarray, strength: float) -> list[str]:
+        """Return the lines shown after the balance table: `summary` as text.
+
+        Per class: its weight, share before (instances, stock sampling), target (`weighted_target_shares`) and the
+        expected share per epoch under p; per source: images, share of the images, target and expected share of the
+        draws.
+        """
+        summary = self.summary(classes, im_files, p, strength)
+        lines = [f"weights from {self.file} ({', '.join(summary['keys'])}):"]
+        if listed := summary.get("image_weights"):
+            lines.append(
+                f"image_weights: {listed['listed']} of {listed['images']} train images weighted by {self.image_file}"
+            )
+        if rows := summary.get("classes"):
+            w = max(len("class"), *(len(str(n)) for n in self.names.values()))
+            lines.append(f"{'class':>{w}} {'weight':>7} {'share before':>13} {'target':>7} {'share per epoch':>16}")
+            lines += [
+                f"{r['name']:>{w}} {r['weight']:>7g} {r['share_before']:>13.1%} {r['target']:>7.1%} "
+                f"{r['share_per_epoch']:>16.1%}"
+                for r in rows
+            ]
+        if rows := summary.get("sources"):
             w = max(len("source"), *(len(s) for s in self.sources))
             lines.append(f"{'source':>{w}} {'images':>8} {'share before':>13} {'target':>7} {'share per epoch':>16}")
-            for k, source in enumerate(self.sources):
-                lines.append(
-                    f"{source:>{w}} {images[k]:>8d} {images[k] / images.sum():>13.1%} {self.source_shares[k]:>7.1%} "
-                    f"{drawn[k]:>16.1%}"
-                )
+            lines += [
+                f"{r['source']:>{w}} {r['images']:>8d} {r['share_before']:>13.1%} {r['target']:>7.1%} "
+                f"{r['share_per_epoch']:>16.1%}"
+                for r in rows
+            ]
         return lines
