@@ -379,7 +379,8 @@ def check_local_folder(data: str) -> None:
         data (str): The `data` value of a classification dataset.
 
     Raises:
-        FileNotFoundError: If `data` is a path that does not exist, or a bare name not found while offline.
+        FileNotFoundError: If `data` is a path that does not exist, a bare name not found while offline, or a
+            detection dataset's folder (images/ and labels/, no train/), which Ultralytics would split into a copy.
     """
     from ultralytics.utils import DATASETS_DIR, ONLINE
 
@@ -387,7 +388,20 @@ def check_local_folder(data: str) -> None:
     if text.lower().startswith(("http:/", "https:/")) or text.lower().endswith((".zip", ".tar", ".gz")):
         return  # an archive or URL: a download (or unpacking) is what was asked for
     path = Path(text).expanduser()
-    if path.is_dir() or (DATASETS_DIR / path).is_dir():
+    folder = path if path.is_dir() else DATASETS_DIR / path
+    if folder.is_dir() and not (folder / "train").is_dir() and all((folder / k).is_dir() for k in ("images", "labels")):
+        # Ultralytics would take it for unsplit class folders and copy its images into a new `<folder>_split/`
+        yamls = sorted(folder.glob("*.y*ml"))
+        raise FileNotFoundError(
+            f"data={text} is a detection dataset (images/ and labels/), not a classification folder (train/<class>/): "
+            + (
+                f"give its data YAML, e.g. data={yamls[0]}."
+                if yamls
+                else "give a data YAML (path:, train:, val:, "
+                "names:) for it: https://docs.ultralytics.com/datasets/detect"
+            )
+        )
+    if folder.is_dir():
         return
     if len(path.parts) > 1:
         raise FileNotFoundError(f"data={text}: no such folder (a local path is never downloaded).")
