@@ -54,9 +54,10 @@ COMMAND_HELP = {
       model (best.pt -> best-tau1.pt), never over it, and works with stock Ultralytics; adjusting it again adds taus.
 """,
     "patch": """\
-  patch --check PATH | --apply PATH | --revert PATH
+  patch check=PATH | apply=PATH | revert=PATH
       Add class balancing natively to an Ultralytics checkout or installed package with the patch series in
-      patches/ (refused when the tree's version differs from the release the series was made for).
+      patches/ (refused when the tree's version differs from the release the series was made for). The flags of
+      earlier releases (--check PATH) still work.
 """,
     "demo": """\
   demo [dir=PATH] [images=400] [epochs=6] [balance_agg=mean] [any yolo train key=value]
@@ -269,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
     if command in {"help", "-h", "--help"}:
         print(command_help(args[0]) if args else HELP)
         return 0
-    if command in COMMAND_HELP and command != "patch" and {"help", "-h", "--help"} & set(args):
+    if command in COMMAND_HELP and {"help", "-h", "--help"} & set(args):
         print(command_help(command))
         return 0
     if command in {"version", "--version"}:
