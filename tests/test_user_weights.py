@@ -262,6 +262,20 @@ def test_stats_rows_show_the_shares_training_draws_with_the_data_weights(weighte
     assert f"{shares[2]:.1%}" == trained["rare"] == f"{rare['share_per_epoch']:.1%}"
 
 
+def test_stats_with_class_balance_off_shows_the_draws_of_the_weights_alone(weighted, tmp_path):
+    _, write, _ = weighted
+    data = write("off.yaml", "class_weights: {rare: 3}\n")
+    cli = [sys.executable, "-m", "ultralytics_weighted.cli", "stats", f"data={data}", "class_balance=0"]
+    out = run([*cli, "format=json"], cwd=tmp_path).stdout
+    report = json.loads(out[out.index("{\n") :])
+    assert report["note"] is None  # not "training samples every image once per epoch": the weights still apply
+    rare = next(r for r in report["weights"]["classes"] if r["name"] == "rare")
+    assert rare["share_per_epoch"] > 1.5 * rare["share_before"]  # stock frequencies x 3, renormalized
+    rows = {row["agg"]: row["shares"][2] for row in report["aggregations"]}
+    assert rows["none"] == rows["mean"] == pytest.approx(rare["share_per_epoch"])  # the weights alone, agg mean
+    assert "is off: training samples every image once" not in run(cli, cwd=tmp_path).stdout
+
+
 def test_a_resumed_run_with_class_weights_draws_what_an_uninterrupted_one_draws(datasets, tmp_path):
     from ultralytics import YOLO
 

@@ -218,7 +218,10 @@ def _stats(options: dict[str, str], report) -> int:
     rows = compare_aggregations(classes, len(names), strength, schedule.floor, multipliers)  # as training draws
     p = schedule.balanced_probabilities
     note = nothing_to_balance(classes, names)  # instead of a table of identical rows
-    off = None if strength else "class_balance=0 is off: training samples every image once per epoch, as here."
+    # with the data YAML's weights, class_balance=0 still draws by them (the rows show it): not "every image once"
+    off = (
+        None if strength or weights else "class_balance=0 is off: training samples every image once per epoch, as here."
+    )
     if fmt == "json":
         summary = {"data": str(values["data"]), "split": split, "task": task, "class_balance": strength}
         summary.update({k: values.get(k, DEFAULTS[k]) for k in ("balance_floor", "balance_ramp", "balance_start")})
@@ -240,7 +243,7 @@ def _stats(options: dict[str, str], report) -> int:
                 file=report,
             )
             print("\n".join(format_aggregation_table(rows, names) + schedule_lines(schedule)), file=report)
-        if off and not note and not weights:
+        if off and not note:
             print(off, file=report)
         if weights:
             print("\n".join(weights.report(classes, dataset.im_files, p, strength)), file=report)
