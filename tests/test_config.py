@@ -146,3 +146,42 @@ def test_non_finite_floor_from_a_cfg_file_and_python_fails_before_the_run_folder
                 project=str(tmp_path / "runs"),
             )
     assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("key", ["balance_floor", "balance_ramp", "balance_start", "balance_tau"])
+def test_a_type_error_suggests_values_the_key_accepts(key):
+    import re
+
+    from ultralytics_weighted.config import check_balance_args
+
+    with pytest.raises(TypeError) as error:
+        check_balance_args({key: True})
+    suggested = re.findall(rf"'{key}=([^']+)'", str(error.value))[1:]  # after the value given
+    assert len(suggested) == 2, str(error.value)
+    for value in suggested:
+        check_balance_args({key: float(value) if "." in value else int(value)})  # each suggestion is itself valid
+
+
+def test_a_data_yaml_key_given_as_a_train_key_is_told_where_it_belongs(datasets, yolo, tmp_path):
+    from ultralytics.cfg import get_cfg
+
+    out = yolo(datasets("detect"), tmp_path / "runs", "class_weights=3")
+    assert out.returncode != 0 and not (tmp_path / "runs").exists()
+    assert "'class_weights' belongs in the data YAML (next to names:), not among the train keys" in plain(out.stdout)
+    with pytest.raises(SyntaxError, match="'source_weights' belongs in the data YAML"):
+        get_cfg(overrides={"source_weights": [1, 2]})
+    stats = run(
+        [
+            sys.executable,
+            "-m",
+            "ultralytics_weighted.cli",
+            "stats",
+            f"data={datasets('detect')}",
+            "image_weights=w.csv",
+        ],
+        cwd=tmp_path,
+    )
+    assert stats.returncode == 2 and stats.stdout.strip() == (
+        "ultralytics-weighted stats: 'image_weights' belongs in the data YAML (next to names:), not among the train "
+        "keys. See `ultralytics-weighted stats --help`."
+    )

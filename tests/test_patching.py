@@ -188,3 +188,30 @@ def test_make_patches_catches_texts_that_claim_what_the_core_does_not_do():
     assert not mp.unbacked_behaviour("Training warns when `cls_pw` is set as well.", keys, warned, raising)
     assert not mp.unbacked_behaviour("With `class_balance` on, `rect=True` raises an error.", keys, warned, raising)
     assert "said to raise" in mp.unbacked_behaviour("`single_cls=True` is an error.", keys, warned, raising)[0]
+
+
+def test_patch_takes_key_value_like_every_command_and_keeps_the_flags(tmp_path, capsys):
+    package = copy_package(tmp_path / "site")
+    assert main(f"check={package}") == 0 and "applies cleanly to package" in capsys.readouterr().out
+    assert main(f"--check={package}") == 0 and "applies cleanly to package" in capsys.readouterr().out
+    assert main(f"apply={package}") == 0 and "Applied the class-balance series" in capsys.readouterr().out
+    assert main(f"revert={package}") == 0 and "Reverted" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["check"], "'check' is not a key=value argument: give check=PATH, apply=PATH or revert=PATH."),
+        (["--bogus"], "'--bogus' is not a valid argument: give check=PATH, apply=PATH or revert=PATH."),
+        (["chek=/tmp"], "'chek=/tmp' is not a valid argument: give check=PATH, apply=PATH or revert=PATH."),
+        (["--check"], "'--check' needs a path: give check=PATH."),
+        (["check=a", "apply=b"], "give one of check=PATH, apply=PATH or revert=PATH (given: check=, apply=)."),
+        ([], "give one of check=PATH, apply=PATH or revert=PATH."),
+    ],
+)
+def test_a_malformed_patch_argument_is_one_line_and_exit_2(args, message, tmp_path):
+    out = run([sys.executable, "-m", "ultralytics_weighted.cli", "patch", *args], cwd=tmp_path)
+    assert out.returncode == 2
+    assert out.stdout.strip() == f"ultralytics-weighted patch: {message} See `ultralytics-weighted patch --help`."
+    help_ = run([sys.executable, "-m", "ultralytics_weighted.cli", "patch", "--help"], cwd=tmp_path)
+    assert help_.returncode == 0 and "patch check=PATH | apply=PATH | revert=PATH" in help_.stdout

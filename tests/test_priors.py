@@ -161,3 +161,10 @@ def test_distillation_keeps_the_priors_on_the_student_that_balance_tau_corrects(
         assert priors(weights / name)["epochs"] == 1 and priors(weights / name)["tau"] == 0.0
     assert priors(weights / "best-tau1.pt")["tau"] == 1.0  # balance_tau found the priors and corrected the student
     assert type(torch_load(weights / "best-tau1.pt", map_location="cpu")["model"]) is DetectionModel
+
+
+def test_offsets_at_tau_0_are_zero_without_a_sign():
+    from ultralytics_weighted.priors import prior_offsets
+
+    offsets = prior_offsets([0.8, 0.15, 0.05], [0.3, 0.3, 0.4], tau=0.0)
+    assert [f"{x:+.3f}" for x in offsets] == ["+0.000"] * 3  # `adjust tau=0` printed -0.000 for the rarer classes

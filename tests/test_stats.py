@@ -199,3 +199,42 @@ def test_stats_on_images_without_a_labels_folder_names_the_folder_in_one_line(da
     assert error.startswith(f"ultralytics-weighted stats: no labels for the train images in {copy / 'labels'}")
     assert ".cache" not in error and "\x1b[" not in error  # no file that does not exist, no colour codes
     assert "Traceback" not in out.stderr
+
+
+def test_stats_on_a_detection_root_without_a_data_yaml_is_refused_without_copying_it(datasets, tmp_path):
+    import shutil
+
+    root = Path(shutil.copytree(datasets("detect").parent, tmp_path / "det", ignore=shutil.ignore_patterns("*.yaml")))
+    out = stats_split(f"data={root}", cwd=tmp_path)
+    assert out.returncode == 2 and out.stdout == "" and "Traceback" not in out.stderr
+    assert out.stderr.strip() == (
+        f"ultralytics-weighted stats: data={root} is a detection dataset (images/ and labels/), not a classification "
+        "folder (train/<class>/): give a data YAML (path:, train:, val:, names:) for it: "
+        "https://docs.ultralytics.com/datasets/detect"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["det"]  # no det_split/ beside it
+
+
+@pytest.mark.parametrize(
+    "plot, message",
+    [
+        ("out.txt", "plot=out.txt: '.txt' is not an image file type; use plot=FILE.png (or "),
+        ("missing/dir/x.png", "plot=missing/dir/x.png: the folder {cwd}/missing/dir does not exist (it is not made)."),
+        (".", "plot=. is a folder; give a file, e.g. plot=balance.png."),
+    ],
+)
+def test_stats_refuses_a_plot_path_before_the_label_scan(plot, message, datasets, tmp_path):
+    out = stats_split(f"data={datasets('detect')}", f"plot={plot}", cwd=tmp_path)
+    assert out.returncode == 2 and out.stdout == ""
+    assert out.stderr.startswith("ultralytics-weighted stats: " + message.format(cwd=tmp_path)), out.stderr
+    assert "Scanning" not in out.stderr and not (tmp_path / "missing").exists()  # no labels read, no folder made
+
+
+def test_stats_without_labels_says_so_in_the_header_instead_of_announcing_a_table(datasets, tmp_path):
+    out = stats_split(f"data={datasets('detect')}", "classes=7", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.splitlines() == [
+        f"{datasets('detect')} (train, detect): 24 images, 24 backgrounds, class_balance=1: no train image has labels "
+        "(24 images, all backgrounds), so there is nothing to balance: every image is drawn once per epoch, as without "
+        "class_balance."
+    ]

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -66,6 +67,28 @@ def test_source_shares_are_exact_and_classes_balanced_within(strength, agg):
     np.testing.assert_allclose(np.bincount(sources, weights=p), [0.25, 0.75])
     inner = weighted_probabilities(CROWDS[:14], 3, agg, strength)  # source 0 balanced on its own labels
     np.testing.assert_allclose(p[:14] / p[:14].sum(), inner)
+
+
+def test_the_plot_marks_the_targets_of_the_weights(monkeypatch, tmp_path):
+    from matplotlib.axes import Axes
+
+    from ultralytics_weighted.report import plot_balance
+
+    m = np.array([1.0, 1.0, 2.0])  # class_weights: {rare: 2}
+    figures = BalanceSchedule(SINGLE, 3, 1.0, "mean", multipliers={"class_multipliers": m}).figures
+    np.testing.assert_allclose(figures["target"], m / m.sum())
+    sources = {"sources": np.r_[np.zeros(12, int), np.ones(8, int)], "source_shares": np.array([0.5, 0.5])}
+    mixed = BalanceSchedule(
+        SINGLE, 3, 0.0, "mean", multipliers=sources
+    ).figures  # source 0: class 0 only, half the draws
+    np.testing.assert_allclose(mixed["target"], [0.5 + 0.5 * 0, 0.5 * 6 / 8, 0.5 * 2 / 8])
+    marks = []
+    scatter = Axes.scatter
+    monkeypatch.setattr(
+        Axes, "scatter", lambda self, x, y, *a, **k: marks.append(list(y)) or scatter(self, x, y, *a, **k)
+    )
+    plot_balance(figures, ["common", "medium", "rare"], tmp_path / "plot.png")
+    np.testing.assert_allclose(marks[0], 100 * m / m.sum())  # not the unweighted 33.3% each
 
 
 def test_sampler_slices_and_resume_stay_exact_with_weights():
@@ -132,6 +155,64 @@ def test_bad_weights_are_refused_in_one_line_before_anything_is_written(weighted
     assert not (tmp_path / "runs").exists() and not cache.exists()  # no run folder, no label scan
 
 
+def load_weights(weighted, extra: str):
+    """Write the fixture's YAML with `extra` weight keys and return `DataWeights.load` of it (ValueError if refused)."""
+    from ultralytics_weighted.user_weights import DataWeights
+
+    _, write, _ = weighted
+    return DataWeights.load(write("check.yaml", extra))
+
+
+def test_source_weights_mapping_keeps_unnamed_sources_at_weight_1(weighted):
+    root = weighted[0]
+    second = root / "b" / "images" / "train"
+    np.testing.assert_allclose(
+        load_weights(weighted, f"source_weights: {{{second}: 2}}\n").source_shares, [1 / 3, 2 / 3]
+    )
+    np.testing.assert_allclose(load_weights(weighted, "source_weights: {images/train: 0}\n").source_shares, [0, 1])
+    with pytest.raises(ValueError, match="source_weights: all weights are 0"):
+        load_weights(weighted, f"source_weights: {{images/train: 0, {second}: 0}}\n")
+
+
+def test_an_image_weights_file_of_zeros_only_excludes_those_images(weighted):
+    root = weighted[0]
+    train = sorted((root / "a" / "images" / "train").iterdir())
+    (root / "a" / "exclude.csv").write_text(f"images/train/{train[3].name},0\n")
+    weights = load_weights(weighted, "image_weights: exclude.csv\n")
+    files = [str(f) for f in train]
+    assert weights.multipliers(files)["image_multipliers"].tolist() == [1.0] * 3 + [0.0] + [1.0] * (len(train) - 4)
+    both = [*train, *sorted((root / "b" / "images" / "train").iterdir())]
+    (root / "a" / "all.csv").write_text("".join(f"{f},0\n" for f in both))  # every train image at 0: nothing left
+    with pytest.raises(ValueError, match="image_weights: all weights are 0"):
+        load_weights(weighted, "image_weights: all.csv\n")
+
+
+def test_image_weights_errors_name_the_file_line_and_conflicting_duplicates(weighted):
+    root = weighted[0]
+    first = sorted((root / "a" / "images" / "train").iterdir())[0].name
+    csv = root / "a" / "lines.csv"
+    csv.write_text(f"# excluded by review\nimage,weight\n\nimages/train/{first},2,x\n")
+    with pytest.raises(ValueError, match=r"lines.csv line 4 has 3 fields"):
+        load_weights(weighted, "image_weights: lines.csv\n")
+    csv.write_text(f"image,weight\nimages/train/{first},heavy\n")
+    with pytest.raises(ValueError, match=r"lines.csv line 2 \(images/train/.*\) is not a number"):
+        load_weights(weighted, "image_weights: lines.csv\n")
+    csv.write_text(f"image,weight\nimages/train/{first},2\n# again\n./images/train/{first},3\n")
+    with pytest.raises(
+        ValueError, match=r"lines.csv lines 2 and 4 give ./images/train/\S+ different weights \(2 and 3\)"
+    ):
+        load_weights(weighted, "image_weights: lines.csv\n")
+    csv.write_text(f"images/train/{first},2\nimages/train/{first},2\n")  # the same weight twice: no ambiguity
+    assert list(load_weights(weighted, "image_weights: lines.csv\n").image_table.values()) == [2.0]
+
+
+def test_class_weights_keyed_by_class_id_as_names_is(weighted):
+    weights = load_weights(weighted, "class_weights: {2: 3, medium: 2}\n")  # names: {0: common, 1: medium, 2: rare}
+    assert weights.class_multipliers.tolist() == [1.0, 2.0, 3.0]
+    with pytest.raises(ValueError, match=r"class_weights: class id 5 is not in names: \(ids 0 to 2\)"):
+        load_weights(weighted, "class_weights: {5: 3}\n")
+
+
 def test_yolo_train_and_stats_show_the_configured_weights(weighted, yolo, tmp_path):
     _, _, good = weighted
     out = yolo(good, tmp_path / "runs", "class_balance=True")
@@ -147,6 +228,52 @@ def test_yolo_train_and_stats_show_the_configured_weights(weighted, yolo, tmp_pa
     text = plain(stats.stdout)
     assert "image_weights: 1 of 22 train images weighted by" in text
     assert [line for line in table if line.split()[:2] == ["rare", "2"]][0] in text  # the same row as training
+
+
+@pytest.mark.parametrize("agg", ["mean", "auto"])
+def test_stats_rows_show_the_shares_training_draws_with_the_data_weights(weighted, agg, yolo, tmp_path):
+    root, write, _ = weighted
+    data = write(
+        "class_source.yaml", f"class_weights: {{rare: 3}}\nsource_weights: {{{root / 'b' / 'images' / 'train'}: 2}}\n"
+    )
+    out = yolo(data, tmp_path / "runs", "class_balance=True", f"balance_agg={agg}")
+    assert out.returncode == 0, out.stdout[-3000:]
+    table = balance_table(out.stdout)
+    head = next(i for i, line in enumerate(table) if line.split()[:2] == ["class", "instances"])
+    trained = {line.split()[0]: line.split()[4] for line in table[head + 1 : head + 4]}  # share per epoch
+    summary = table[head + 4]  # max/min class share before -> after, ESS, coverage
+    cli = [sys.executable, "-m", "ultralytics_weighted.cli", "stats", f"data={data}", f"balance_agg={agg}"]
+    stats = run(cli, cwd=tmp_path)
+    assert stats.returncode == 0, stats.stdout[-3000:]
+    lines = plain(stats.stdout).splitlines()
+    names = next(line for line in lines if line.startswith("agg ")).split()[-3:]
+    row = next(line.split() for line in lines if line.startswith(f"{agg} "))
+    assert dict(zip(names, row[-3:])) == trained  # the same expected share per class as the training log
+    imbalance, ess, coverage = row[1], row[2], row[3]
+    assert f"-> {imbalance}, effective sample size {ess}, coverage {coverage}" in summary
+    out = run([*cli, "format=json"], cwd=tmp_path).stdout  # stderr (Ultralytics' log) merged in: the JSON follows
+    report = json.loads(out[out.index("{\n") :])
+    weights = report["weights"]
+    assert weights["keys"] == ["class_weights", "source_weights"]
+    rare = next(r for r in weights["classes"] if r["name"] == "rare")
+    assert rare["weight"] == 3.0 and isinstance(rare["share_per_epoch"], float)
+    assert [r["target"] for r in weights["sources"]] == pytest.approx([1 / 3, 2 / 3])
+    shares = next(r for r in report["aggregations"] if r["agg"] == agg)["shares"]
+    assert f"{shares[2]:.1%}" == trained["rare"] == f"{rare['share_per_epoch']:.1%}"
+
+
+def test_stats_with_class_balance_off_shows_the_draws_of_the_weights_alone(weighted, tmp_path):
+    _, write, _ = weighted
+    data = write("off.yaml", "class_weights: {rare: 3}\n")
+    cli = [sys.executable, "-m", "ultralytics_weighted.cli", "stats", f"data={data}", "class_balance=0"]
+    out = run([*cli, "format=json"], cwd=tmp_path).stdout
+    report = json.loads(out[out.index("{\n") :])
+    assert report["note"] is None  # not "training samples every image once per epoch": the weights still apply
+    rare = next(r for r in report["weights"]["classes"] if r["name"] == "rare")
+    assert rare["share_per_epoch"] > 1.5 * rare["share_before"]  # stock frequencies x 3, renormalized
+    rows = {row["agg"]: row["shares"][2] for row in report["aggregations"]}
+    assert rows["none"] == rows["mean"] == pytest.approx(rare["share_per_epoch"])  # the weights alone, agg mean
+    assert "is off: training samples every image once" not in run(cli, cwd=tmp_path).stdout
 
 
 def test_a_resumed_run_with_class_weights_draws_what_an_uninterrupted_one_draws(datasets, tmp_path):

@@ -29,7 +29,8 @@ COMMAND_HELP = {
       Read the split's labels the way training does (data.yaml for detect/segment/pose/obb, or a classification
       folder) and print one row per aggregation (none, mean, max, median, sum, ...): max/min class share, effective
       sample size, coverage, largest expected draws of one image per epoch, and each class's expected share.
-      format=json prints the same as JSON; plot=FILE.png saves the class balance plot for balance_agg. Only the
+      format=json prints the same as JSON; plot=FILE.png saves the class balance plot for balance_agg (into an
+      existing folder). Rows and plot apply the weights of the data YAML (class_weights, ...) as training does. Only the
       report goes to stdout (Ultralytics' own messages go to stderr), so `format=json | python -m json.tool` works.
 """,
     "compare": """\
@@ -53,9 +54,10 @@ COMMAND_HELP = {
       model (best.pt -> best-tau1.pt), never over it, and works with stock Ultralytics; adjusting it again adds taus.
 """,
     "patch": """\
-  patch --check PATH | --apply PATH | --revert PATH
+  patch check=PATH | apply=PATH | revert=PATH
       Add class balancing natively to an Ultralytics checkout or installed package with the patch series in
-      patches/ (refused when the tree's version differs from the release the series was made for).
+      patches/ (refused when the tree's version differs from the release the series was made for). The flags of
+      earlier releases (--check PATH) still work.
 """,
     "demo": """\
   demo [dir=PATH] [images=400] [epochs=6] [balance_agg=mean] [any yolo train key=value]
@@ -136,6 +138,29 @@ def report_to_stdout():
                 handler.setStream(report)
 
 
+def check_plot_path(plot: str) -> None:
+    """Refuse a `plot=` file that cannot be written as an image: an unknown suffix or a folder that does not exist.
+
+    Raises:
+        ValueError: If the suffix is not an image format matplotlib writes, or the path is a folder.
+        FileNotFoundError: If the file's folder does not exist (it is not made: a typo would go unnoticed).
+    """
+    from pathlib import Path
+
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    path, formats = Path(plot), FigureCanvasBase.get_supported_filetypes()
+    if path.is_dir():
+        raise ValueError(f"plot={plot} is a folder; give a file, e.g. plot={path / 'balance.png'}.")
+    if path.suffix.lower().lstrip(".") not in formats:
+        raise ValueError(
+            f"plot={plot}: '{path.suffix or path.name}' is not an image file type; use plot=FILE.png (or "
+            f"{', '.join(sorted(f'.{f}' for f in formats if f != 'png'))})."
+        )
+    if not path.absolute().parent.is_dir():
+        raise FileNotFoundError(f"plot={plot}: the folder {path.absolute().parent} does not exist (it is not made).")
+
+
 def stats(options: dict[str, str]) -> int:
     """Print the balance figures of every aggregation for a dataset, as a table or JSON; errors as one line.
 
@@ -180,6 +205,8 @@ def _stats(options: dict[str, str], report) -> int:
         raise ValueError(f"format={fmt} is not valid, use format=table or format=json.")
     check_keys(values, {*DEFAULT_CFG_DICT, *STATS_KEYS}, "stats")
     check_balance_args(values)
+    if plot:
+        check_plot_path(str(plot))  # before the label scan
     cfg = get_cfg(overrides={**values, "mode": "train"}) if split == "train" else None
     weights = data_weights(cfg) if cfg and str(cfg.data).endswith((".yaml", ".yml")) else None  # before the labels
     dataset, names, task = load_label_dataset(values, split)
@@ -188,11 +215,13 @@ def _stats(options: dict[str, str], report) -> int:
     # without epochs=, the schedule of a training with Ultralytics' default epochs
     schedule = schedule_from_args({"epochs": DEFAULT_CFG_DICT["epochs"], **values}, classes, len(names), multipliers)
     strength, agg = schedule.strength, schedule.agg
-    rows = compare_aggregations(classes, len(names), strength, schedule.floor)
+    rows = compare_aggregations(classes, len(names), strength, schedule.floor, multipliers)  # as training draws
     p = schedule.balanced_probabilities
-    weight_lines = weights.report(classes, dataset.im_files, p, strength) if weights else []
     note = nothing_to_balance(classes, names)  # instead of a table of identical rows
-    off = None if strength else "class_balance=0 is off: training samples every image once per epoch, as here."
+    # with the data YAML's weights, class_balance=0 still draws by them (the rows show it): not "every image once"
+    off = (
+        None if strength or weights else "class_balance=0 is off: training samples every image once per epoch, as here."
+    )
     if fmt == "json":
         summary = {"data": str(values["data"]), "split": split, "task": task, "class_balance": strength}
         summary.update({k: values.get(k, DEFAULTS[k]) for k in ("balance_floor", "balance_ramp", "balance_start")})
@@ -200,20 +229,24 @@ def _stats(options: dict[str, str], report) -> int:
         rows = [{k: None if isinstance(v, float) and math.isnan(v) else v for k, v in r.items()} for r in rows]
         result = {**summary, "images": len(classes), "names": names, "note": note or off, "aggregations": rows}
         if weights:
-            result["weights"] = weight_lines
+            result["weights"] = weights.summary(classes, dataset.im_files, p, strength)
         print(json.dumps(result, indent=2, allow_nan=False), file=report)
     else:
         backgrounds = sum(len(c) == 0 for c in classes)
-        print(
-            f"{values['data']} ({split}, {task}): {len(classes)} images, {backgrounds} backgrounds, "
-            f"{balance_settings(strength, None, schedule)}; expected share of each class per epoch by aggregation:",
-            file=report,
-        )
-        print(note or "\n".join(format_aggregation_table(rows, names) + schedule_lines(schedule)), file=report)
-        if off and not note and not weights:
+        head = f"{values['data']} ({split}, {task}): {len(classes)} images, {backgrounds} backgrounds, "
+        if note:  # no table follows: the header says why
+            print(f"{head}{balance_settings(strength, None, schedule)}: {note}", file=report)
+        else:
+            print(
+                f"{head}{balance_settings(strength, None, schedule)}; expected share of each class per epoch by "
+                "aggregation:",
+                file=report,
+            )
+            print("\n".join(format_aggregation_table(rows, names) + schedule_lines(schedule)), file=report)
+        if off and not note:
             print(off, file=report)
         if weights:
-            print("\n".join(weight_lines), file=report)
+            print("\n".join(weights.report(classes, dataset.im_files, p, strength)), file=report)
     if plot:
         path = plot_balance(
             schedule.figures,
@@ -240,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
     if command in {"help", "-h", "--help"}:
         print(command_help(args[0]) if args else HELP)
         return 0
-    if command in COMMAND_HELP and command != "patch" and {"help", "-h", "--help"} & set(args):
+    if command in COMMAND_HELP and {"help", "-h", "--help"} & set(args):
         print(command_help(command))
         return 0
     if command in {"version", "--version"}:

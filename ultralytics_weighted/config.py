@@ -99,8 +99,11 @@ def _not_finite(key: str, value) -> str | None:
     return None
 
 
-def _check_number(cfg: dict, key: str, valid: str, low: float, high: float) -> None:
-    """Check that `cfg[key]` (if present) is a finite int or float (not a bool) in [low, high], in check_cfg's style."""
+def _check_number(cfg: dict, key: str, valid: str, low: float, high: float, examples: tuple = (1, 0.5)) -> None:
+    """Check that `cfg[key]` (if present) is a finite int or float (not a bool) in [low, high], in check_cfg's style.
+
+    `examples` are the valid int and float values the type error suggests.
+    """
     if key not in cfg:
         return
     value = cfg[key]
@@ -108,8 +111,8 @@ def _check_number(cfg: dict, key: str, valid: str, low: float, high: float) -> N
         raise ValueError(f"{error} Valid '{key}' values are {valid}.")
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(
-            f"'{key}={value}' is of invalid type {type(value).__name__}. Valid '{key}' types are int (i.e. '{key}=1') "
-            f"or float (i.e. '{key}=0.5')."
+            f"'{key}={value}' is of invalid type {type(value).__name__}. Valid '{key}' types are int (i.e. "
+            f"'{key}={examples[0]}') or float (i.e. '{key}={examples[1]}')."
         )
     if not low <= value <= high:
         raise ValueError(f"'{key}={value}' is an invalid value. Valid '{key}' values are {valid}.")
@@ -195,6 +198,7 @@ def check_balance_args(cfg: dict) -> None:
         "at least 0.0 and below 1.0 (the fraction of the epochs trained with stock sampling before balancing)",
         0.0,
         math.nextafter(1.0, 0.0),  # 1.0 itself would leave no balanced epoch
+        (0, 0.5),  # 1 is out of range
     )
     # a finite upper bound: tau=inf would make every offset infinite
     _check_number(
@@ -222,6 +226,20 @@ def unused_balance_keys(cfg: dict) -> list[str]:
     return [f"{k}={cfg[k]}" for k in DEFAULTS if k != "class_balance" and k in cfg and cfg[k] != DEFAULTS[k]]
 
 
+def data_key_hint(key: str) -> str | None:
+    """Return where a data YAML weight key (`user_weights.KEYS`) goes when it was given as a train key, else None.
+
+    Examples:
+        >>> data_key_hint("class_weights")
+        "'class_weights' belongs in the data YAML (next to names:), not among the train keys"
+        >>> data_key_hint("classes") is None
+        True
+    """
+    from ultralytics_weighted.user_weights import KEYS
+
+    return f"'{key}' belongs in the data YAML (next to names:), not among the train keys" if key in KEYS else None
+
+
 def check_keys(options: dict, valid: set[str], command: str) -> None:
     """Raise ValueError naming every key of a command's options that is not valid, with similar valid keys.
 
@@ -244,7 +262,8 @@ def check_keys(options: dict, valid: set[str], command: str) -> None:
         similar = {k: difflib.get_close_matches(k, valid, n=3) for k in unknown}
         raise ValueError(
             "; ".join(
-                f"'{k}' is not a valid key" + (f" (similar: {', '.join(similar[k])})" * bool(similar[k]))
+                data_key_hint(k)
+                or f"'{k}' is not a valid key" + (f" (similar: {', '.join(similar[k])})" * bool(similar[k]))
                 for k in unknown
             )
             + f". See `ultralytics-weighted {command} --help`."

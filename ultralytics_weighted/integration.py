@@ -174,6 +174,27 @@ def _check_cfg_with_balance(check_cfg):
     return check_cfg_with_balance
 
 
+def _name_data_keys(check_dict_alignment):
+    """Wrap `check_dict_alignment` so that a data YAML weight key given as a train key is told where it belongs.
+
+    Ultralytics' error stays its own SyntaxError (its "Similar: classes" suggestion would mislead); a line is added.
+    """
+    from ultralytics_weighted.config import data_key_hint
+
+    @_mark
+    def check_dict_alignment_naming_data_keys(base, custom, *args, **kwargs):
+        try:
+            return check_dict_alignment(base, custom, *args, **kwargs)
+        except SyntaxError as error:
+            if hints := [data_key_hint(k) for k in getattr(custom, "keys", list)() if data_key_hint(k)]:
+                error.msg = f"{error.msg}{'; '.join(hints)}: see the weights from the data YAML in the usage guide.\n"
+                error.args = (error.msg,)
+            raise
+
+    check_dict_alignment_naming_data_keys.__doc__ = check_dict_alignment.__doc__
+    return check_dict_alignment_naming_data_keys
+
+
 def _refuse_balance_keys(check_dict_alignment):
     """Wrap `check_dict_alignment` (unsupported releases) so that a balancing key fails with the supported range.
 
@@ -358,7 +379,8 @@ def check_local_folder(data: str) -> None:
         data (str): The `data` value of a classification dataset.
 
     Raises:
-        FileNotFoundError: If `data` is a path that does not exist, or a bare name not found while offline.
+        FileNotFoundError: If `data` is a path that does not exist, a bare name not found while offline, or a
+            detection dataset's folder (images/ and labels/, no train/), which Ultralytics would split into a copy.
     """
     from ultralytics.utils import DATASETS_DIR, ONLINE
 
@@ -366,7 +388,20 @@ def check_local_folder(data: str) -> None:
     if text.lower().startswith(("http:/", "https:/")) or text.lower().endswith((".zip", ".tar", ".gz")):
         return  # an archive or URL: a download (or unpacking) is what was asked for
     path = Path(text).expanduser()
-    if path.is_dir() or (DATASETS_DIR / path).is_dir():
+    folder = path if path.is_dir() else DATASETS_DIR / path
+    if folder.is_dir() and not (folder / "train").is_dir() and all((folder / k).is_dir() for k in ("images", "labels")):
+        # Ultralytics would take it for unsplit class folders and copy its images into a new `<folder>_split/`
+        yamls = sorted(folder.glob("*.y*ml"))
+        raise FileNotFoundError(
+            f"data={text} is a detection dataset (images/ and labels/), not a classification folder (train/<class>/): "
+            + (
+                f"give its data YAML, e.g. data={yamls[0]}."
+                if yamls
+                else "give a data YAML (path:, train:, val:, "
+                "names:) for it: https://docs.ultralytics.com/datasets/detect"
+            )
+        )
+    if folder.is_dir():
         return
     if len(path.parts) > 1:
         raise FileNotFoundError(f"data={text}: no such folder (a local path is never downloaded).")
@@ -479,6 +514,9 @@ PATCH_SURFACE = (  # applied on supported releases
                 "`yolo cfg` and readers of default.yaml list the balancing keys", ("file",)),
     Replacement("ultralytics.cfg", None, "check_cfg", _check_cfg_with_balance,
                 "bad balancing values fail in get_cfg, before any data is read", ("cfg",)),
+    Replacement("ultralytics.cfg", None, "check_dict_alignment", _name_data_keys,
+                "class_weights, source_weights or image_weights given as a train key: told it belongs in the data YAML",
+                ("base", "custom")),
     Replacement("ultralytics.engine.trainer", "BaseTrainer", "check_resume", _check_after_resume,
                 "conflicting settings are refused right after resume, before the run folder is made", ("self",)),
     Replacement("ultralytics.engine.trainer", "BaseTrainer", "_build_train_pipeline", _mark_train_pipeline,

@@ -2,10 +2,12 @@
 """Add class balancing to an Ultralytics tree natively, with the patch series in `patches/` (no plugin needed after).
 
 Usage:
-    ultralytics-weighted patch --check PATH    # report whether the series applies, is applied, or cannot be applied
-    ultralytics-weighted patch --apply PATH    # apply it (no-op if it is already applied)
-    ultralytics-weighted patch --revert PATH   # take it out again
-    python -m ultralytics_weighted.patching --check PATH   # the same, without the `ultralytics-weighted` command
+    ultralytics-weighted patch check=PATH    # report whether the series applies, is applied, or cannot be applied
+    ultralytics-weighted patch apply=PATH    # apply it (no-op if it is already applied)
+    ultralytics-weighted patch revert=PATH   # take it out again
+    python -m ultralytics_weighted.patching check=PATH   # the same, without the `ultralytics-weighted` command
+
+key=value as every other command; the flags of earlier releases (`--check PATH`) still work.
 
 PATH is an Ultralytics source checkout (the folder that holds `ultralytics/__init__.py`) or an installed `ultralytics`
 package folder (e.g. `.venv/lib/python3.11/site-packages/ultralytics`). The series was made for one Ultralytics release
@@ -17,7 +19,6 @@ to a clone of the Ultralytics repository with `git am`).
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import re
@@ -172,29 +173,80 @@ def run(action: str, path: Path, folder: Path | None = None) -> str:
     )
 
 
+ACTIONS = ("check", "apply", "revert")
+PATCH_KEYS = (*ACTIONS, "patches")  # patches=DIR: another series (tests)
+
+
+def parse_arguments(argv: list[str]) -> dict[str, str]:
+    """Return the `patch` options from `key=value` arguments (or the earlier `--key PATH` / `--key=PATH` flags).
+
+    Args:
+        argv (list[str]): Arguments after `patch`, e.g. ['check=/path/to/ultralytics'] or ['--check', '/path'].
+
+    Returns:
+        (dict[str, str]): The options by key: exactly one of check, apply or revert, and maybe patches.
+
+    Raises:
+        ValueError: One line naming the argument that is malformed, unknown, repeated or missing.
+
+    Examples:
+        >>> parse_arguments(["check=/src/ultralytics"]), parse_arguments(["--apply", "site/ultralytics"])
+        ({'check': '/src/ultralytics'}, {'apply': 'site/ultralytics'})
+        >>> parse_arguments(["check"])
+        Traceback (most recent call last):
+        ...
+        ValueError: 'check' is not a key=value argument: give check=PATH, apply=PATH or revert=PATH.
+    """
+    options, rest = {}, list(argv)
+    while rest:
+        arg = rest.pop(0)
+        if arg.startswith("--"):  # the flags of earlier releases: --check PATH or --check=PATH
+            key, sep, value = arg[2:].partition("=")
+            if not sep and key in PATCH_KEYS:
+                if not rest:
+                    raise ValueError(f"'{arg}' needs a path: give {key}=PATH.")
+                value = rest.pop(0)
+        else:
+            key, sep, value = arg.partition("=")
+            if not sep or not key:
+                raise ValueError(f"'{arg}' is not a key=value argument: give check=PATH, apply=PATH or revert=PATH.")
+        if key not in PATCH_KEYS:
+            raise ValueError(f"'{arg}' is not a valid argument: give check=PATH, apply=PATH or revert=PATH.")
+        if key in options:
+            raise ValueError(f"{key}= is given twice.")
+        if not value.strip():
+            raise ValueError(f"{key}= has no path.")
+        options[key] = value.strip()
+    if len(actions := [k for k in ACTIONS if k in options]) != 1:
+        given = f" (given: {', '.join(f'{k}=' for k in actions)})" if actions else ""
+        raise ValueError(f"give one of check=PATH, apply=PATH or revert=PATH{given}.")
+    return options
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the `patch` command with command line arguments `argv`; return the exit code.
 
     Args:
-        argv (list[str], optional): Arguments after `patch`, e.g. ['--check', '/path/to/ultralytics']; default
-            sys.argv[1:].
+        argv (list[str], optional): Arguments after `patch`, e.g. ['check=/path/to/ultralytics'] (the earlier
+            ['--check', '/path/to/ultralytics'] still works); default sys.argv[1:].
 
     Returns:
-        (int): 0 on success, 1 if the series cannot be checked or applied (the reason is printed), 2 on usage errors.
+        (int): 0 on success, 1 if the series cannot be checked or applied (the reason is printed), 2 on usage errors
+            (one line on stderr).
     """
-    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
-    group = parser.add_mutually_exclusive_group(required=True)
-    group.add_argument("--check", metavar="PATH", type=Path, help="report whether the series applies to PATH")
-    group.add_argument("--apply", metavar="PATH", type=Path, help="apply the series to PATH")
-    group.add_argument("--revert", metavar="PATH", type=Path, help="take the series out of PATH again")
-    parser.add_argument("--patches", metavar="DIR", type=Path, help=argparse.SUPPRESS)  # another series (tests)
+    argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
+    if {"help", "-h", "--help"} & set(argv):
+        print(__doc__.strip())
+        return 0
     try:
-        args = parser.parse_args(argv)
-    except SystemExit as e:
-        return int(e.code or 0)
-    action = "check" if args.check else "apply" if args.apply else "revert"
+        options = parse_arguments(argv)
+    except ValueError as e:
+        print(f"{PROG}: {e} See `ultralytics-weighted patch --help`.", file=sys.stderr)
+        return 2
+    action = next(k for k in ACTIONS if k in options)
+    patches = Path(options["patches"]) if "patches" in options else None
     try:
-        print(run(action, args.check or args.apply or args.revert, args.patches))
+        print(run(action, Path(options[action]), patches))
     except PatchError as e:
         print(f"{PROG}: {e}", file=sys.stderr)
         return 1

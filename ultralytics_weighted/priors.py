@@ -101,11 +101,13 @@ def prior_offsets(share_before: Sequence[float], share_trained: Sequence[float],
     Examples:
         >>> prior_offsets([0.8, 0.2, 0.0], [0.5, 0.5, 0.0], tau=1.0).round(3).tolist()
         [0.47, -0.916, 0.0]
+        >>> [f"{x:+.3f}" for x in prior_offsets([0.8, 0.2], [0.5, 0.5], tau=0.0)]  # no "-0.000"
+        ['+0.000', '+0.000']
     """
     before, trained = np.asarray(share_before, dtype=np.float64), np.asarray(share_trained, dtype=np.float64)
     known = (before > 0) & (trained > 0)
     offsets = np.zeros_like(before)
-    offsets[known] = tau * np.log(before[known] / trained[known])
+    offsets[known] = tau * np.log(before[known] / trained[known]) + 0.0  # + 0.0: tau=0 gives 0, not -0 ("-0.000")
     return offsets
 
 

@@ -194,15 +194,19 @@ def schedule_lines(schedule: BalanceSchedule) -> list[str]:
 
 
 def compare_aggregations(
-    classes: Sequence[np.ndarray], nc: int, strength: float = 1.0, floor: float = 0.0
+    classes: Sequence[np.ndarray], nc: int, strength: float = 1.0, floor: float = 0.0, multipliers: dict | None = None
 ) -> list[dict]:
-    """Return the balance figures of uniform sampling ('none') and of every aggregation, for choosing one.
+    """Return the balance figures of `class_balance` off ('none') and of every aggregation, for choosing one.
+
+    Each row is what training draws in its balanced epochs with these settings: 'none' is uniform sampling, or with
+    the data YAML's weights (`multipliers`) the draws by those weights alone, as training without `class_balance`.
 
     Args:
         classes (Sequence[np.ndarray]): Class ids of each image's objects.
         nc (int): Number of classes.
         strength (float): Balancing strength in [0, 1].
         floor (float): Least expected draws of each image per epoch (`balance_floor`); 0 keeps N draws per epoch.
+        multipliers (dict, optional): Weights from the data YAML (`DataWeights.multipliers`), applied in every row.
 
     Returns:
         (list[dict]): One row per aggregation: 'agg', 'imbalance', 'ess', 'coverage', 'max_draws' (largest expected
@@ -221,7 +225,9 @@ def compare_aggregations(
     rows = []
     for agg in ("none", *ALL_AGGREGATIONS):
         settings = {"class_balance": strength, "balance_agg": agg, "balance_floor": floor}
-        schedule = None if agg == "none" else schedule_from_args(settings, classes, nc)
+        if agg == "none":  # class_balance off: stock, or the data's weights alone (the floor balances: not applied)
+            settings = {"class_balance": 0.0}
+        schedule = schedule_from_args(settings, classes, nc, multipliers) if agg != "none" or multipliers else None
         p = schedule.probabilities(0) if schedule else None
         size = schedule.epoch_size if schedule else len(classes)
         stats = balance_stats(classes, nc, p, size)
@@ -274,10 +280,12 @@ def plot_balance(
     """Save a bar chart of each class's share of instances in the data vs its expected share per epoch.
 
     Args:
-        stats (dict): Output of `ultralytics_weighted.core.balance.balance_stats` for the chosen settings.
+        stats (dict): `BalanceSchedule.figures` (or `balance_stats`) for the chosen settings; its 'target' (the shares
+            aimed for with the data's weights), if any, is marked, else the target at `strength` without weights.
         names (Sequence[str] | dict): Class names by class id.
         path (str | Path): PNG file to write.
-        strength (float): Balancing strength; marks the target share, proportional to instances ** (1 - strength).
+        strength (float): Balancing strength; without a 'target' in `stats` the target share marked is proportional to
+            instances ** (1 - strength).
         settings (str): Text naming the settings, e.g. 'class_balance=1 balance_agg=mean', shown in the title.
 
     Returns:
@@ -298,7 +306,7 @@ def plot_balance(
     if len(present) <= 30:  # value labels stay readable up to about 30 classes
         ax.bar_label(bars_before, fmt="%.1f", fontsize=7, padding=1)
         ax.bar_label(bars_after, fmt="%.1f", fontsize=7, padding=1)
-    target = target_shares(stats["instances"], strength)[present]
+    target = np.asarray(stats["target"] if "target" in stats else target_shares(stats["instances"], strength))[present]
     ax.scatter(
         x + width / 2,
         100 * target,

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .auto import AutoSolver
+from .auto import AutoSolver, target_shares
 from .core.balance import AGGREGATIONS, class_weights, flatten_labels, spread_probabilities
 from .once import computed_once, digest
 
@@ -151,6 +151,57 @@ def weighted_probabilities(
     return p
 
 
+def weighted_target_shares(
+    classes: Sequence[np.ndarray],
+    nc: int,
+    strength: float,
+    p: np.ndarray,
+    *,
+    class_multipliers: np.ndarray | None = None,
+    image_multipliers: np.ndarray | None = None,
+    sources: np.ndarray | None = None,
+    source_shares: np.ndarray | None = None,
+) -> np.ndarray:
+    """Return the class shares that `weighted_probabilities` aims for with the data's weights (the plot's targets).
+
+    Within the images balanced together (all of them, or each `train:` source on its own) the target is
+    t_c ∝ n_c ** (1 - strength) * m_c, n_c the instances counted with their image's weight; the `auto` aggregation
+    solves for exactly this. With sources, each source's target counts as many instances as its draws hold under `p`.
+
+    Args:
+        classes (Sequence[np.ndarray]): Class ids of each image's objects, one array per image.
+        nc (int): Number of classes.
+        strength (float): Balancing strength in [0, 1].
+        p (np.ndarray): The sampling probabilities these weights give (`weighted_probabilities`), for the sources' mix.
+        class_multipliers (np.ndarray, optional): Factor per class, as in `weighted_probabilities`.
+        image_multipliers (np.ndarray, optional): Weight per image, as in `weighted_probabilities`.
+        sources (np.ndarray, optional): Source index per image, as in `weighted_probabilities`.
+        source_shares (np.ndarray, optional): Unused here (the sources' shares are already in `p`); accepted so that
+            `DataWeights.multipliers` passes as is.
+
+    Returns:
+        (np.ndarray): float64 target share per class, summing to 1 over the classes drawn (0 for the others).
+
+    Examples:
+        >>> labels = [np.array([0])] * 6 + [np.array([1])] * 2
+        >>> weighted_target_shares(labels, 2, 1.0, np.full(8, 1 / 8), class_multipliers=np.array([1.0, 3.0])).tolist()
+        [0.25, 0.75]
+    """
+    cls, lengths = flatten_labels(classes)
+    m = np.ones(nc) if class_multipliers is None else np.asarray(class_multipliers, dtype=np.float64)
+    v = np.ones(len(classes)) if image_multipliers is None else np.asarray(image_multipliers, dtype=np.float64)
+    group = np.zeros(len(classes), dtype=np.int64) if sources is None else np.asarray(sources)
+    on_instances = np.repeat(group, lengths)
+    aimed = np.zeros(nc)
+    for k in np.unique(group):
+        held = on_instances == k
+        counts = np.bincount(cls[held], weights=np.repeat(v, lengths)[held], minlength=nc)
+        t = target_shares(counts, strength) * m
+        if t.sum() > 0:  # instances that the draws of this group hold under p
+            aimed += t / t.sum() * np.sum(np.asarray(p)[group == k] * lengths[group == k])
+    return aimed / aimed.sum() if aimed.sum() > 0 else aimed
+
+
 class BalanceSchedule:
     """The sampling probabilities of every epoch of class-balanced training, and the epoch length.
 
@@ -246,9 +297,13 @@ class BalanceSchedule:
     def figures(self) -> dict:
         """Return `balance_stats` of the balanced epochs (shares, imbalance, ESS, coverage, epoch size), computed once.
 
-        The one source of the figures the train-start table, the plot, `stats`, `compare` and `demo` show.
+        The one source of the figures the train-start table, the plot, `stats`, `compare` and `demo` show; 'target' is
+        the class shares these epochs aim for (`weighted_target_shares`, with the data's weights).
         """
-        return balance_stats(self.classes, self.nc, self.balanced_probabilities, self.epoch_size)
+        p = self.balanced_probabilities
+        figures = balance_stats(self.classes, self.nc, p, self.epoch_size)
+        figures["target"] = weighted_target_shares(self.classes, self.nc, self.strength, p, **self.multipliers)
+        return figures
 
     @property
     def full_strength_epoch(self) -> int:

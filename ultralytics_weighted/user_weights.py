@@ -7,9 +7,13 @@ them to `weighted_probabilities`. Everything is checked before any label scan or
 called from the trainer's `check_resume` wrapper and by `stats`); each problem is one line naming the file, the key and
 what is wrong.
 
-    class_weights: [1, 2, 1]            # or {person: 2}: a factor on each class's target share (unnamed classes 1)
-    source_weights: [1, 1]              # or {images/own: 3}: each train: source's share of the draws per epoch
+    class_weights: [1, 2, 1]            # or {person: 2} or {1: 2}: a factor on each class's target share (unnamed 1)
+    source_weights: [1, 1]              # or {images/own: 3}: each train: source's share of the draws (unnamed 1)
     image_weights: weights.csv          # CSV 'image,weight', image paths relative to the dataset root `path:`
+
+A weight 0 excludes (a class, a source, the images a CSV lists) as long as something is left to draw; an image the CSV
+does not list keeps weight 1, so a CSV of zeros is an exclusion list. An image listed twice with different weights is
+refused (which one was meant?); repeating the same weight is accepted.
 """
 
 from __future__ import annotations
@@ -96,7 +100,7 @@ class DataWeights:
         info = check_det_dataset(file)  # resolves `path:` and the train sources as training does
         names, train = info["names"], info["train"]
         sources = [str(s) for s in (train if isinstance(train, list) else [train])]
-        return cls(
+        weights = cls(
             file,
             names,
             cls._class_weights(file, raw.get("class_weights"), names),
@@ -104,6 +108,14 @@ class DataWeights:
             cls._source_weights(file, raw.get("source_weights"), sources, raw.get("train"), Path(info["path"])),
             *cls._image_weights(file, raw.get("image_weights"), sources, Path(info["path"])),
         )
+        if weights.image_table and weights.source_shares is not None:  # a drawn source needs an image to draw
+            for source, share, files in zip(sources, weights.source_shares, image_files(sources)):
+                if share > 0 and files and not any(weights.image_table.get(str(Path(f).resolve()), 1.0) for f in files):
+                    raise ValueError(
+                        f"{file}: image_weights: every image of {source} weighs 0 in {weights.image_file}, but "
+                        "source_weights draws from it; give that source weight 0 instead."
+                    )
+        return weights
 
     @staticmethod
     def _class_weights(file: str, value, names: dict) -> np.ndarray | None:
@@ -120,8 +132,16 @@ class DataWeights:
         ids = {str(name): i for i, name in names.items()}
         m = np.ones(nc)
         for name, w in value.items():
+            if isinstance(name, int) and not isinstance(name, bool):  # a class id, as Ultralytics' `names:` is keyed
+                if name not in names:
+                    raise ValueError(f"{file}: {key}: class id {name} is not in names: (ids 0 to {nc - 1}).")
+                m[name] = _number(file, key, f"{name} ({names[name]})", w)
+                continue
             if str(name) not in ids:
-                raise ValueError(f"{file}: {key}: unknown class name '{name}' (classes: {', '.join(ids)}).")
+                raise ValueError(
+                    f"{file}: {key}: unknown class name '{name}' (classes: {', '.join(ids)}; or a class id 0 to "
+                    f"{nc - 1})."
+                )
             m[ids[str(name)]] = _number(file, key, f"'{name}'", w)
         return _not_all_zero(file, key, m)
 
@@ -140,11 +160,20 @@ class DataWeights:
             )
         elif isinstance(value, dict):
             written = [str(s) for s in (written if isinstance(written, list) else [written])]
-            shares = np.zeros(len(sources))
+            shares = np.ones(len(sources))  # an unnamed source keeps weight 1, as an unnamed class does
+            named = {}
             for path, w in value.items():
-                matches = [i for i, (s, r) in enumerate(zip(written, sources)) if str(path) in {s, r, str(root / path)}]
+                # as written in train:, or the same folder resolved (an absolute key is itself under `root /`)
+                matches = [
+                    i
+                    for i, (s, r) in enumerate(zip(written, sources))
+                    if r == str((root / str(path)).resolve()) or s == str(path)
+                ]
                 if not matches:
                     raise ValueError(f"{file}: {key}: '{path}' is not in train: ({', '.join(written)}).")
+                if matches[0] in named:
+                    raise ValueError(f"{file}: {key}: '{named[matches[0]]}' and '{path}' name the same train: source.")
+                named[matches[0]] = path
                 shares[matches[0]] = _number(file, key, f"'{path}'", w)
         else:
             raise ValueError(f"{file}: {key}: expected a list (one weight per train: entry) or a mapping path: weight.")
@@ -159,24 +188,33 @@ class DataWeights:
         path = Path(value) if Path(value).is_absolute() else root / value
         try:
             with open(path, newline="", encoding="utf-8-sig") as f:
-                rows = [row for row in csv.reader(f) if row and not row[0].startswith("#")]
-        except (OSError, UnicodeDecodeError) as e:
+                reader = csv.reader(f)  # line_num: the file line a row ends on (blank and comment lines counted)
+                rows = [(reader.line_num, row) for row in reader if row and not row[0].startswith("#")]
+        except (OSError, UnicodeDecodeError, csv.Error) as e:
             raise ValueError(f"{file}: {key}: cannot read {path} ({e.__class__.__name__}: {e}).") from None
-        if rows and rows[0][:2] == ["image", "weight"]:  # optional header
+        if rows and rows[0][1][:2] == ["image", "weight"]:  # optional header
             rows = rows[1:]
-        table = {}
-        for line, row in enumerate(rows, 1):
+        table, first_line = {}, {}
+        for line, row in rows:
             if len(row) != 2:
-                raise ValueError(f"{file}: {key}: {path} row {line} has {len(row)} fields, expected 'image,weight'.")
+                raise ValueError(f"{file}: {key}: {path} line {line} has {len(row)} fields, expected 'image,weight'.")
             image = Path(row[0].strip())
             image = str((image if image.is_absolute() else root / image).resolve())
-            table[image] = _number(file, key, f"{path} row {line} ({row[0]})", row[1])
+            weight = _number(file, key, f"{path} line {line} ({row[0]})", row[1])
+            if image in table and table[image] != weight:  # which one was meant? (the same weight again is harmless)
+                raise ValueError(
+                    f"{file}: {key}: {path} lines {first_line[image]} and {line} give {row[0].strip()} different "
+                    f"weights ({table[image]:g} and {weight:g}); list each image once."
+                )
+            table[image] = weight
+            first_line.setdefault(image, line)
         known = {str(Path(f).resolve()) for files in image_files(sources) for f in files}
         if unknown := [image for image in table if image not in known]:
             raise ValueError(
                 f"{file}: {key}: {len(unknown)} image(s) in {path} are not in the train set, e.g. {unknown[0]}."
             )
-        _not_all_zero(file, key, np.array(list(table.values()) or [1.0]))
+        if len(table) == len(known):  # every train image listed: their weights alone decide (unlisted ones weigh 1)
+            _not_all_zero(file, key, np.array(list(table.values()) or [1.0]))
         return str(path), table
 
     def digest(self) -> str:
@@ -218,44 +256,90 @@ class DataWeights:
             owner.update((str(Path(f).resolve()), k) for f in files)
         return np.array([owner[f] for f in resolved], dtype=np.int64)
 
-    def report(self, classes: list[np.ndarray], im_files: list[str], p: np.ndarray, strength: float) -> list[str]:
-        """Return the lines shown after the balance table: where the weights came from and what they do.
+    def summary(self, classes: list[np.ndarray], im_files: list[str], p: np.ndarray, strength: float) -> dict:
+        """Return where the weights came from and what they do, as numbers (`stats format=json`, and `report`).
 
-        Per class: its weight, share before (instances, stock sampling), target (∝ share before ** (1 - strength) x
-        weight) and the expected share per epoch under p; per source: images, share of the images, target and expected
-        share of the draws.
+        Args:
+            classes (list[np.ndarray]): Class ids of each train image's objects, in dataset order.
+            im_files (list[str]): The train images, in the same order.
+            p (np.ndarray): The sampling probabilities of the balanced epochs (with these weights applied).
+            strength (float): Balancing strength (`class_balance`).
+
+        Returns:
+            (dict): 'file', 'keys' (the weight keys set); 'image_weights' ('file', 'listed', 'images') if set; 'classes'
+                if `class_weights` is set: per class present 'name', 'weight', 'share_before' (instances), 'target'
+                (`weighted_target_shares`) and 'share_per_epoch' (under p); 'sources' if `source_weights` is set: per
+                source 'source', 'images', 'share_before' (of the images), 'target' (its share) and 'share_per_epoch'.
         """
         from ultralytics_weighted.core.balance import flatten_labels
+        from ultralytics_weighted.schedule import weighted_target_shares
 
         cls, lengths = flatten_labels(classes)
         nc = len(self.names)
-        set_by = [
+        keys = [
             k for k, on in zip(KEYS, (self.class_multipliers, self.source_shares, self.image_file)) if on is not None
         ]
-        lines = [f"weights from {self.file} ({', '.join(set_by)}):"]
+        out = {"file": self.file, "keys": keys}
         if self.image_file:
             listed = sum(str(Path(f).resolve()) in self.image_table for f in im_files)
-            lines.append(f"image_weights: {listed} of {len(im_files)} train images weighted by {self.image_file}")
+            out["image_weights"] = {"file": self.image_file, "listed": listed, "images": len(im_files)}
         if self.class_multipliers is not None:
             before = np.bincount(cls, minlength=nc).astype(np.float64)
-            target = np.where(before > 0, before ** (1 - strength), 0.0) * self.class_multipliers
+            target = weighted_target_shares(classes, nc, strength, p, **self.multipliers(im_files))
             after = np.bincount(cls, weights=np.repeat(p, lengths), minlength=nc)
-            w = max(len("class"), *(len(str(n)) for n in self.names.values()))
-            lines.append(f"{'class':>{w}} {'weight':>7} {'share before':>13} {'target':>7} {'share per epoch':>16}")
-            for c in np.flatnonzero(before):
-                lines.append(
-                    f"{self.names[c]!s:>{w}} {self.class_multipliers[c]:>7g} {before[c] / before.sum():>13.1%} "
-                    f"{target[c] / target.sum():>7.1%} {after[c] / after.sum():>16.1%}"
-                )
+            out["classes"] = [
+                {
+                    "name": str(self.names[c]),
+                    "weight": float(self.class_multipliers[c]),
+                    "share_before": float(before[c] / before.sum()),
+                    "target": float(target[c]),
+                    "share_per_epoch": float(after[c] / after.sum()),
+                }
+                for c in np.flatnonzero(before)
+            ]
         if self.source_shares is not None:
             index = self.source_index([str(Path(f).resolve()) for f in im_files])
             images = np.bincount(index, minlength=len(self.sources))
             drawn = np.bincount(index, weights=p, minlength=len(self.sources))
+            out["sources"] = [
+                {
+                    "source": source,
+                    "images": int(images[k]),
+                    "share_before": float(images[k] / images.sum()),
+                    "target": float(self.source_shares[k]),
+                    "share_per_epoch": float(drawn[k]),
+                }
+                for k, source in enumerate(self.sources)
+            ]
+        return out
+
+    def report(self, classes: list[np.ndarray], im_files: list[str], p: np.ndarray, strength: float) -> list[str]:
+        """Return the lines shown after the balance table: `summary` as text.
+
+        Per class: its weight, share before (instances, stock sampling), target (`weighted_target_shares`) and the
+        expected share per epoch under p; per source: images, share of the images, target and expected share of the
+        draws.
+        """
+        summary = self.summary(classes, im_files, p, strength)
+        lines = [f"weights from {self.file} ({', '.join(summary['keys'])}):"]
+        if listed := summary.get("image_weights"):
+            lines.append(
+                f"image_weights: {listed['listed']} of {listed['images']} train images weighted by {self.image_file}"
+            )
+        if rows := summary.get("classes"):
+            w = max(len("class"), *(len(str(n)) for n in self.names.values()))
+            lines.append(f"{'class':>{w}} {'weight':>7} {'share before':>13} {'target':>7} {'share per epoch':>16}")
+            lines += [
+                f"{r['name']:>{w}} {r['weight']:>7g} {r['share_before']:>13.1%} {r['target']:>7.1%} "
+                f"{r['share_per_epoch']:>16.1%}"
+                for r in rows
+            ]
+        if rows := summary.get("sources"):
             w = max(len("source"), *(len(s) for s in self.sources))
             lines.append(f"{'source':>{w}} {'images':>8} {'share before':>13} {'target':>7} {'share per epoch':>16}")
-            for k, source in enumerate(self.sources):
-                lines.append(
-                    f"{source:>{w}} {images[k]:>8d} {images[k] / images.sum():>13.1%} {self.source_shares[k]:>7.1%} "
-                    f"{drawn[k]:>16.1%}"
-                )
+            lines += [
+                f"{r['source']:>{w}} {r['images']:>8d} {r['share_before']:>13.1%} {r['target']:>7.1%} "
+                f"{r['share_per_epoch']:>16.1%}"
+                for r in rows
+            ]
         return lines
