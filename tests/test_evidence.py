@@ -9,8 +9,14 @@ import json
 import numpy as np
 import pytest
 
-from ultralytics_weighted.compare import summarize
-from ultralytics_weighted.evidence import class_recall, detection_ap, paired_delta, resample_weights, run_metrics
+from ultralytics_weighted.commands.compare import summarize
+from ultralytics_weighted.commands.evidence import (
+    class_recall,
+    detection_ap,
+    paired_delta,
+    resample_weights,
+    run_metrics,
+)
 
 
 def detections(rng, n_images=60, nc=4, found=(0.9, 0.7, 0.5, 0.3)):

@@ -26,5 +26,5 @@ def imported_modules(path: Path) -> set[str]:
 def test_no_module_below_the_command_line_imports_it():
     below = [p for p in PACKAGE.glob("*.py") if p.name != "cli.py"]
     assert len(below) > 5
-    offenders = {p.name for p in below if "ultralytics_weighted.cli" in imported_modules(p)}
+    offenders = {p.name for p in below if "ultralytics_weighted.commands.cli" in imported_modules(p)}
     assert offenders == set()

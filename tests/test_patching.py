@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from conftest import run
 
-from ultralytics_weighted import patching
-from ultralytics_weighted.integration import is_supported
+from ultralytics_weighted.commands import patching
+from ultralytics_weighted.host.release import is_supported
 
 ROOT = Path(__file__).resolve().parents[1]
 PATCHES = ROOT / "patches"

@@ -14,11 +14,11 @@ import pytest
 from conftest import run
 
 import ultralytics_weighted  # noqa: F401  (explicit activation; the startup hook does the same)
-from ultralytics_weighted.priors import PRIORS_ATTRIBUTE, correct_checkpoint
-from ultralytics_weighted.synthetic import make_classification_dataset
+from ultralytics_weighted.commands.synthetic import make_classification_dataset
+from ultralytics_weighted.host.priors import PRIORS_ATTRIBUTE, correct_checkpoint
 
 COUNTS = {"common": 30, "medium": 8, "rare": 3}
-ADJUST = [sys.executable, "-m", "ultralytics_weighted.cli", "adjust"]
+ADJUST = [sys.executable, "-m", "ultralytics_weighted.commands.cli", "adjust"]
 # balance_ramp=1 over 3 epochs: strengths 0, 0.5, 1, so the share trained moves every epoch; balance_floor=1 grows them
 RAMP = dict(class_balance=True, balance_ramp=1.0, balance_floor=1.0, epochs=3)
 
@@ -84,7 +84,7 @@ def _ddp_worker(data: str, project: str, store: str, out: str) -> None:
     from ultralytics.utils import RANK
 
     from ultralytics_weighted.core.sampler import BalancedSampler
-    from ultralytics_weighted.priors import TrainedPriors, record_class_priors
+    from ultralytics_weighted.host.priors import TrainedPriors, record_class_priors
 
     world_size = int(os.environ["WORLD_SIZE"])
     dist.init_process_group("gloo", init_method=f"file://{store}", rank=RANK, world_size=world_size)
@@ -117,7 +117,7 @@ def _ddp_worker(data: str, project: str, store: str, out: str) -> None:
 def test_ddp_ranks_compute_identical_priors_and_only_rank_0_records_them(datasets, tmp_path):
     from ultralytics.models.yolo.detect import DetectionTrainer
 
-    from ultralytics_weighted.priors import TrainedPriors
+    from ultralytics_weighted.host.priors import TrainedPriors
 
     data, out, world_size = str(datasets("detect")), tmp_path / "ranks.json", 2
     script = (

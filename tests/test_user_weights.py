@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from conftest import balance_table, plain, run
 
-from ultralytics_weighted.auto import AUTO_TOLERANCE
+from ultralytics_weighted.commands.synthetic import make_dataset
 from ultralytics_weighted.core.sampler import BalancedSampler
-from ultralytics_weighted.schedule import BalanceSchedule, balance_stats, weighted_probabilities
-from ultralytics_weighted.synthetic import make_dataset
+from ultralytics_weighted.extensions.auto import AUTO_TOLERANCE
+from ultralytics_weighted.extensions.schedule import BalanceSchedule, balance_stats, weighted_probabilities
 
 SINGLE = [np.array([0])] * 12 + [np.array([1])] * 6 + [np.array([2])] * 2  # one object per image
 CROWDS = [np.array([0, 0, 1])] * 6 + [np.array([0])] * 8 + [np.array([1, 2])] * 3 + [np.array([2])] * 2
@@ -142,7 +142,7 @@ def test_yolo_train_and_stats_show_the_configured_weights(weighted, yolo, tmp_pa
     assert rare[3] == "50.0%"  # target: equal shares x {rare: 2} of 3 classes
     sources = [line.split() for line in table if line.split()[0].endswith("images/train")]
     assert [s[3] for s in sources] == ["50.0%", "50.0%"] and [s[4] for s in sources] == ["50.0%", "50.0%"]
-    stats = run([sys.executable, "-m", "ultralytics_weighted.cli", "stats", f"data={good}"], cwd=tmp_path)
+    stats = run([sys.executable, "-m", "ultralytics_weighted.commands.cli", "stats", f"data={good}"], cwd=tmp_path)
     assert stats.returncode == 0, stats.stdout[-3000:]
     text = plain(stats.stdout)
     assert "image_weights: 1 of 22 train images weighted by" in text
@@ -153,8 +153,8 @@ def test_a_resumed_run_with_class_weights_draws_what_an_uninterrupted_one_draws(
     from ultralytics import YOLO
 
     from ultralytics_weighted.core.balanced_training import dataset_label_classes
-    from ultralytics_weighted.integration import load_label_dataset
-    from ultralytics_weighted.user_weights import DataWeights
+    from ultralytics_weighted.host.labels import load_label_dataset
+    from ultralytics_weighted.host.user_weights import DataWeights
 
     class Stop(Exception):
         pass
@@ -201,7 +201,7 @@ def compared(tmp_path):
 
 
 def compare(*args, cwd):
-    return run([sys.executable, "-m", "ultralytics_weighted.cli", "compare", *args], cwd=cwd, timeout=900)
+    return run([sys.executable, "-m", "ultralytics_weighted.commands.cli", "compare", *args], cwd=cwd, timeout=900)
 
 
 def shares_table(md: str) -> dict:
@@ -213,7 +213,7 @@ def shares_table(md: str) -> dict:
 
 
 def test_compare_trains_a_variant_with_its_own_weighted_data_and_again_when_a_weight_changes(compared, tmp_path):
-    from ultralytics_weighted.integration import load_label_classes
+    from ultralytics_weighted.host.labels import load_label_classes
 
     data, weighted, args = compared
     args = [*args, "variants=none,auto+data=weighted.yaml"]  # the YAML relative to where compare runs, as yolo's

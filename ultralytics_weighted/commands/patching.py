@@ -5,7 +5,7 @@ Usage:
     ultralytics-weighted patch --check PATH    # report whether the series applies, is applied, or cannot be applied
     ultralytics-weighted patch --apply PATH    # apply it (no-op if it is already applied)
     ultralytics-weighted patch --revert PATH   # take it out again
-    python -m ultralytics_weighted.patching --check PATH   # the same, without the `ultralytics-weighted` command
+    python -m ultralytics_weighted.commands.patching --check PATH   # the same, without `ultralytics-weighted`
 
 PATH is an Ultralytics source checkout (the folder that holds `ultralytics/__init__.py`) or an installed `ultralytics`
 package folder (e.g. `.venv/lib/python3.11/site-packages/ultralytics`). The series was made for one Ultralytics release
@@ -26,8 +26,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ultralytics_weighted.config import CORE_KEYS
-from ultralytics_weighted.integration import package_version
+from ultralytics_weighted.extensions.keys import CORE_KEYS
+from ultralytics_weighted.host.release import package_version
 
 PROG = "ultralytics-weighted patch"
 
@@ -38,7 +38,7 @@ class PatchError(Exception):
 
 def patches_dir() -> Path:
     """Return the folder holding the patch series: inside the installed package, or `patches/` of a source checkout."""
-    here = Path(__file__).resolve().parent
+    here = Path(__file__).resolve().parents[1]  # the package folder
     for folder in (here / "patches", here.parent / "patches"):
         if (folder / "series.json").is_file():
             return folder
