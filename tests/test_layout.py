@@ -84,7 +84,9 @@ def test_nothing_below_the_commands_imports_them():
     below = [*PACKAGE.glob("*.py"), ROOT / "ultralytics_weighted_hook.py"]
     below += [p for layer in LAYERS[:-1] for p in layer_files(layer)]
     assert len(below) > 5
-    offenders = {p.name for p in below if any(m.startswith("ultralytics_weighted.commands") for m in imported_modules(p))}
+    offenders = {
+        p.name for p in below if any(m.startswith("ultralytics_weighted.commands") for m in imported_modules(p))
+    }
     assert offenders == set()
     # the command-line dispatcher is the top: no other module imports it
     dispatched = {p.name for p in PACKAGE.rglob("*.py") if "ultralytics_weighted.commands.cli" in imported_modules(p)}
