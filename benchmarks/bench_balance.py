@@ -33,7 +33,7 @@ import tracemalloc
 import numpy as np
 
 from ultralytics_weighted.core.sampler import BalancedSampler
-from ultralytics_weighted.schedule import ALL_AGGREGATIONS, weighted_probabilities
+from ultralytics_weighted.extensions.schedule import ALL_AGGREGATIONS, weighted_probabilities
 
 # the busy neighbour: numpy matrix products on one BLAS thread (one core busy, as another rank or a data-loader job)
 NEIGHBOUR = """
@@ -113,7 +113,7 @@ def worker(args) -> None:
     start = time.perf_counter()
     if args.worker == "once":
         from ultralytics_weighted.core.balance import flatten_labels
-        from ultralytics_weighted.once import computed_once, digest
+        from ultralytics_weighted.extensions.once import computed_once, digest
 
         key = digest(*flatten_labels(labels), args.classes, "auto", 1.0)
         computed_once(args.folder, key, lambda: weighted_probabilities(labels, args.classes, "auto"))

@@ -18,7 +18,7 @@ import time
 
 import numpy as np
 
-from ultralytics_weighted.evidence import resample_weights, run_metrics
+from ultralytics_weighted.commands.evidence import resample_weights, run_metrics
 
 
 def per_image_results(rng, n_images: int, nc: int, fp: int) -> dict:

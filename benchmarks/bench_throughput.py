@@ -72,7 +72,7 @@ def main() -> None:
     import torch
 
     import ultralytics_weighted  # noqa: F401
-    from ultralytics_weighted.synthetic import make_dataset
+    from ultralytics_weighted.commands.synthetic import make_dataset
 
     with tempfile.TemporaryDirectory() as tmp:
         data = make_dataset(Path(tmp) / "data", n_train=args.images, n_val=8, imgsz=args.imgsz)

@@ -40,7 +40,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run from a checkout: the package
 
-from ultralytics_weighted.evidence import familywise, paired_delta, resample_weights, run_metrics  # noqa: E402
+from ultralytics_weighted.commands.evidence import familywise, paired_delta, resample_weights, run_metrics  # noqa: E402
 
 EVAL_COUNTS = np.array([340, 99, 196, 153, 136, 102, 189, 110, 49, 83])  # construction-safety crops, commonest first
 STOCK_RECALL = np.linspace(0.8, 0.2, 10)  # the commonest class is found most often

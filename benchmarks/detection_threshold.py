@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ultralytics_weighted.compare import load_runs
-from ultralytics_weighted.evidence import paired_delta, resample_weights
+from ultralytics_weighted.commands.compare import load_runs
+from ultralytics_weighted.commands.evidence import paired_delta, resample_weights
 
 
 def precision_recall(per_image: dict, nc: int, weights: np.ndarray, conf: float) -> dict:

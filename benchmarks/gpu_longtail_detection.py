@@ -110,7 +110,7 @@ def run(carry: Path, out: Path, work: Path, overrides: list[str], budget: float)
     yaml_file = data / "data.yaml"
     yaml_file.write_text(re.sub(r"(?m)^path: .*$", f"path: {data}", yaml_file.read_text()))
     settings = {**SETTINGS, **dict(arg.split("=", 1) for arg in overrides)}
-    cli = "import sys; from ultralytics_weighted.cli import main; sys.exit(main())"
+    cli = "import sys; from ultralytics_weighted.commands.cli import main; sys.exit(main())"
     keys = [f"{k}={v}" for k, v in settings.items()]
     cmd = [sys.executable, "-c", cli, "compare", f"data={yaml_file}", *keys, f"project={work}", f"name={DATA_NAME}"]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]).rstrip(":")}

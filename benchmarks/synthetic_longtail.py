@@ -4,17 +4,17 @@
 Run:  python benchmarks/synthetic_longtail.py [OUT] [--images 400] [--imgsz 96] [--rare-every 10] [--seed 0]
       then  ultralytics-weighted compare data=OUT/data.yaml ...   (see docs/results.md)
 
-Uses `ultralytics_weighted.synthetic.make_dataset`: 3 classes drawn as coloured shapes ('common' green rectangles,
-'medium' red circles, 'rare' yellow triangles); 'rare' is in every `rare_every`-th labelled training image and every
-other such image also holds a 'common' object, so the rare class co-occurs with the common one. Validation holds every
-class. Deterministic for a seed.
+Uses `ultralytics_weighted.commands.synthetic.make_dataset`: 3 classes drawn as coloured shapes ('common' green
+rectangles, 'medium' red circles, 'rare' yellow triangles); 'rare' is in every `rare_every`-th labelled training image
+and every other such image also holds a 'common' object, so the rare class co-occurs with the common one. Validation
+holds every class. Deterministic for a seed.
 """
 
 from __future__ import annotations
 
 import argparse
 
-from ultralytics_weighted.synthetic import class_counts, make_dataset
+from ultralytics_weighted.commands.synthetic import class_counts, make_dataset
 
 
 def main() -> None:

@@ -26,7 +26,7 @@ MODELS = {
 @pytest.fixture(scope="session")
 def datasets(tmp_path_factory):
     """Return a function task -> data.yaml path of a tiny imbalanced dataset (made once per session and task)."""
-    from ultralytics_weighted.synthetic import make_dataset
+    from ultralytics_weighted.commands.synthetic import make_dataset
 
     made = {}
 

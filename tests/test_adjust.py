@@ -13,18 +13,18 @@ import torch
 from conftest import plain, run
 
 import ultralytics_weighted  # noqa: F401  (explicit activation; the startup hook does the same)
-from ultralytics_weighted.priors import (
+from ultralytics_weighted.commands.synthetic import make_classification_dataset
+from ultralytics_weighted.extensions.schedule import BalanceSchedule, balance_stats
+from ultralytics_weighted.host.priors import (
     PRIORS_ATTRIBUTE,
     TrainedPriors,
     class_logit_layers,
     correct_class_prior,
     prior_offsets,
 )
-from ultralytics_weighted.schedule import BalanceSchedule, balance_stats
-from ultralytics_weighted.synthetic import make_classification_dataset
 
 COUNTS = {"common": 30, "medium": 8, "rare": 3}
-ADJUST = [sys.executable, "-m", "ultralytics_weighted.cli", "adjust"]
+ADJUST = [sys.executable, "-m", "ultralytics_weighted.commands.cli", "adjust"]
 FP16_STEP = dict(rtol=2**-10, atol=0)  # one fp16 rounding step: correcting twice rounds twice
 
 

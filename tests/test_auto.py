@@ -10,8 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ultralytics_weighted.auto import AUTO_MAX_DRAWS, AUTO_MIN_DRAWS, AUTO_TOLERANCE, target_shares
-from ultralytics_weighted.schedule import ALL_AGGREGATIONS, balance_stats, check_aggregation, weighted_probabilities
+from ultralytics_weighted.extensions.auto import AUTO_MAX_DRAWS, AUTO_MIN_DRAWS, AUTO_TOLERANCE, target_shares
+from ultralytics_weighted.extensions.schedule import (
+    ALL_AGGREGATIONS,
+    balance_stats,
+    check_aggregation,
+    weighted_probabilities,
+)
 
 FIXED = ALL_AGGREGATIONS[:4]
 TRAFFIC_LIGHTS = Path(os.environ.get("TRAFFIC_LIGHTS", "/work/shared/datasets/traffic-lights"))

@@ -13,8 +13,8 @@ from conftest import YOLO, captured_log, plain, run
 
 import ultralytics_weighted  # noqa: F401
 from ultralytics_weighted import BalancedSampler
-from ultralytics_weighted.plugin_training import BalancedDatasetMixin
-from ultralytics_weighted.synthetic import make_classification_dataset
+from ultralytics_weighted.commands.synthetic import make_classification_dataset
+from ultralytics_weighted.host.training import BalancedDatasetMixin
 
 COUNTS = {"common": 30, "medium": 8, "rare": 3}
 
@@ -107,7 +107,8 @@ def test_empty_and_single_class_folders_behave_clearly(tmp_path):
 
 def test_stats_reads_a_classification_folder(folder, tmp_path):
     out = run(
-        [sys.executable, "-m", "ultralytics_weighted.cli", "stats", f"data={folder}", "format=json"], cwd=tmp_path
+        [sys.executable, "-m", "ultralytics_weighted.commands.cli", "stats", f"data={folder}", "format=json"],
+        cwd=tmp_path,
     )
     assert out.returncode == 0, out.stdout[-2000:]
     report = json.loads(out.stdout[out.stdout.index("{") :])

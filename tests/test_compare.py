@@ -12,16 +12,16 @@ import numpy as np
 import pytest
 from conftest import run
 
-from ultralytics_weighted.compare import parse_variants, summarize
-from ultralytics_weighted.evidence import run_metrics
-from ultralytics_weighted.integration import load_label_classes
-from ultralytics_weighted.schedule import BalanceSchedule
+from ultralytics_weighted.commands.compare import parse_variants, summarize
+from ultralytics_weighted.commands.evidence import run_metrics
+from ultralytics_weighted.extensions.schedule import BalanceSchedule
+from ultralytics_weighted.host.labels import load_label_classes
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
 def compare(*args, cwd):
-    return run([sys.executable, "-m", "ultralytics_weighted.cli", "compare", *args], cwd=cwd, timeout=600)
+    return run([sys.executable, "-m", "ultralytics_weighted.commands.cli", "compare", *args], cwd=cwd, timeout=600)
 
 
 def test_compare_end_to_end_and_resume(datasets, tmp_path):
@@ -83,7 +83,7 @@ def test_compare_end_to_end_and_resume(datasets, tmp_path):
 
 
 def test_compare_classification_end_to_end(tmp_path):
-    from ultralytics_weighted.synthetic import make_classification_dataset
+    from ultralytics_weighted.commands.synthetic import make_classification_dataset
 
     data = make_classification_dataset(tmp_path / "cls", {"common": 30, "medium": 8, "rare": 3}, n_val=6, imgsz=32)
     args = [f"data={data}", "variants=none,mean", "seeds=2", "epochs=1", "imgsz=32", "batch=16", "resamples=200"]
@@ -162,7 +162,7 @@ def test_variants_parse():
 
 
 def test_rerun_trains_again_when_settings_or_data_changed(datasets, tmp_path):
-    from ultralytics_weighted.synthetic import make_dataset
+    from ultralytics_weighted.commands.synthetic import make_dataset
 
     base = ["variants=none", "seeds=1", "imgsz=64", "batch=8", f"project={tmp_path}", "name=cmp"]
     first = compare(f"data={datasets('detect')}", "epochs=1", *base, cwd=tmp_path)
@@ -201,7 +201,7 @@ def test_one_ctrl_c_ends_every_training_keeps_finished_runs_and_exits_130(datase
 
     import psutil
 
-    cmd = [sys.executable, "-m", "ultralytics_weighted.cli", "compare", f"data={datasets('detect')}"]
+    cmd = [sys.executable, "-m", "ultralytics_weighted.commands.cli", "compare", f"data={datasets('detect')}"]
     cmd += ["variants=epochs=1,mean+epochs=200", "seeds=1", "imgsz=64", "batch=8", f"project={tmp_path}", "name=cmp"]
     proc = subprocess.Popen(
         cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True

@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 from conftest import run
 
-from ultralytics_weighted.compare import parse_variants, result_files, summarize, validate
-from ultralytics_weighted.priors import correct_checkpoint
+from ultralytics_weighted.commands.compare import parse_variants, result_files, summarize, validate
+from ultralytics_weighted.host.priors import correct_checkpoint
 
 
 def compare(*args, cwd):
-    return run([sys.executable, "-m", "ultralytics_weighted.cli", "compare", *args], cwd=cwd, timeout=600)
+    return run([sys.executable, "-m", "ultralytics_weighted.commands.cli", "compare", *args], cwd=cwd, timeout=600)
 
 
 def stored(path):
@@ -95,7 +95,7 @@ def test_detection_tau_variants_share_the_trained_runs(datasets, tmp_path):
 
 
 def test_classification_tau_equals_validating_the_adjusted_checkpoint(tmp_path):
-    from ultralytics_weighted.synthetic import make_classification_dataset
+    from ultralytics_weighted.commands.synthetic import make_classification_dataset
 
     data = make_classification_dataset(tmp_path / "cls", {"common": 30, "medium": 8, "rare": 3}, n_val=6, imgsz=32)
     args = ["variants=none,mean+tau=0,mean+tau=1", "seeds=1", "epochs=1", "imgsz=32", "batch=16", "resamples=100"]

@@ -152,7 +152,7 @@ def test_non_finite_floor_from_a_cfg_file_and_python_fails_before_the_run_folder
 def test_a_type_error_suggests_values_the_key_accepts(key):
     import re
 
-    from ultralytics_weighted.config import check_balance_args
+    from ultralytics_weighted.extensions.config import check_balance_args
 
     with pytest.raises(TypeError) as error:
         check_balance_args({key: True})
@@ -174,7 +174,7 @@ def test_a_data_yaml_key_given_as_a_train_key_is_told_where_it_belongs(datasets,
         [
             sys.executable,
             "-m",
-            "ultralytics_weighted.cli",
+            "ultralytics_weighted.commands.cli",
             "stats",
             f"data={datasets('detect')}",
             "image_weights=w.csv",

@@ -10,13 +10,13 @@ import sys
 
 import pytest
 
-from ultralytics_weighted.demo import MARKER, demo_folder
+from ultralytics_weighted.commands.demo import MARKER, demo_folder
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
 def demo(*args, cwd):
-    cmd = [sys.executable, "-m", "ultralytics_weighted.cli", "demo", *args]
+    cmd = [sys.executable, "-m", "ultralytics_weighted.commands.cli", "demo", *args]
     return subprocess.run(cmd, cwd=cwd, env=os.environ, capture_output=True, text=True, timeout=600)
 
 

@@ -9,8 +9,8 @@ import json
 import numpy as np
 import pytest
 
-from ultralytics_weighted.compare import summarize
-from ultralytics_weighted.evidence import (
+from ultralytics_weighted.commands.compare import summarize
+from ultralytics_weighted.commands.evidence import (
     class_recall,
     decision_rule,
     detection_ap,

@@ -14,15 +14,11 @@ import pytest
 from conftest import run
 
 import ultralytics_weighted  # noqa: F401  (explicit activation; the startup hook does the same)
-from ultralytics_weighted import BalancedSampler, integration
-from ultralytics_weighted.integration import (
-    PATCH_SURFACE,
-    REFUSAL_SURFACE,
-    SUPPORTED_ULTRALYTICS,
-    Replacement,
-    UnsupportedUltralyticsError,
-)
-from ultralytics_weighted.plugin_training import BalancedDatasetMixin
+from ultralytics_weighted import BalancedSampler
+from ultralytics_weighted.host import activation, release, surface
+from ultralytics_weighted.host.release import SUPPORTED_ULTRALYTICS, UnsupportedUltralyticsError
+from ultralytics_weighted.host.surface import PATCH_SURFACE, REFUSAL_SURFACE, Replacement
+from ultralytics_weighted.host.training import BalancedDatasetMixin
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN = dict(epochs=1, imgsz=64, batch=8, device="cpu", plots=False, workers=0, seed=0, verbose=False)
@@ -39,7 +35,7 @@ def replaced_attributes() -> set[str]:
         ]
         for owner, holder in holders:
             for attr, value in list(vars(holder).items()):
-                if integration._is_patched(value):
+                if surface._is_patched(value):
                     found.add(f"{name}:{owner + '.' if owner else ''}{attr}")
     return found
 
@@ -49,7 +45,7 @@ def test_supported_range_is_the_one_in_pyproject():
     assert f'"ultralytics{SUPPORTED_ULTRALYTICS}"' in pyproject
     import ultralytics
 
-    assert integration.is_supported(ultralytics.__version__), "CI runs the suite on supported releases only"
+    assert release.is_supported(ultralytics.__version__), "CI runs the suite on supported releases only"
 
 
 def test_the_table_is_exactly_what_is_replaced():
@@ -57,16 +53,16 @@ def test_the_table_is_exactly_what_is_replaced():
         importlib.import_module(row.module)
     keys = {row.key for row in PATCH_SURFACE}
     assert len(keys) == len(PATCH_SURFACE) and all(row.why for row in PATCH_SURFACE)
-    assert not integration._UNAVAILABLE, "this release lacks a feature the wrappers need"
+    assert not surface._UNAVAILABLE, "this release lacks a feature the wrappers need"
     assert replaced_attributes() == keys
-    replacements = {key: getattr(holder, name) for key, (holder, name, _) in integration._ORIGINALS.items()}
+    replacements = {key: getattr(holder, name) for key, (holder, name, _) in surface._ORIGINALS.items()}
 
-    integration.activate()  # idempotent: nothing is wrapped twice
-    assert {key: getattr(holder, name) for key, (holder, name, _) in integration._ORIGINALS.items()} == replacements
+    activation.activate()  # idempotent: nothing is wrapped twice
+    assert {key: getattr(holder, name) for key, (holder, name, _) in surface._ORIGINALS.items()} == replacements
     assert replaced_attributes() == keys
 
-    originals = dict(integration._ORIGINALS)
-    integration.deactivate()
+    originals = dict(surface._ORIGINALS)
+    activation.deactivate()
     try:
         assert replaced_attributes() == set()
         for holder, name, original in originals.values():
@@ -75,7 +71,7 @@ def test_the_table_is_exactly_what_is_replaced():
 
         assert "class_balance" not in DEFAULT_CFG_DICT
     finally:
-        integration.activate()
+        activation.activate()
     assert replaced_attributes() == keys
 
 
@@ -85,17 +81,17 @@ def test_a_missing_feature_refuses_class_balance_and_leaves_the_function_stock(m
 
     module = types.ModuleType("imagined_ultralytics_train")
     module.build_dataloader = build_dataloader
-    monkeypatch.setattr(integration, "_UNAVAILABLE", {})
-    row = Replacement(module.__name__, None, "build_dataloader", integration._balanced_build_dataloader, "test",
+    monkeypatch.setattr(surface, "_UNAVAILABLE", {})
+    row = Replacement(module.__name__, None, "build_dataloader", surface._balanced_build_dataloader, "test",
                       ("dataset", "shuffle", "rank"))  # fmt: skip
-    integration._apply(row, module)
+    surface._apply(row, module)
     assert module.build_dataloader is build_dataloader
-    assert integration._UNAVAILABLE == {row.key: f"{row.key} takes no shuffle, rank"}
+    assert surface._UNAVAILABLE == {row.key: f"{row.key} takes no shuffle, rank"}
 
     trainer = types.SimpleNamespace(args=types.SimpleNamespace(class_balance=True))
     with pytest.raises(UnsupportedUltralyticsError, match=re.escape(f"class_balance is not available: {row.key}")):
-        integration.check_trainer(trainer)
-    integration.check_trainer(types.SimpleNamespace(args=types.SimpleNamespace(class_balance=False)))  # stock use
+        surface.check_trainer(trainer)
+    surface.check_trainer(types.SimpleNamespace(args=types.SimpleNamespace(class_balance=False)))  # stock use
 
 
 def test_unsupported_release_refuses_the_keys_and_trains_stock(datasets, tmp_path):
@@ -106,7 +102,7 @@ ultralytics.__version__ = "8.3.253"
 import ultralytics_weighted
 from ultralytics import YOLO
 from ultralytics.utils import DEFAULT_CFG_DICT
-from ultralytics_weighted.integration import _ORIGINALS
+from ultralytics_weighted.host.surface import _ORIGINALS
 assert "class_balance" not in DEFAULT_CFG_DICT
 train = dict(data=r"{datasets("detect")}", epochs=1, imgsz=64, batch=8, device="cpu", plots=False, workers=0,
              project=r"{tmp_path}")
@@ -118,7 +114,7 @@ YOLO("yolo11n.yaml").train(**train, name="balanced", class_balance=True)
     assert "PLAIN OK ['ultralytics.cfg:check_dict_alignment']" in out.stdout, out.stdout[-3000:]
     assert (tmp_path / "plain" / "weights" / "last.pt").exists()
     message = out.stdout.strip().splitlines()[-1]
-    assert message.startswith("ultralytics_weighted.integration.UnsupportedUltralyticsError: class_balance is not ")
+    assert message.startswith("ultralytics_weighted.host.release.UnsupportedUltralyticsError: class_balance is not ")
     assert "ultralytics 8.3.253 is installed" in message and f"ultralytics{SUPPORTED_ULTRALYTICS}" in message
     assert not (tmp_path / "balanced").exists()  # refused before the trainer made its run folder
 
@@ -128,7 +124,7 @@ def test_refusal_surface_is_one_wrapper_around_a_stock_check():
     from ultralytics import cfg
 
     calls = []
-    refuse = integration._refuse_balance_keys(lambda base, custom, e=None: calls.append(custom))
+    refuse = surface._refuse_balance_keys(lambda base, custom, e=None: calls.append(custom))
     refuse({"epochs": 1}, {"epochs": 2})
     assert calls == [{"epochs": 2}]  # stock keys pass through to the stock check
     with pytest.raises(UnsupportedUltralyticsError, match="drop class_balance, balance_agg"):
@@ -152,13 +148,13 @@ def test_balanced_loader_keeps_every_setting_the_stock_function_chose(datasets, 
     trainer.model = trainer.get_model(cfg="yolo11n.yaml", verbose=False)
     dataset = trainer.build_dataset(trainer.data["train"], mode="train", batch=4)
     assert isinstance(dataset, BalancedDatasetMixin)
-    stock_build = integration._ORIGINALS[f"{detect_train.__name__}:build_dataloader"][2]
+    stock_build = surface._ORIGINALS[f"{detect_train.__name__}:build_dataloader"][2]
     kwargs = dict(batch=4, workers=2, shuffle=True, rank=-1, device="cpu")
     stock, balanced = stock_build(dataset, **kwargs), detect_train.build_dataloader(dataset, **kwargs)
     try:
         assert isinstance(balanced.sampler, BalancedSampler) and not isinstance(stock.sampler, BalancedSampler)
         assert type(balanced) is type(stock)
-        settings = {k: integration._loader_settings(loader) for k, loader in (("stock", stock), ("balanced", balanced))}
+        settings = {k: surface._loader_settings(loader) for k, loader in (("stock", stock), ("balanced", balanced))}
         for loader_settings in settings.values():
             loader_settings["generator"] = loader_settings["generator"].initial_seed()
         assert settings["balanced"] == settings["stock"]
@@ -204,7 +200,7 @@ def test_a_dataset_type_the_plugin_cannot_balance_is_refused():
 
     from ultralytics.data.dataset import YOLODataset
 
-    from ultralytics_weighted.plugin_training import balance_train_dataset
+    from ultralytics_weighted.host.training import balance_train_dataset
 
     class CustomDataset(YOLODataset):
         def __init__(self):  # built without files: the check comes before any label is read

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ultralytics_weighted.once import computed_once, digest
+from ultralytics_weighted.extensions.once import computed_once, digest
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="the lock is POSIX flock")
 
@@ -21,7 +21,7 @@ CHILD = """
 import os, sys, time
 import numpy as np
 from pathlib import Path
-from ultralytics_weighted import once
+from ultralytics_weighted.extensions import once
 
 folder, key, seconds, crash = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4] == "crash"
 
@@ -134,9 +134,9 @@ def test_a_schedule_with_a_memo_computes_each_strength_once_per_training(tmp_pat
     # and each rank draws from exactly the probabilities a schedule without a memo computes.
     from types import SimpleNamespace
 
-    from ultralytics_weighted import schedule as schedule_module
-    from ultralytics_weighted.plugin_training import memo_folder, remove_memo
-    from ultralytics_weighted.schedule import BalanceSchedule
+    from ultralytics_weighted.extensions import schedule as schedule_module
+    from ultralytics_weighted.extensions.schedule import BalanceSchedule
+    from ultralytics_weighted.host.training import memo_folder, remove_memo
 
     labels = [np.array([0, 0])] * 5 + [np.array([1])] * 2 + [np.array([0, 2])] * 3
     computed, real = [], schedule_module.weighted_probabilities

@@ -50,8 +50,8 @@ TRAIN = dict(epochs=1, imgsz=64, batch=8, device="cpu", plots=False, workers=0, 
 
 
 def synthetic():
-    """Load ultralytics_weighted/synthetic.py as a standalone module (importing the package would activate it)."""
-    spec = importlib.util.spec_from_file_location("_synthetic", ROOT / "ultralytics_weighted" / "synthetic.py")
+    """Load commands/synthetic.py as a standalone module (importing the package would activate the plugin)."""
+    spec = importlib.util.spec_from_file_location("_synthetic", ROOT / "ultralytics_weighted/commands/synthetic.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from conftest import run
 
-from ultralytics_weighted import patching
-from ultralytics_weighted.integration import is_supported
+from ultralytics_weighted.commands import patching
+from ultralytics_weighted.host.release import is_supported
 
 ROOT = Path(__file__).resolve().parents[1]
 PATCHES = ROOT / "patches"
@@ -210,8 +210,8 @@ def test_patch_takes_key_value_like_every_command_and_keeps_the_flags(tmp_path, 
     ],
 )
 def test_a_malformed_patch_argument_is_one_line_and_exit_2(args, message, tmp_path):
-    out = run([sys.executable, "-m", "ultralytics_weighted.cli", "patch", *args], cwd=tmp_path)
+    out = run([sys.executable, "-m", "ultralytics_weighted.commands.cli", "patch", *args], cwd=tmp_path)
     assert out.returncode == 2
     assert out.stdout.strip() == f"ultralytics-weighted patch: {message} See `ultralytics-weighted patch --help`."
-    help_ = run([sys.executable, "-m", "ultralytics_weighted.cli", "patch", "--help"], cwd=tmp_path)
+    help_ = run([sys.executable, "-m", "ultralytics_weighted.commands.cli", "patch", "--help"], cwd=tmp_path)
     assert help_.returncode == 0 and "patch check=PATH | apply=PATH | revert=PATH" in help_.stdout

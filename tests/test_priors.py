@@ -14,11 +14,11 @@ import pytest
 from conftest import run
 
 import ultralytics_weighted  # noqa: F401  (explicit activation; the startup hook does the same)
-from ultralytics_weighted.priors import PRIORS_ATTRIBUTE, correct_checkpoint
-from ultralytics_weighted.synthetic import make_classification_dataset
+from ultralytics_weighted.commands.synthetic import make_classification_dataset
+from ultralytics_weighted.host.priors import PRIORS_ATTRIBUTE, correct_checkpoint
 
 COUNTS = {"common": 30, "medium": 8, "rare": 3}
-ADJUST = [sys.executable, "-m", "ultralytics_weighted.cli", "adjust"]
+ADJUST = [sys.executable, "-m", "ultralytics_weighted.commands.cli", "adjust"]
 # balance_ramp=1 over 3 epochs: strengths 0, 0.5, 1, so the share trained moves every epoch; balance_floor=1 grows them
 RAMP = dict(class_balance=True, balance_ramp=1.0, balance_floor=1.0, epochs=3)
 
@@ -84,7 +84,7 @@ def _ddp_worker(data: str, project: str, store: str, out: str) -> None:
     from ultralytics.utils import RANK
 
     from ultralytics_weighted.core.sampler import BalancedSampler
-    from ultralytics_weighted.priors import TrainedPriors, record_class_priors
+    from ultralytics_weighted.host.priors import TrainedPriors, record_class_priors
 
     world_size = int(os.environ["WORLD_SIZE"])
     dist.init_process_group("gloo", init_method=f"file://{store}", rank=RANK, world_size=world_size)
@@ -117,7 +117,7 @@ def _ddp_worker(data: str, project: str, store: str, out: str) -> None:
 def test_ddp_ranks_compute_identical_priors_and_only_rank_0_records_them(datasets, tmp_path):
     from ultralytics.models.yolo.detect import DetectionTrainer
 
-    from ultralytics_weighted.priors import TrainedPriors
+    from ultralytics_weighted.host.priors import TrainedPriors
 
     data, out, world_size = str(datasets("detect")), tmp_path / "ranks.json", 2
     script = (
@@ -164,7 +164,7 @@ def test_distillation_keeps_the_priors_on_the_student_that_balance_tau_corrects(
 
 
 def test_offsets_at_tau_0_are_zero_without_a_sign():
-    from ultralytics_weighted.priors import prior_offsets
+    from ultralytics_weighted.host.priors import prior_offsets
 
     offsets = prior_offsets([0.8, 0.15, 0.05], [0.3, 0.3, 0.4], tau=0.0)
     assert [f"{x:+.3f}" for x in offsets] == ["+0.000"] * 3  # `adjust tau=0` printed -0.000 for the rarer classes

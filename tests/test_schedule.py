@@ -11,8 +11,8 @@ import pytest
 from conftest import YOLO, captured_log, run
 
 from ultralytics_weighted import BalancedSampler, weighted_probabilities
-from ultralytics_weighted.report import balance_report, floor_warning, schedule_lines
-from ultralytics_weighted.schedule import BalanceSchedule
+from ultralytics_weighted.extensions.report import balance_report, floor_warning, schedule_lines
+from ultralytics_weighted.extensions.schedule import BalanceSchedule
 
 RNG = np.random.default_rng(3)
 # 400 images: a common class in crowds, a rare class alone or with the common one, and a few backgrounds

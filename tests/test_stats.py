@@ -11,14 +11,14 @@ import numpy as np
 import pytest
 from conftest import run
 
-from ultralytics_weighted.integration import load_label_classes
-from ultralytics_weighted.schedule import ALL_AGGREGATIONS, balance_stats, weighted_probabilities
+from ultralytics_weighted.extensions.schedule import ALL_AGGREGATIONS, balance_stats, weighted_probabilities
+from ultralytics_weighted.host.labels import load_label_classes
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
 def stats(*args, cwd):
-    return run([sys.executable, "-m", "ultralytics_weighted.cli", "stats", *args], cwd=cwd)
+    return run([sys.executable, "-m", "ultralytics_weighted.commands.cli", "stats", *args], cwd=cwd)
 
 
 def test_stats_json_matches_the_weights_training_uses(datasets, tmp_path):
@@ -107,7 +107,7 @@ def stats_split(*args, cwd, env=None):
     import os
     import subprocess
 
-    cmd = [sys.executable, "-m", "ultralytics_weighted.cli", "stats", *args]
+    cmd = [sys.executable, "-m", "ultralytics_weighted.commands.cli", "stats", *args]
     return subprocess.run(cmd, cwd=cwd, env={**os.environ, **(env or {})}, capture_output=True, text=True, timeout=300)
 
 

@@ -13,8 +13,8 @@ import ultralytics
 
 import ultralytics_weighted  # noqa: F401  (explicit activation; the startup hook does the same)
 from ultralytics_weighted import BalancedSampler
-from ultralytics_weighted.integration import is_supported
-from ultralytics_weighted.plugin_training import BalancedDatasetMixin, _WeightedPartners
+from ultralytics_weighted.host.release import is_supported
+from ultralytics_weighted.host.training import BalancedDatasetMixin, _WeightedPartners
 
 TRAIN = dict(epochs=1, imgsz=64, batch=8, device="cpu", plots=False, workers=0, seed=0, verbose=False)
 # RT-DETR selects 300 queries among its anchors: below 8.4.150 Ultralytics fails if there are fewer (imgsz < 128)

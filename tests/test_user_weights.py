@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from conftest import balance_table, plain, run
 
-from ultralytics_weighted.auto import AUTO_TOLERANCE
+from ultralytics_weighted.commands.synthetic import make_dataset
 from ultralytics_weighted.core.sampler import BalancedSampler
-from ultralytics_weighted.schedule import BalanceSchedule, balance_stats, weighted_probabilities
-from ultralytics_weighted.synthetic import make_dataset
+from ultralytics_weighted.extensions.auto import AUTO_TOLERANCE
+from ultralytics_weighted.extensions.schedule import BalanceSchedule, balance_stats, weighted_probabilities
 
 SINGLE = [np.array([0])] * 12 + [np.array([1])] * 6 + [np.array([2])] * 2  # one object per image
 CROWDS = [np.array([0, 0, 1])] * 6 + [np.array([0])] * 8 + [np.array([1, 2])] * 3 + [np.array([2])] * 2
@@ -72,7 +72,7 @@ def test_source_shares_are_exact_and_classes_balanced_within(strength, agg):
 def test_the_plot_marks_the_targets_of_the_weights(monkeypatch, tmp_path):
     from matplotlib.axes import Axes
 
-    from ultralytics_weighted.report import plot_balance
+    from ultralytics_weighted.extensions.report import plot_balance
 
     m = np.array([1.0, 1.0, 2.0])  # class_weights: {rare: 2}
     figures = BalanceSchedule(SINGLE, 3, 1.0, "mean", multipliers={"class_multipliers": m}).figures
@@ -157,7 +157,7 @@ def test_bad_weights_are_refused_in_one_line_before_anything_is_written(weighted
 
 def load_weights(weighted, extra: str):
     """Write the fixture's YAML with `extra` weight keys and return `DataWeights.load` of it (ValueError if refused)."""
-    from ultralytics_weighted.user_weights import DataWeights
+    from ultralytics_weighted.host.user_weights import DataWeights
 
     _, write, _ = weighted
     return DataWeights.load(write("check.yaml", extra))
@@ -223,7 +223,7 @@ def test_yolo_train_and_stats_show_the_configured_weights(weighted, yolo, tmp_pa
     assert rare[3] == "50.0%"  # target: equal shares x {rare: 2} of 3 classes
     sources = [line.split() for line in table if line.split()[0].endswith("images/train")]
     assert [s[3] for s in sources] == ["50.0%", "50.0%"] and [s[4] for s in sources] == ["50.0%", "50.0%"]
-    stats = run([sys.executable, "-m", "ultralytics_weighted.cli", "stats", f"data={good}"], cwd=tmp_path)
+    stats = run([sys.executable, "-m", "ultralytics_weighted.commands.cli", "stats", f"data={good}"], cwd=tmp_path)
     assert stats.returncode == 0, stats.stdout[-3000:]
     text = plain(stats.stdout)
     assert "image_weights: 1 of 22 train images weighted by" in text
@@ -242,7 +242,7 @@ def test_stats_rows_show_the_shares_training_draws_with_the_data_weights(weighte
     head = next(i for i, line in enumerate(table) if line.split()[:2] == ["class", "instances"])
     trained = {line.split()[0]: line.split()[4] for line in table[head + 1 : head + 4]}  # share per epoch
     summary = table[head + 4]  # max/min class share before -> after, ESS, coverage
-    cli = [sys.executable, "-m", "ultralytics_weighted.cli", "stats", f"data={data}", f"balance_agg={agg}"]
+    cli = [sys.executable, "-m", "ultralytics_weighted.commands.cli", "stats", f"data={data}", f"balance_agg={agg}"]
     stats = run(cli, cwd=tmp_path)
     assert stats.returncode == 0, stats.stdout[-3000:]
     lines = plain(stats.stdout).splitlines()
@@ -265,7 +265,7 @@ def test_stats_rows_show_the_shares_training_draws_with_the_data_weights(weighte
 def test_stats_with_class_balance_off_shows_the_draws_of_the_weights_alone(weighted, tmp_path):
     _, write, _ = weighted
     data = write("off.yaml", "class_weights: {rare: 3}\n")
-    cli = [sys.executable, "-m", "ultralytics_weighted.cli", "stats", f"data={data}", "class_balance=0"]
+    cli = [sys.executable, "-m", "ultralytics_weighted.commands.cli", "stats", f"data={data}", "class_balance=0"]
     out = run([*cli, "format=json"], cwd=tmp_path).stdout
     report = json.loads(out[out.index("{\n") :])
     assert report["note"] is None  # not "training samples every image once per epoch": the weights still apply
@@ -280,8 +280,8 @@ def test_a_resumed_run_with_class_weights_draws_what_an_uninterrupted_one_draws(
     from ultralytics import YOLO
 
     from ultralytics_weighted.core.balanced_training import dataset_label_classes
-    from ultralytics_weighted.integration import load_label_dataset
-    from ultralytics_weighted.user_weights import DataWeights
+    from ultralytics_weighted.host.labels import load_label_dataset
+    from ultralytics_weighted.host.user_weights import DataWeights
 
     class Stop(Exception):
         pass
@@ -328,7 +328,7 @@ def compared(tmp_path):
 
 
 def compare(*args, cwd):
-    return run([sys.executable, "-m", "ultralytics_weighted.cli", "compare", *args], cwd=cwd, timeout=900)
+    return run([sys.executable, "-m", "ultralytics_weighted.commands.cli", "compare", *args], cwd=cwd, timeout=900)
 
 
 def shares_table(md: str) -> dict:
@@ -340,7 +340,7 @@ def shares_table(md: str) -> dict:
 
 
 def test_compare_trains_a_variant_with_its_own_weighted_data_and_again_when_a_weight_changes(compared, tmp_path):
-    from ultralytics_weighted.integration import load_label_classes
+    from ultralytics_weighted.host.labels import load_label_classes
 
     data, weighted, args = compared
     args = [*args, "variants=none,auto+data=weighted.yaml"]  # the YAML relative to where compare runs, as yolo's

@@ -20,7 +20,7 @@ settings and tested by `.ci/patched`). Deterministically (fixed author, dates, g
     2. Downloads its sdist with `pip download --no-deps --no-binary :all:` into a cache folder (once).
     3. Turns the sdist into a git tree (one base commit).
     4. Makes one commit per patch: copies the core modules, adds the core keys' lines to `default.yaml` (read from
-       `ultralytics_weighted/config.py`'s `DEFAULT_CFG_YAML`, right after `AFTER_KEY`, with `balance_agg` listing the
+       `extensions/keys.py`'s `DEFAULT_CFG_YAML`, right after `AFTER_KEY`, with `balance_agg` listing the
        core's `AGGREGATIONS`), applies the commit's call-site diffs (a diff that no longer applies stops this script
        with the file to update), copies the new upstream files kept under `patches/src/`, and lints every changed
        upstream file with `patches/src/ruff.toml`.
@@ -62,6 +62,7 @@ PATCHES = ROOT / "patches"
 SRC = PATCHES / "src"
 CALL_SITES = SRC / "call-sites"
 PACKAGE = ROOT / "ultralytics_weighted"
+KEYS_MODULE = PACKAGE / "extensions" / "keys.py"  # the train keys (DEFAULT_CFG_YAML, CORE_KEYS, AFTER_KEY)
 
 # Identity and dates of every commit, so that the output only depends on the inputs
 AUTHOR = ("ultralytics-weighted", "ultralytics-weighted@users.noreply.github.com")
@@ -639,10 +640,10 @@ def check_pr_sizes(pull_requests: list[dict]) -> None:
 def build(version: str, sdist: Path, work: Path, out: Path) -> dict:
     """Build the series in `work` and write the patch files and series.json into `out`; return series.json's data."""
     aggregations = tuple(module_constant(PACKAGE / "core" / "balance.py", "AGGREGATIONS"))
-    core_keys = module_constant(PACKAGE / "config.py", "CORE_KEYS")
-    plugin_keys = train_keys(module_constant(PACKAGE / "config.py", "DEFAULT_CFG_YAML"))
+    core_keys = module_constant(KEYS_MODULE, "CORE_KEYS")
+    plugin_keys = train_keys(module_constant(KEYS_MODULE, "DEFAULT_CFG_YAML"))
     keys = [core_key(k, aggregations) for k in plugin_keys if k.name in core_keys]
-    after_key = module_constant(PACKAGE / "config.py", "AFTER_KEY")
+    after_key = module_constant(KEYS_MODULE, "AFTER_KEY")
     check_sources(aggregations, keys)
     env = git_env(work / "home")
     (work / "home").mkdir()

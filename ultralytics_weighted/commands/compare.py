@@ -49,8 +49,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ultralytics_weighted.config import DEFAULTS, balance_strength, schedule_from_args
-from ultralytics_weighted.schedule import ALL_AGGREGATIONS, BalanceSchedule, balance_stats
+from ultralytics_weighted.extensions.config import balance_strength, schedule_from_args
+from ultralytics_weighted.extensions.keys import DEFAULTS
+from ultralytics_weighted.extensions.schedule import ALL_AGGREGATIONS, BalanceSchedule, balance_stats
 
 FIXED_KEYS = {"seed", "name", "project", "exist_ok", "plots"}  # set per run by compare itself
 COMPARE_KEYS = {"data", "variants", "seeds", "project", "name", "parallel", "resamples"}  # compare's own options
@@ -300,7 +301,7 @@ def result_files(folder: Path, tau: float | None = None) -> dict[str, Path]:
         {'weights': 'best-tau1.pt', 'val': 'val-tau1.json', 'per_image': 'per_image-tau1.npz',
          'metrics': 'metrics-tau1.json'}
     """
-    from ultralytics_weighted.priors import corrected_path
+    from ultralytics_weighted.host.priors import corrected_path
 
     files = {"weights": folder / "weights" / "best.pt", "val": folder / "val.json"}
     files |= {"per_image": folder / "per_image.npz", "metrics": folder / "metrics.json"}
@@ -315,7 +316,7 @@ def logit_offsets(weights: Path, tau: float) -> np.ndarray:
     """
     from ultralytics.utils.patches import torch_load
 
-    from ultralytics_weighted.priors import class_logit_layers, correct_class_prior
+    from ultralytics_weighted.host.priors import class_logit_layers, correct_class_prior
 
     checkpoint = torch_load(weights, map_location="cpu")
     model = checkpoint.get("ema") or checkpoint["model"]
@@ -352,7 +353,7 @@ def evaluate(folder: Path, data: str, train: dict, tau: float | None = None) -> 
     Returns:
         (dict): As `validate`.
     """
-    from ultralytics_weighted.priors import correct_checkpoint
+    from ultralytics_weighted.host.priors import correct_checkpoint
 
     files, trained = result_files(folder, tau), result_files(folder)
     if tau is None:
@@ -538,7 +539,8 @@ def _run_folder(
             "images": base.epoch_size * epochs,
         }
         taus.insert(0, None)  # the trained weights first: classification corrects their stored results
-    cmd = [sys.executable, "-m", "ultralytics_weighted.compare", "validate", str(base.folder), data, json.dumps(train)]
+    module = "ultralytics_weighted.commands.compare"
+    cmd = [sys.executable, "-m", module, "validate", str(base.folder), data, json.dumps(train)]
     with open(base.folder / "train.log", "a") as log:
         rc = children.call([*cmd, json.dumps(taus)], log, env)
         _stop_if_interrupted(children, log, todo[0].label)
@@ -589,7 +591,7 @@ def _parse_options(options: dict) -> _Options:
     from ultralytics.cfg import smart_value
     from ultralytics.utils import DEFAULT_CFG_DICT
 
-    from ultralytics_weighted.config import check_keys
+    from ultralytics_weighted.extensions.config import check_keys
 
     options = dict(options)
     check_keys(options, {*DEFAULT_CFG_DICT, *COMPARE_KEYS}, "compare")  # one line, not Ultralytics' whole help
@@ -618,8 +620,8 @@ def _variant_settings(variants: list[Variant], data: str, train: dict) -> tuple[
     from ultralytics.cfg import get_cfg
     from ultralytics.utils import DEFAULT_CFG_DICT
 
-    from ultralytics_weighted.config import check_keys
-    from ultralytics_weighted.integration import data_weights
+    from ultralytics_weighted.extensions.config import check_keys
+    from ultralytics_weighted.host.surface import data_weights
 
     cfgs, weights = {}, {}
     for v in variants:
@@ -642,7 +644,7 @@ class _Splits:
     def __call__(self, data: str, split: str = "train") -> tuple[list[np.ndarray], list[str], dict, str]:
         """Return a data's split as training reads it: label classes, image files, class names and task."""
         from ultralytics_weighted.core.balanced_training import dataset_label_classes
-        from ultralytics_weighted.integration import load_label_dataset
+        from ultralytics_weighted.host.labels import load_label_dataset
 
         if (data, split) not in self.read:
             dataset, names, task = load_label_dataset({"data": data, **self.label_keys}, split)
@@ -892,7 +894,7 @@ def summarize(out: str | Path, resamples: int | None = None, seed: int = 0) -> C
     Returns:
         (Comparison): The summary; compare.md, compare.csv and compare.png are rewritten from it.
     """
-    from ultralytics_weighted.evidence import paired_delta, resample_weights, run_metrics
+    from ultralytics_weighted.commands.evidence import paired_delta, resample_weights, run_metrics
 
     out = Path(out)
     setup, runs, stored = load_runs(out)
@@ -1110,7 +1112,7 @@ def main(options: dict) -> int:
 
 
 if __name__ == "__main__" and sys.argv[1:2] == ["validate"]:
-    # `python -m ultralytics_weighted.compare validate RUN_FOLDER DATA TRAIN_JSON TAUS_JSON`: one run folder's
+    # `python -m ultralytics_weighted.commands.compare validate RUN_FOLDER DATA TRAIN_JSON TAUS_JSON`: one run folder's
     # validations (TAUS_JSON: e.g. [null, 1.0] = the trained weights, then them corrected by tau=1), in a process of
     # their own so that parallel runs do not share one interpreter
     folder, data, train = Path(sys.argv[2]), sys.argv[3], json.loads(sys.argv[4])

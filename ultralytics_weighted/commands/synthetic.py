@@ -181,7 +181,7 @@ def make_dataset(
 
     Examples:
         >>> import tempfile
-        >>> from ultralytics_weighted.synthetic import class_counts, make_dataset
+        >>> from ultralytics_weighted.commands.synthetic import class_counts, make_dataset
         >>> root = tempfile.mkdtemp()
         >>> data = make_dataset(root, task="detect", n_train=24, n_val=8)
         >>> data.name
@@ -240,7 +240,7 @@ def class_counts(root: str | Path, split: str = "train") -> dict[int, int]:
 
     Examples:
         >>> import tempfile
-        >>> from ultralytics_weighted.synthetic import class_counts, make_dataset
+        >>> from ultralytics_weighted.commands.synthetic import class_counts, make_dataset
         >>> root = tempfile.mkdtemp()
         >>> _ = make_dataset(root, task="segment")
         >>> sorted(class_counts(root, "val"))

@@ -17,8 +17,8 @@ import numpy as np
 from ultralytics.utils import LOGGER, RANK, colorstr
 
 from ultralytics_weighted.core.balance import flatten_labels
-from ultralytics_weighted.report import balance_settings
-from ultralytics_weighted.schedule import BalanceSchedule
+from ultralytics_weighted.extensions.report import balance_settings
+from ultralytics_weighted.extensions.schedule import BalanceSchedule
 
 PRIORS_ATTRIBUTE = "balance_priors"  # model attribute holding the class priors (plain data: stock Ultralytics loads it)
 

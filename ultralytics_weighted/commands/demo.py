@@ -20,9 +20,9 @@ import sys
 import time
 from pathlib import Path
 
-from ultralytics_weighted.compare import INTERRUPTED, Interrupted
-from ultralytics_weighted.report import balance_report
-from ultralytics_weighted.schedule import balance_stats
+from ultralytics_weighted.commands.compare import INTERRUPTED, Interrupted
+from ultralytics_weighted.extensions.report import balance_report
+from ultralytics_weighted.extensions.schedule import balance_stats
 
 MARKER = ".ultralytics-weighted-demo"  # marks a folder as a demo's, so that a later demo may replace its contents
 ENTRIES = (MARKER, "dataset", "compare")  # everything a demo writes into its folder
@@ -87,7 +87,8 @@ def _variant(options: dict) -> str:
     Returns:
         (str): The variant name.
     """
-    from ultralytics_weighted.config import DEFAULTS, balance_strength, check_balance_args
+    from ultralytics_weighted.extensions.config import balance_strength, check_balance_args
+    from ultralytics_weighted.extensions.keys import DEFAULTS
 
     keys = {k: options.pop(k) for k in DEFAULTS if k in options}
     check_balance_args(keys)
@@ -138,10 +139,10 @@ def run_demo(options: dict) -> Path:
     """
     from ultralytics.cfg import DEFAULT_CFG_DICT, get_cfg, smart_value
 
-    from ultralytics_weighted.compare import parse_variants, run_comparison
-    from ultralytics_weighted.config import check_keys
-    from ultralytics_weighted.integration import load_label_classes
-    from ultralytics_weighted.synthetic import make_dataset
+    from ultralytics_weighted.commands.compare import parse_variants, run_comparison
+    from ultralytics_weighted.commands.synthetic import make_dataset
+    from ultralytics_weighted.extensions.config import check_keys
+    from ultralytics_weighted.host.labels import load_label_classes
 
     start = time.time()
     if chosen := [k for k in SET_BY_DEMO if k in options]:

@@ -1,5 +1,5 @@
 # ultralytics-weighted, AGPL-3.0 license
-"""The plugin's train keys, their defaults and checks, and the schedule they describe (no Ultralytics import).
+"""The checks of the plugin's train keys (declared in `keys.py`) and the schedule they describe (no Ultralytics import).
 
 The upstream core checks its keys (`CORE_KEYS`) with Ultralytics' `check_cfg` (a fraction key and a str key) and
 refuses an unknown `balance_agg` when it builds the train dataset; the plugin checks every key here, before training,
@@ -12,23 +12,8 @@ import difflib
 import math
 import sys
 
-import yaml
-
-from ultralytics_weighted.schedule import ALL_AGGREGATIONS, MAX_FLOOR, BalanceSchedule
-
-# The keys as they read in Ultralytics' cfg/default.yaml (train settings), with comments in its style: the one statement
-# of the keys and their defaults, which DEFAULTS is parsed from
-DEFAULT_CFG_YAML = """\
-class_balance: False # (bool | float) class-balanced train sampling; True=1.0 inverse frequency, 0.5 square root, 0 off
-balance_agg: mean # (str) how an image's objects combine class weights, i.e. mean, max, median, sum, auto (solved)
-balance_floor: 0.0 # (float) least expected draws of each train image per epoch when balancing; 1 = skip none
-balance_ramp: 0.0 # (float) fraction of epochs over which class_balance rises linearly from 0; 0 = balanced at once
-balance_start: 0.0 # (float) fraction of epochs trained with stock sampling before balancing starts, in [0, 1)
-balance_tau: 0.0 # (float) also save best.pt with the data's class prior restored, tau * log(share before / trained)
-"""
-DEFAULTS = yaml.safe_load(DEFAULT_CFG_YAML)  # the keys and defaults as Ultralytics reads them from default.yaml
-CORE_KEYS = ("class_balance", "balance_agg")  # the keys of the upstream core (its default.yaml lines are these ones)
-AFTER_KEY = "fraction"  # the keys are listed right after this train setting
+from ultralytics_weighted.extensions.keys import DATA_YAML_KEYS, DEFAULTS
+from ultralytics_weighted.extensions.schedule import ALL_AGGREGATIONS, MAX_FLOOR, BalanceSchedule
 
 
 def balance_strength(value: bool | float | None) -> float:
@@ -227,7 +212,7 @@ def unused_balance_keys(cfg: dict) -> list[str]:
 
 
 def data_key_hint(key: str) -> str | None:
-    """Return where a data YAML weight key (`user_weights.KEYS`) goes when it was given as a train key, else None.
+    """Return where a data YAML weight key (`keys.DATA_YAML_KEYS`) goes when it was given as a train key, else None.
 
     Examples:
         >>> data_key_hint("class_weights")
@@ -235,9 +220,11 @@ def data_key_hint(key: str) -> str | None:
         >>> data_key_hint("classes") is None
         True
     """
-    from ultralytics_weighted.user_weights import KEYS
-
-    return f"'{key}' belongs in the data YAML (next to names:), not among the train keys" if key in KEYS else None
+    return (
+        f"'{key}' belongs in the data YAML (next to names:), not among the train keys"
+        if key in DATA_YAML_KEYS
+        else None
+    )
 
 
 def check_keys(options: dict, valid: set[str], command: str) -> None:

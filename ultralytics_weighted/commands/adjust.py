@@ -27,7 +27,7 @@ def main(options: dict[str, str]) -> int:
             trained without balancing, a head without a per-class bias).
     """
     try:
-        from ultralytics_weighted.config import check_keys
+        from ultralytics_weighted.extensions.config import check_keys
 
         check_keys(options, set(ADJUST_KEYS), "adjust")
         if "model" not in options or "tau" not in options:
@@ -36,7 +36,7 @@ def main(options: dict[str, str]) -> int:
             tau = float(options["tau"])
         except ValueError:
             raise ValueError(f"tau={options['tau']} is not a number: tau must be a finite number >= 0.") from None
-        from ultralytics_weighted.priors import correct_checkpoint
+        from ultralytics_weighted.host.priors import correct_checkpoint
 
         path, offsets, priors = correct_checkpoint(options["model"], tau, options.get("save") or None)
     except (FileNotFoundError, ValueError) as e:

@@ -28,7 +28,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-KEYS = ("class_weights", "source_weights", "image_weights")
+from ultralytics_weighted.extensions.keys import DATA_YAML_KEYS
 
 
 def _number(file: str, key: str, label: str, value) -> float:
@@ -95,7 +95,7 @@ class DataWeights:
         if not file.endswith((".yaml", ".yml")) or not Path(file).is_file():
             return None
         raw = YAML.load(file)
-        if not any(k in raw for k in KEYS):
+        if not any(k in raw for k in DATA_YAML_KEYS):
             return None
         info = check_det_dataset(file)  # resolves `path:` and the train sources as training does
         names, train = info["names"], info["train"]
@@ -272,12 +272,14 @@ class DataWeights:
                 source 'source', 'images', 'share_before' (of the images), 'target' (its share) and 'share_per_epoch'.
         """
         from ultralytics_weighted.core.balance import flatten_labels
-        from ultralytics_weighted.schedule import weighted_target_shares
+        from ultralytics_weighted.extensions.schedule import weighted_target_shares
 
         cls, lengths = flatten_labels(classes)
         nc = len(self.names)
         keys = [
-            k for k, on in zip(KEYS, (self.class_multipliers, self.source_shares, self.image_file)) if on is not None
+            k
+            for k, on in zip(DATA_YAML_KEYS, (self.class_multipliers, self.source_shares, self.image_file))
+            if on is not None
         ]
         out = {"file": self.file, "keys": keys}
         if self.image_file:

@@ -1,40 +1,31 @@
 # ultralytics-weighted, AGPL-3.0 license
-"""The one place that touches Ultralytics internals, through one declared table of what it replaces (PATCH_SURFACE).
+"""The patch surface: every Ultralytics attribute the plugin replaces (`PATCH_SURFACE`), and the wrappers that do it.
 
-`activate()` is called by the startup hook right after `import ultralytics`, or by `import ultralytics_weighted`.
-
-- On a supported release (`SUPPORTED_ULTRALYTICS`) it adds the balancing keys to the default configuration at once
-  and applies every row of `PATCH_SURFACE` when its module is first imported (the trainer modules load lazily, so a
-  plain `import ultralytics` stays as fast as stock). A row whose Ultralytics function lacks what the wrapper needs (a
-  parameter, a method) is not applied, and `class_balance` is then refused before training with the reason.
-- On any other release it adds nothing but `REFUSAL_SURFACE`: stock commands work as without the plugin, and a
-  balancing key fails before training with one message naming the installed and the supported releases.
+`activation.py` applies the table when Ultralytics is imported: on a supported release (`release.py`) each row of
+`PATCH_SURFACE` as its module is first imported (the trainer modules load lazily, so a plain `import ultralytics` stays
+as fast as stock). A row whose Ultralytics function lacks what the wrapper needs (a parameter, a method) is not
+applied, and `class_balance` is then refused before training with the reason. On any other release only
+`REFUSAL_SURFACE` is applied: stock commands work as without the plugin, and a balancing key fails before training with
+one message naming the installed and the supported releases.
 
 Besides the table, balanced training changes two things on objects it builds itself, never on Ultralytics' classes or
 modules: the train dataset instance switches to a balanced subclass (`make_balanced`), and its mix transforms get a
-weighted `get_indexes` instance attribute. `deactivate()` undoes the table and the keys (tests). The one Ultralytics
-function wrapped elsewhere is `check_dict_alignment`, by the switched-off startup hook (it must not import this).
+weighted `get_indexes` instance attribute. The one Ultralytics function wrapped elsewhere is `check_dict_alignment`, by
+the startup hook when it is switched off or the plugin failed to start (it must not import this).
 """
 
 from __future__ import annotations
 
 import inspect
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
-from packaging.specifiers import SpecifierSet
-from packaging.version import InvalidVersion, Version
+from ultralytics_weighted.extensions.config import check_balance_args
+from ultralytics_weighted.extensions.keys import AFTER_KEY, DEFAULTS
+from ultralytics_weighted.extensions.report import balance_settings, plot_balance
+from ultralytics_weighted.host.release import UnsupportedUltralyticsError, unsupported_message
 
-from ultralytics_weighted.config import AFTER_KEY, DEFAULTS, check_balance_args
-from ultralytics_weighted.report import balance_settings, plot_balance
-from ultralytics_weighted_hook import when_imported
-
-# As in pyproject.toml (tests/test_host.py checks it), not read from the installed metadata, which reorders the bounds
-# in messages and lags pyproject.toml in an editable install; the floor is the first release with everything used
-SUPPORTED_ULTRALYTICS = ">=8.4.130,<8.5"
 _PATCHED = "_ultralytics_weighted"  # attribute marking functions this module installed
 
 
@@ -55,73 +46,10 @@ def _rank() -> int:
 
 
 # ---------------------------------------------------------------------------------------------------------------------
-# Supported releases
-
-
-def is_supported(version: str, supported: str = SUPPORTED_ULTRALYTICS) -> bool:
-    """Return whether an Ultralytics version lies in a PEP 440 range, its development releases included.
-
-    The one release check, with `packaging`: Ultralytics' `check_version` takes such ranges too, but importing it
-    imports Ultralytics, which `check_host` must not do yet.
-
-    Examples:
-        >>> is_supported("8.4.190"), is_supported("8.4.129"), is_supported("8.5.0"), is_supported("8.4.200.dev1")
-        (True, False, False, True)
-    """
-    try:
-        return SpecifierSet(supported).contains(Version(version), prereleases=True)
-    except InvalidVersion:
-        return False
-
-
-def package_version(package: Path) -> str | None:
-    """Return `__version__` of an ultralytics package folder, read from its `__init__.py` without importing it."""
-    init = package / "__init__.py"
-    text = init.read_text(encoding="utf-8") if init.is_file() else ""
-    match = re.search(r"""^__version__\s*=\s*["']([^"']+)["']""", text, re.M)
-    return match.group(1) if match else None
-
-
-class UnsupportedUltralyticsError(RuntimeError):
-    """Class-balanced training was asked for with an Ultralytics release or feature set the plugin cannot serve."""
-
-
-def unsupported_message(version: str, reason: str | None = None) -> str:
-    """Return the one message refusing the balancing keys, naming the installed and the supported releases."""
-    from ultralytics_weighted import __version__
-
-    why = reason or f"ultralytics {version} is installed, but ultralytics-weighted {__version__} supports " + (
-        f"ultralytics{SUPPORTED_ULTRALYTICS}"
-    )
-    return (
-        f"class_balance is not available: {why}. Install a supported release (pip install "
-        f"'ultralytics{SUPPORTED_ULTRALYTICS}'), or drop {', '.join(DEFAULTS)} to train without balancing; "
-        "everything else in Ultralytics works as without ultralytics-weighted."
-    )
-
-
-def check_host() -> None:
-    """Raise UnsupportedUltralyticsError unless the installed Ultralytics can be balanced (used by the commands).
-
-    The version is read from the package's `__init__.py` without importing it, so that a command can still decide
-    where Ultralytics' log goes before Ultralytics is imported.
-
-    Raises:
-        UnsupportedUltralyticsError: If the release is outside `SUPPORTED_ULTRALYTICS`.
-    """
-    import importlib.util
-
-    spec = importlib.util.find_spec("ultralytics")
-    version = package_version(Path(spec.origin).parent) if spec and spec.origin else None
-    if version and not is_supported(version):
-        raise UnsupportedUltralyticsError(unsupported_message(version))
-
-
-# ---------------------------------------------------------------------------------------------------------------------
 # Configuration keys
 
 
-def _insert_default_keys(cfg: dict) -> None:
+def insert_default_keys(cfg: dict) -> None:
     """Insert the balancing keys and defaults into a config dict in place, right after `fraction`."""
     if all(k in cfg for k in DEFAULTS):
         return
@@ -130,19 +58,6 @@ def _insert_default_keys(cfg: dict) -> None:
     items[at:at] = [(k, cfg.get(k, v)) for k, v in DEFAULTS.items()]
     cfg.clear()
     cfg.update(items)
-
-
-def _add_default_keys(utils) -> None:
-    """Add the keys to DEFAULT_CFG_DICT (the same dict object every module imported) and the DEFAULT_CFG namespace."""
-    _insert_default_keys(utils.DEFAULT_CFG_DICT)
-    for k, v in DEFAULTS.items():
-        setattr(utils.DEFAULT_CFG, k, v)
-
-
-def _remove_default_keys(utils) -> None:
-    for k in DEFAULTS:
-        utils.DEFAULT_CFG_DICT.pop(k, None)
-        vars(utils.DEFAULT_CFG).pop(k, None)
 
 
 def _yaml_load_listing_keys(load):
@@ -155,7 +70,7 @@ def _yaml_load_listing_keys(load):
     def load_listing_balance_keys(cls, file="data.yaml", *args, **kwargs):
         data = load(cls, file, *args, **kwargs)
         if isinstance(file, (str, Path)) and isinstance(data, dict) and Path(file).resolve() == default_cfg_path:
-            _insert_default_keys(data)
+            insert_default_keys(data)
         return data
 
     load_listing_balance_keys.__doc__ = load.__doc__
@@ -179,7 +94,7 @@ def _name_data_keys(check_dict_alignment):
 
     Ultralytics' error stays its own SyntaxError (its "Similar: classes" suggestion would mislead); a line is added.
     """
-    from ultralytics_weighted.config import data_key_hint
+    from ultralytics_weighted.extensions.config import data_key_hint
 
     @_mark
     def check_dict_alignment_naming_data_keys(base, custom, *args, **kwargs):
@@ -228,7 +143,7 @@ def check_trainer(trainer) -> None:
         NotImplementedError: If the trainer's task or dataset cannot be balanced yet.
         ValueError: If `rect=True` is combined with balancing.
     """
-    from ultralytics_weighted import plugin_training  # imports Ultralytics: only once it is loaded
+    from ultralytics_weighted.host import training as plugin_training  # imports Ultralytics: only once it is loaded
 
     if _UNAVAILABLE and getattr(trainer.args, "class_balance", False):
         import ultralytics
@@ -242,7 +157,7 @@ def check_trainer(trainer) -> None:
 
 def data_weights(args):
     """Return the checked weights of the data YAML (`user_weights.DataWeights`), or None; bad ones raise ValueError."""
-    from ultralytics_weighted.user_weights import DataWeights
+    from ultralytics_weighted.host.user_weights import DataWeights
 
     data = getattr(args, "data", None)
     if not data or getattr(args, "task", None) == "classify" or getattr(args, "single_cls", False):
@@ -274,7 +189,7 @@ def _mark_train_pipeline(build_train_pipeline):
 
     @_mark
     def build_train_pipeline_marked(self, *args, **kwargs):
-        from ultralytics_weighted import plugin_training  # imports Ultralytics: only once it is loaded
+        from ultralytics_weighted.host import training as plugin_training  # imports Ultralytics: only once it is loaded
 
         plugin_training.start_train_pipeline(self)
         return build_train_pipeline(self, *args, **kwargs)
@@ -293,7 +208,7 @@ def _balanced_build_dataset(build_dataset):
 
     @_mark
     def build_balanced_dataset(self, *args, **kwargs):
-        from ultralytics_weighted import plugin_training  # imports Ultralytics: only once it is loaded
+        from ultralytics_weighted.host import training as plugin_training  # imports Ultralytics: only once it is loaded
 
         bound = signature.bind(self, *args, **kwargs)
         bound.apply_defaults()
@@ -362,117 +277,6 @@ def _balanced_build_dataloader(build_dataloader):
 
     build_dataloader_with_sampler.__doc__ = build_dataloader.__doc__
     return build_dataloader_with_sampler
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# Labels for `ultralytics-weighted stats`
-
-
-def check_local_folder(data: str) -> None:
-    """Refuse a classification `data` that Ultralytics would try to download although it names a local folder.
-
-    Ultralytics looks a folder up as given, then under its datasets folder, and downloads `<name>.zip` from its assets
-    when neither exists. A path (with a folder separator) that does not exist is a typo, never a download; a bare name
-    is only downloaded when online (`YOLO_OFFLINE` unset).
-
-    Args:
-        data (str): The `data` value of a classification dataset.
-
-    Raises:
-        FileNotFoundError: If `data` is a path that does not exist, a bare name not found while offline, or a
-            detection dataset's folder (images/ and labels/, no train/), which Ultralytics would split into a copy.
-    """
-    from ultralytics.utils import DATASETS_DIR, ONLINE
-
-    text = str(data)
-    if text.lower().startswith(("http:/", "https:/")) or text.lower().endswith((".zip", ".tar", ".gz")):
-        return  # an archive or URL: a download (or unpacking) is what was asked for
-    path = Path(text).expanduser()
-    folder = path if path.is_dir() else DATASETS_DIR / path
-    if folder.is_dir() and not (folder / "train").is_dir() and all((folder / k).is_dir() for k in ("images", "labels")):
-        # Ultralytics would take it for unsplit class folders and copy its images into a new `<folder>_split/`
-        yamls = sorted(folder.glob("*.y*ml"))
-        raise FileNotFoundError(
-            f"data={text} is a detection dataset (images/ and labels/), not a classification folder (train/<class>/): "
-            + (
-                f"give its data YAML, e.g. data={yamls[0]}."
-                if yamls
-                else "give a data YAML (path:, train:, val:, "
-                "names:) for it: https://docs.ultralytics.com/datasets/detect"
-            )
-        )
-    if folder.is_dir():
-        return
-    if len(path.parts) > 1:
-        raise FileNotFoundError(f"data={text}: no such folder (a local path is never downloaded).")
-    if not ONLINE:
-        raise FileNotFoundError(
-            f"data={text}: no such folder here or in {DATASETS_DIR}, and it is not downloaded offline (YOLO_OFFLINE)."
-        )
-
-
-def load_label_classes(overrides: dict, split: str = "train") -> tuple[list[np.ndarray], dict, str]:
-    """Build a split's dataset the way training does and return its label classes, without loading any image.
-
-    Args:
-        overrides (dict): Ultralytics train keys, at least `data`; `task`, `classes`, `fraction`, `single_cls` count.
-        split (str): 'train', 'val' or 'test'.
-
-    Returns:
-        classes (list[np.ndarray]): Class ids of each image's objects (one id per image for classification).
-        names (dict): Class names by class id.
-        task (str): The task the data was read for ('classify' for a folder dataset without a `task` key).
-    """
-    from ultralytics_weighted.core import balanced_training
-
-    dataset, names, task = load_label_dataset(overrides, split)
-    return balanced_training.dataset_label_classes(dataset), names, task
-
-
-def load_label_dataset(overrides: dict, split: str = "train") -> tuple[Any, dict, str]:
-    """Build a split's dataset the way training does (labels only, no image loaded), for `load_label_classes`.
-
-    Args:
-        overrides (dict): Ultralytics train keys, at least `data`; `task`, `classes`, `fraction`, `single_cls` count.
-        split (str): 'train', 'val' or 'test'.
-
-    Returns:
-        dataset (YOLODataset | ClassificationDataset): The built dataset (`im_files` and labels in training's order).
-        names (dict): Class names by class id.
-        task (str): The task the data was read for ('classify' for a folder dataset without a `task` key).
-    """
-    from ultralytics.cfg import get_cfg
-    from ultralytics.data.build import build_yolo_dataset
-    from ultralytics.data.dataset import ClassificationDataset
-    from ultralytics.data.utils import check_cls_dataset, check_det_dataset, get_split_fraction
-
-    overrides = dict(overrides)
-    data = str(overrides.get("data") or "")
-    if "task" not in overrides and not data.endswith((".yaml", ".yml")):
-        overrides["task"] = "classify"  # as Ultralytics: a folder (or a name without .yaml) is a classification set
-    cfg = get_cfg(overrides={**overrides, "mode": "train"})
-    if cfg.task == "classify":
-        check_local_folder(cfg.data)
-        info = check_cls_dataset(cfg.data, split=split)
-        cfg.fraction = get_split_fraction(cfg.fraction, split)
-        # newer releases align the class folders to the data's names; older ones take no `names`
-        names = {"names": info["names"]} if "names" in inspect.signature(ClassificationDataset).parameters else {}
-        dataset = ClassificationDataset(str(info[split]), cfg, augment=False, prefix=split, **names)
-    else:
-        info = check_det_dataset(cfg.data)
-        if not info.get(split):
-            raise FileNotFoundError(f"data={cfg.data} has no '{split}' split.")
-        try:
-            dataset = build_yolo_dataset(cfg, info[split], cfg.batch, info, mode="train" if split == "train" else "val")
-        except ValueError as e:  # Ultralytics names its label cache, which it does not write when there are no labels
-            if not (found := re.search(r"No labels found in (\S+)\.cache", str(e))):
-                raise
-            raise FileNotFoundError(
-                f"no labels for the {split} images in {found.group(1)}/ (Ultralytics reads one .txt per image from a "
-                "labels/ folder beside images/: https://docs.ultralytics.com/datasets)."
-            ) from None
-    names = {0: "item"} if cfg.single_cls else info["names"]  # the datasets map every label to 0 with single_cls
-    return dataset, names, cfg.task
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -571,43 +375,3 @@ def _apply(row: Replacement, module) -> None:
     original = vars(holder)[row.name]
     setattr(holder, row.name, row.wrap(original))
     _ORIGINALS[row.key] = (holder, row.name, original)
-
-
-def activate() -> None:
-    """Activate class-balanced training in this process (idempotent).
-
-    Imports `ultralytics` (and so torch) if it has not been imported yet; the trainer modules are patched when they are
-    first imported. On an unsupported Ultralytics release only the refusal of the balancing keys is installed.
-
-    Examples:
-        >>> from ultralytics_weighted.integration import activate
-        >>> activate()
-        >>> from ultralytics.cfg import get_cfg
-        >>> get_cfg(overrides={"class_balance": 0.5, "balance_agg": "sum"}).class_balance
-        0.5
-    """
-    import ultralytics
-
-    if (Path(ultralytics.__file__).parent / "data" / "balance.py").exists():
-        return  # Ultralytics already balances natively (the patch series is applied): nothing to add
-    supported = is_supported(ultralytics.__version__)
-    if supported:
-        import ultralytics.utils
-
-        _add_default_keys(ultralytics.utils)
-    for row in PATCH_SURFACE if supported else REFUSAL_SURFACE:
-        if row.key not in _REGISTERED:
-            _REGISTERED.add(row.key)
-            when_imported(row.module, lambda module, row=row: _apply(row, module))
-
-
-def deactivate() -> None:
-    """Undo `activate()`: restore every replaced attribute and remove the keys (rows not yet applied stay pending)."""
-    import ultralytics.utils
-
-    for key, (holder, name, original) in list(_ORIGINALS.items()):
-        setattr(holder, name, original)
-        del _ORIGINALS[key]
-    _REGISTERED.clear()
-    _UNAVAILABLE.clear()
-    _remove_default_keys(ultralytics.utils)

@@ -4,7 +4,7 @@
 What the plugin adds to the core's balanced train dataset: the epoch schedule (`balance_agg=auto`, `balance_floor`,
 `balance_ramp`, `balance_start`) and the data YAML's weights (`schedule.py`), the class priors and `balance_tau`
 (`priors.py`), mix partners drawn by the same probabilities (`BalancedDatasetMixin`), the QAT calibration dataset left
-stock, and the train-start table (`report.py`). `integration.py` calls these functions from its wrappers.
+stock, and the train-start table (`report.py`). `surface.py` calls these functions from its wrappers.
 """
 
 from __future__ import annotations
@@ -16,13 +16,14 @@ import numpy as np
 
 from ultralytics.utils import LOGGER, RANK
 
-from ultralytics_weighted.config import DEFAULTS, balance_strength, schedule_from_args, unused_balance_keys
 from ultralytics_weighted.core import balanced_training as core
 from ultralytics_weighted.core.balanced_training import PREFIX, dataset_label_classes
 from ultralytics_weighted.core.sampler import BalancedSampler
-from ultralytics_weighted.priors import record_class_priors, save_corrected_best
-from ultralytics_weighted.report import balance_report, balance_settings, floor_warning, nothing_to_balance
-from ultralytics_weighted.schedule import BalanceSchedule
+from ultralytics_weighted.extensions.config import balance_strength, schedule_from_args, unused_balance_keys
+from ultralytics_weighted.extensions.keys import DEFAULTS
+from ultralytics_weighted.extensions.report import balance_report, balance_settings, floor_warning, nothing_to_balance
+from ultralytics_weighted.extensions.schedule import BalanceSchedule
+from ultralytics_weighted.host.priors import record_class_priors, save_corrected_best
 
 BALANCED_TASKS = frozenset({"detect", "segment", "pose", "obb", "classify"})
 MEMO_FOLDER = "balance-memo"  # in the run folder, under DDP only: each strength's probabilities, computed by one rank

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ultralytics_weighted.auto import target_shares
-from ultralytics_weighted.config import schedule_from_args
 from ultralytics_weighted.core.balance import flatten_labels
-from ultralytics_weighted.schedule import (
+from ultralytics_weighted.extensions.auto import target_shares
+from ultralytics_weighted.extensions.config import schedule_from_args
+from ultralytics_weighted.extensions.schedule import (
     ALL_AGGREGATIONS,
     FLOOR_UNDOES_WARNING,
     BalanceSchedule,

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..core.balance import AGGREGATIONS, class_weights, flatten_labels, spread_probabilities
 from .auto import AutoSolver, target_shares
-from .core.balance import AGGREGATIONS, class_weights, flatten_labels, spread_probabilities
 from .once import computed_once, digest
 
 ALL_AGGREGATIONS = (*AGGREGATIONS, "auto")  # `balance_agg` in the plugin: the core's fixed aggregations, and solved

@@ -5,7 +5,7 @@ Usage:
     ultralytics-weighted patch check=PATH    # report whether the series applies, is applied, or cannot be applied
     ultralytics-weighted patch apply=PATH    # apply it (no-op if it is already applied)
     ultralytics-weighted patch revert=PATH   # take it out again
-    python -m ultralytics_weighted.patching check=PATH   # the same, without the `ultralytics-weighted` command
+    python -m ultralytics_weighted.commands.patching check=PATH   # the same, without `ultralytics-weighted`
 
 key=value as every other command; the flags of earlier releases (`--check PATH`) still work.
 
@@ -28,8 +28,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from ultralytics_weighted.config import CORE_KEYS
-from ultralytics_weighted.integration import package_version
+from ultralytics_weighted.extensions.keys import CORE_KEYS
+from ultralytics_weighted.host.release import package_version
 
 PROG = "ultralytics-weighted patch"
 
@@ -40,7 +40,7 @@ class PatchError(Exception):
 
 def patches_dir() -> Path:
     """Return the folder holding the patch series: inside the installed package, or `patches/` of a source checkout."""
-    here = Path(__file__).resolve().parent
+    here = Path(__file__).resolve().parents[1]  # the package folder
     for folder in (here / "patches", here.parent / "patches"):
         if (folder / "series.json").is_file():
             return folder

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from .core.balance import class_weights
+from ..core.balance import class_weights
 
 # balance_agg=auto: solved probabilities (see `AutoSolver`)
 AUTO_TOLERANCE = 1.02  # stop once max/min over classes of (expected share / target share) is at most this

@@ -184,10 +184,10 @@ def _stats(options: dict[str, str], report) -> int:
     """Run `stats`, writing the report to `report` (see `stats`)."""
     from ultralytics.cfg import DEFAULT_CFG_DICT, get_cfg, smart_value
 
-    from ultralytics_weighted.config import DEFAULTS, check_balance_args, check_keys, schedule_from_args
     from ultralytics_weighted.core.balanced_training import dataset_label_classes
-    from ultralytics_weighted.integration import data_weights, load_label_dataset
-    from ultralytics_weighted.report import (
+    from ultralytics_weighted.extensions.config import check_balance_args, check_keys, schedule_from_args
+    from ultralytics_weighted.extensions.keys import DEFAULTS
+    from ultralytics_weighted.extensions.report import (
         balance_settings,
         compare_aggregations,
         format_aggregation_table,
@@ -195,6 +195,8 @@ def _stats(options: dict[str, str], report) -> int:
         plot_balance,
         schedule_lines,
     )
+    from ultralytics_weighted.host.labels import load_label_dataset
+    from ultralytics_weighted.host.surface import data_weights
 
     values = {k: smart_value(v) for k, v in options.items()}
     split, fmt, plot = values.pop("split", "train"), str(values.pop("format", "table")), values.pop("plot", None)
@@ -282,7 +284,7 @@ def main(argv: list[str] | None = None) -> int:
         print(__version__)
         return 0
     if command in {"stats", "compare", "demo"}:
-        from ultralytics_weighted.integration import UnsupportedUltralyticsError, check_host
+        from ultralytics_weighted.host.release import UnsupportedUltralyticsError, check_host
 
         try:
             check_host()  # these commands balance: say so at once on an unsupported Ultralytics release
@@ -300,19 +302,19 @@ def _run_command(command: str, args: list[str]) -> int:
     if command == "stats":
         return stats(parse_key_values(args))
     if command == "compare":
-        from ultralytics_weighted.compare import main as compare
+        from ultralytics_weighted.commands.compare import main as compare
 
         return compare(parse_key_values(args))
     if command == "adjust":
-        from ultralytics_weighted.adjust import main as adjust
+        from ultralytics_weighted.commands.adjust import main as adjust
 
         return adjust(parse_key_values(args))
     if command == "patch":
-        from ultralytics_weighted.patching import main as patch
+        from ultralytics_weighted.commands.patching import main as patch
 
         return patch(args)
     if command == "demo":
-        from ultralytics_weighted.demo import main as demo
+        from ultralytics_weighted.commands.demo import main as demo
 
         return demo(parse_key_values(args))
     print(f"ultralytics-weighted: unknown command '{command}'.\n\n{HELP}", file=sys.stderr)
