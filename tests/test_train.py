@@ -92,7 +92,7 @@ def test_train_loader_with_worker_processes_yields_the_systematic_draw(balanced)
         assert loader.num_workers == 2 and isinstance(loader.sampler, BalancedSampler)
         dataset = loader.dataset
         index = {f: i for i, f in enumerate(dataset.im_files)}
-        expected = len(dataset) * dataset.image_probabilities
+        expected = len(dataset) * dataset.balanced_probabilities
         exposure = np.zeros(len(dataset))
         for epoch in range(3):
             counts = np.zeros(len(dataset))
@@ -145,7 +145,7 @@ def test_partners_follow_the_weights_with_cache_ram(balanced):
     np.random.seed(0)
     drawn = np.concatenate([mosaic.get_indexes() for _ in range(20000)])  # 3 partners each
     frequency = np.bincount(drawn, minlength=len(dataset)) / drawn.size
-    assert 0.5 * np.abs(frequency - dataset.image_probabilities).sum() < 0.02  # total variation distance
+    assert 0.5 * np.abs(frequency - dataset.balanced_probabilities).sum() < 0.02  # total variation distance
 
 
 def test_stock_dataset_and_partners_when_balancing_is_off(balanced):

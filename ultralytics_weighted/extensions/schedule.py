@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..core.balance import AGGREGATIONS, class_weights, flatten_labels, spread_probabilities
+from ..core.balance import AGGREGATIONS, flatten_labels, inverse_frequency_weights, spread_probabilities
 from .auto import AutoSolver, target_shares
 from .once import computed_once, digest
 
@@ -69,7 +69,7 @@ def weighted_probabilities(
         strength (float): Balancing strength in [0, 1]: 1 = inverse class frequency, 0.5 = square root, 0 = uniform.
         class_multipliers (np.ndarray, optional): Factor >= 0 per class (data YAML `class_weights`): multiplies the
             class's weight and its target share t_c ∝ n_c ** (1 - strength) * m_c, also at strength 0.
-        image_multipliers (np.ndarray, optional): Weight >= 0 per image (data YAML `weighted_probabilities` file): the
+        image_multipliers (np.ndarray, optional): Weight >= 0 per image (data YAML `image_weights` file): the
             distribution that replaces uniform, p_i ∝ v_i before balancing; instances count v_i times in n_c.
         sources (np.ndarray, optional): Source index per image (position in the data YAML's `train:` list).
         source_shares (np.ndarray, optional): Share of the draws per source (`source_weights`); each source's images
@@ -141,7 +141,7 @@ def weighted_probabilities(
         ).solve()
         p[labelled] = q * mass
         return p
-    balanced = spread_probabilities(cls, lengths, class_weights(counts, strength) * m, agg)
+    balanced = spread_probabilities(cls, lengths, inverse_frequency_weights(counts, strength) * m, agg)
     if image_multipliers is None:  # exactly the core's probabilities
         return balanced
     # image multipliers: labelled images share the mass they hold under p = v / sum(v) in proportion to v_i * weight_i

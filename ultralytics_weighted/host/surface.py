@@ -222,7 +222,7 @@ def _balanced_build_dataset(build_dataset):
 
             strength = dataset.balance_schedule.strength
             lines = weights.report(
-                dataset.balance_schedule.classes, dataset.im_files, dataset.image_probabilities, strength
+                dataset.balance_schedule.classes, dataset.im_files, dataset.balanced_probabilities, strength
             )
             LOGGER.info("\n".join(colorstr("balance: ") + line for line in lines))
         if balanced and self.args.plots and _rank() in {-1, 0}:

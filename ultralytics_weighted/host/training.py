@@ -182,9 +182,9 @@ def remove_memo(trainer) -> None:
 class BalancedDatasetMixin:
     """Mixin for a dataset class whose train images are drawn by class-balanced probabilities.
 
-    The dataset holds `image_probabilities` (one per image, computed from the labels in use: after `classes=`
-    filtering, `fraction` and any re-sorting); the core's `set_train_sampling` gives its train loader the schedule's
-    `BalancedSampler`. For YOLO
+    The dataset holds `balanced_probabilities` (one per image: those of the balanced epochs at full strength, computed
+    from the labels in use: after `classes=` filtering, `fraction` and any re-sorting); the core's `set_train_sampling`
+    gives its train loader the schedule's `BalancedSampler`. For YOLO
     datasets, Mosaic, MixUp, CutMix and CopyPaste partners are drawn from the same probabilities wherever stock
     Ultralytics picks them uniformly from the whole dataset (MixUp, CutMix, CopyPaste; Mosaic with `cache=ram`).
     Mosaic's default buffer of recently loaded images already consists of balanced draws and is kept as it is.
@@ -205,8 +205,8 @@ class BalancedDatasetMixin:
         self.balance_schedule, self.balance_names = schedule, names
         # the balanced epochs' probabilities: the table, the plot and the mix partners (worker processes keep their
         # copy of the dataset, so partners cannot follow a ramp or a late start; they use the full strength throughout)
-        self.image_probabilities = schedule.balanced_probabilities
-        self._cumulative_probabilities = np.cumsum(self.image_probabilities)
+        self.balanced_probabilities = schedule.balanced_probabilities
+        self._cumulative_probabilities = np.cumsum(self.balanced_probabilities)
         if hasattr(self, "transforms"):
             _weight_mix_partners(self, self.transforms)
 
@@ -225,7 +225,7 @@ class BalancedDatasetMixin:
     def build_transforms(self, hyp=None):
         """Build the stock transforms, with partners drawn by the image probabilities (also after close_mosaic)."""
         transforms = self.stock_class.build_transforms(self, hyp)
-        if hasattr(self, "image_probabilities"):
+        if hasattr(self, "balanced_probabilities"):
             _weight_mix_partners(self, transforms)
         return transforms
 
@@ -303,7 +303,7 @@ def log_balance(dataset: BalancedDatasetMixin, task: str) -> None:
     lines = balance_report(
         schedule.classes,
         dataset.balance_names,
-        dataset.image_probabilities,
+        dataset.balanced_probabilities,
         schedule.strength,
         schedule.agg,
         # balance_agg has no meaning for classification: say so only to a user who set it
