@@ -21,6 +21,31 @@ def balance_strength(value: bool | float | None) -> float:
     return float(value or 0.0)
 
 
+def balancing_on(args, weights=None) -> bool:
+    """Return whether a training with these train keys draws its train images other than stock shuffling does.
+
+    The one place this is decided, for training, its checks, `stats`, `compare` and `demo`: with `class_balance` on
+    (a strength above 0), or with weights from the data YAML (`weights`: `DataWeights`, its `multipliers`, or any
+    truthy stand-in), which weight the draws also without `class_balance`. The upstream core, which stands alone,
+    decides on `class_balance` alone (it has no data weights).
+
+    Args:
+        args (dict | SimpleNamespace): Train keys, checked by `check_balance_args`; a missing `class_balance` is off.
+        weights (optional): The data YAML's weights, None (or empty) without.
+
+    Returns:
+        (bool): True if the train loader gets a balanced (or weighted) sampler.
+
+    Examples:
+        >>> balancing_on({"class_balance": 0.5}), balancing_on({"class_balance": False}), balancing_on({})
+        (True, False, False)
+        >>> balancing_on({"class_balance": 0.0}, weights={"class_multipliers": [1.0, 3.0]})
+        True
+    """
+    value = args.get("class_balance") if isinstance(args, dict) else getattr(args, "class_balance", None)
+    return balance_strength(value) > 0 or bool(weights)
+
+
 def schedule_from_args(args, classes, nc: int, multipliers: dict | None = None, memo=None) -> BalanceSchedule:
     """Return the `BalanceSchedule` that the train keys describe: the one place a schedule is built from settings.
 
@@ -206,7 +231,7 @@ def unused_balance_keys(cfg: dict) -> list[str]:
         >>> unused_balance_keys({"class_balance": 0.5, "balance_agg": "sum"})
         []
     """
-    if balance_strength(cfg.get("class_balance", False)):
+    if balancing_on(cfg):
         return []
     return [f"{k}={cfg[k]}" for k in DEFAULTS if k != "class_balance" and k in cfg and cfg[k] != DEFAULTS[k]]
 

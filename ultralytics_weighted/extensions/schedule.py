@@ -24,6 +24,7 @@ import numpy as np
 from ..core.balance import AGGREGATIONS, flatten_labels, inverse_frequency_weights, spread_probabilities
 from .auto import AutoSolver, target_shares
 from .once import computed_once, digest
+from .shares import class_counts, class_shares, too_few_classes
 
 ALL_AGGREGATIONS = (*AGGREGATIONS, "auto")  # `balance_agg` in the plugin: the core's fixed aggregations, and solved
 
@@ -119,10 +120,10 @@ def weighted_probabilities(
     p = v / v.sum()  # before class balancing: uniform, or as the image multipliers say
     m = np.ones(nc) if class_multipliers is None else np.asarray(class_multipliers, dtype=np.float64)
     # instances as drawn before balancing (no per-instance weights without image multipliers: 8 bytes per instance)
-    counts = np.bincount(cls, weights=None if image_multipliers is None else np.repeat(v, lengths), minlength=nc)
+    counts = class_counts(cls, lengths, nc, None if image_multipliers is None else v)
     present = counts > 0
     uniform_classes = not (m[present] != m[present][:1]).any()
-    if (strength == 0 and uniform_classes) or present.sum() < 2:  # nothing to balance: p whatever `agg`
+    if (strength == 0 and uniform_classes) or too_few_classes(counts):  # nothing to balance: p whatever `agg`
         return p
     if agg == "auto":
         labelled = (lengths > 0) & (v > 0)  # backgrounds, weight-0 images keep their p
@@ -409,20 +410,15 @@ def balance_stats(
     cls, lengths = flatten_labels(classes)
     img = np.repeat(np.arange(n_images), lengths)  # image index of every instance
     p = np.full(n_images, 1.0 / max(n_images, 1)) if p is None else np.asarray(p, dtype=np.float64)
-    instances = np.bincount(cls, minlength=nc)
+    instances = class_counts(cls, lengths, nc)
     images = np.bincount(cls[np.unique(img * nc + cls, return_index=True)[1]], minlength=nc) if cls.size else instances
-    expected = np.bincount(cls, weights=np.repeat(p, lengths), minlength=nc)
     present = instances > 0
-
-    def shares(x):
-        total = x.sum()
-        return x / total if total > 0 else np.zeros(nc)
 
     def imbalance(share):
         s = share[present]
         return float(s.max() / s.min()) if s.size and s.min() > 0 else float("nan")
 
-    before, after = shares(instances.astype(np.float64)), shares(expected)
+    before, after = class_shares(cls, lengths, nc), class_shares(cls, lengths, nc, p)
     return {
         "instances": instances,
         "images": images,

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from ultralytics_weighted.extensions.config import check_balance_args
+from ultralytics_weighted.extensions.config import balancing_on, check_balance_args
 from ultralytics_weighted.extensions.keys import AFTER_KEY, DEFAULTS
 from ultralytics_weighted.extensions.report import balance_settings, plot_balance
 from ultralytics_weighted.host.release import UnsupportedUltralyticsError, unsupported_message
@@ -145,7 +145,7 @@ def check_trainer(trainer) -> None:
     """
     from ultralytics_weighted.host import training as plugin_training  # imports Ultralytics: only once it is loaded
 
-    if _UNAVAILABLE and getattr(trainer.args, "class_balance", False):
+    if _UNAVAILABLE and balancing_on(trainer.args):
         import ultralytics
 
         reason = "; ".join(_UNAVAILABLE.values())

@@ -19,7 +19,12 @@ from ultralytics.utils import LOGGER, RANK
 from ultralytics_weighted.core import balanced_training as core
 from ultralytics_weighted.core.balanced_training import PREFIX, dataset_label_classes
 from ultralytics_weighted.core.sampler import BalancedSampler
-from ultralytics_weighted.extensions.config import balance_strength, schedule_from_args, unused_balance_keys
+from ultralytics_weighted.extensions.config import (
+    balance_strength,
+    balancing_on,
+    schedule_from_args,
+    unused_balance_keys,
+)
 from ultralytics_weighted.extensions.keys import DEFAULTS
 from ultralytics_weighted.extensions.report import balance_report, balance_settings, floor_warning, nothing_to_balance
 from ultralytics_weighted.extensions.schedule import BalanceSchedule
@@ -57,7 +62,7 @@ def check_class_balance(args, trainer: str, supported: bool) -> None:
         ...
         NotImplementedError: class_balance is not supported for task=detect with WorldTrainer yet. ...
     """
-    if not balance_strength(args.class_balance):
+    if not balancing_on(args):
         if RANK in {-1, 0} and (unused := unused_balance_keys(vars(args))):
             LOGGER.warning(
                 f"{PREFIX}{', '.join(unused)} {'has' if len(unused) == 1 else 'have'} no effect "
@@ -119,8 +124,7 @@ def balance_train_dataset(trainer, dataset, mode: str = "train", multipliers: di
         NotImplementedError: If the dataset type cannot be balanced yet.
     """
     args = trainer.args
-    weighted = balance_strength(args.class_balance) or multipliers
-    if mode != "train" or not weighted or args.single_cls or is_qat_calibration(trainer):
+    if mode != "train" or not balancing_on(args, multipliers) or args.single_cls or is_qat_calibration(trainer):
         return dataset
     from ultralytics.data.dataset import ClassificationDataset, YOLODataset
     from ultralytics.models.rtdetr.val import RTDETRDataset

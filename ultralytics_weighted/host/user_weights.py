@@ -273,6 +273,7 @@ class DataWeights:
         """
         from ultralytics_weighted.core.balance import flatten_labels
         from ultralytics_weighted.extensions.schedule import weighted_target_shares
+        from ultralytics_weighted.extensions.shares import class_shares
 
         cls, lengths = flatten_labels(classes)
         nc = len(self.names)
@@ -286,16 +287,15 @@ class DataWeights:
             listed = sum(str(Path(f).resolve()) in self.image_table for f in im_files)
             out["image_weights"] = {"file": self.image_file, "listed": listed, "images": len(im_files)}
         if self.class_multipliers is not None:
-            before = np.bincount(cls, minlength=nc).astype(np.float64)
+            before, after = class_shares(cls, lengths, nc), class_shares(cls, lengths, nc, p)
             target = weighted_target_shares(classes, nc, strength, p, **self.multipliers(im_files))
-            after = np.bincount(cls, weights=np.repeat(p, lengths), minlength=nc)
             out["classes"] = [
                 {
                     "name": str(self.names[c]),
                     "weight": float(self.class_multipliers[c]),
-                    "share_before": float(before[c] / before.sum()),
+                    "share_before": float(before[c]),
                     "target": float(target[c]),
-                    "share_per_epoch": float(after[c] / after.sum()),
+                    "share_per_epoch": float(after[c]),
                 }
                 for c in np.flatnonzero(before)
             ]
