@@ -185,7 +185,7 @@ def _stats(options: dict[str, str], report) -> int:
     from ultralytics.cfg import DEFAULT_CFG_DICT, get_cfg, smart_value
 
     from ultralytics_weighted.core.balanced_training import dataset_label_classes
-    from ultralytics_weighted.extensions.config import balancing_on, check_balance_args, check_keys, schedule_from_args
+    from ultralytics_weighted.extensions.config import balancing_on, check_balance_args, check_keys
     from ultralytics_weighted.extensions.keys import DEFAULTS
     from ultralytics_weighted.extensions.report import (
         balance_settings,
@@ -195,6 +195,7 @@ def _stats(options: dict[str, str], report) -> int:
         plot_balance,
         schedule_lines,
     )
+    from ultralytics_weighted.extensions.schedule import schedule_from_args
     from ultralytics_weighted.host.labels import load_label_dataset
     from ultralytics_weighted.host.surface import data_weights
 

@@ -49,9 +49,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ultralytics_weighted.extensions.config import balance_strength, schedule_from_args
+from ultralytics_weighted.extensions.config import ALL_AGGREGATIONS, balance_strength
 from ultralytics_weighted.extensions.keys import DEFAULTS
-from ultralytics_weighted.extensions.schedule import ALL_AGGREGATIONS, BalanceSchedule, balance_stats
+from ultralytics_weighted.extensions.schedule import (
+    BalanceSchedule,
+    balance_stats,
+    schedule_from_args,
+)
 
 FIXED_KEYS = {"seed", "name", "project", "exist_ok", "plots"}  # set per run by compare itself
 COMPARE_KEYS = {"data", "variants", "seeds", "project", "name", "parallel", "resamples"}  # compare's own options

@@ -13,12 +13,12 @@ import numpy as np
 
 from ultralytics_weighted.core.balance import flatten_labels
 from ultralytics_weighted.extensions.auto import target_shares
-from ultralytics_weighted.extensions.config import schedule_from_args
+from ultralytics_weighted.extensions.config import ALL_AGGREGATIONS
 from ultralytics_weighted.extensions.schedule import (
-    ALL_AGGREGATIONS,
     FLOOR_UNDOES_WARNING,
     BalanceSchedule,
     balance_stats,
+    schedule_from_args,
 )
 from ultralytics_weighted.extensions.shares import class_counts, too_few_classes
 

@@ -21,23 +21,14 @@ from pathlib import Path
 
 import numpy as np
 
-from ..core.balance import AGGREGATIONS, flatten_labels, inverse_frequency_weights, spread_probabilities
+from ..core.balance import flatten_labels, inverse_frequency_weights, spread_probabilities
 from .auto import AutoSolver, target_shares
+from .config import MAX_FLOOR, balance_strength, check_aggregation, check_strength
+from .keys import DEFAULTS
 from .once import computed_once, digest
 from .shares import class_counts, class_shares, too_few_classes
 
-ALL_AGGREGATIONS = (*AGGREGATIONS, "auto")  # `balance_agg` in the plugin: the core's fixed aggregations, and solved
-
-MAX_FLOOR = 1.0  # largest balance_floor: at 1 no image is skipped; above, every image repeats within an epoch
 FLOOR_UNDOES_WARNING = 0.5  # warn when the floor takes back more than this fraction of the balance (log max/min share)
-
-
-def check_aggregation(agg: str) -> None:
-    """Raise ValueError, in Ultralytics' style, unless `agg` names one of `ALL_AGGREGATIONS`."""
-    if agg not in ALL_AGGREGATIONS:
-        raise ValueError(
-            f"'balance_agg={agg}' is an invalid value. Valid 'balance_agg' values are {', '.join(ALL_AGGREGATIONS)}."
-        )
 
 
 def weighted_probabilities(
@@ -90,13 +81,13 @@ def weighted_probabilities(
         [0.188, 0.188, 0.375, 0.25]
         >>> weighted_probabilities([np.array([0, 0]), np.array([0])], nc=2, agg="sum").tolist()  # one class: uniform
         [0.5, 0.5]
+        >>> from ultralytics_weighted.extensions.config import ALL_AGGREGATIONS
         >>> stats = {agg: balance_stats(labels, 2, weighted_probabilities(labels, 2, agg)) for agg in ALL_AGGREGATIONS}
         >>> {agg: round(s["imbalance_after"], 2) for agg, s in stats.items()}  # max/min class share per epoch
         {'mean': 1.25, 'max': 1.33, 'median': 1.2, 'sum': 1.6, 'auto': 1.0}
     """
     check_aggregation(agg)
-    if not 0.0 <= strength <= 1.0:
-        raise ValueError(f"'class_balance={strength}' is an invalid value. Valid strengths are between 0.0 and 1.0.")
+    check_strength(strength)
     n_images = len(classes)
     if n_images == 0:
         return np.zeros(0, dtype=np.float64)
@@ -380,6 +371,51 @@ class BalanceSchedule:
         if not gained > 1e-9:  # nothing gained, or nan (a class without instances is never drawn)
             return (0.0, *shares)
         return (math.log(shares[2] / shares[1]) / gained, *shares)
+
+
+def schedule_from_args(args, classes, nc: int, multipliers: dict | None = None, memo=None) -> BalanceSchedule:
+    """Return the `BalanceSchedule` that the train keys describe: the one place a schedule is built from settings.
+
+    Training, `stats`, `compare` and the aggregation report all call it, so a key is read the same way everywhere.
+
+    Args:
+        args (dict | SimpleNamespace): Train keys, checked by `check_balance_args`: `class_balance`, `balance_agg`,
+            `balance_floor`, `balance_ramp`, `balance_start` and `epochs`; a missing balancing key takes its value
+            from `DEFAULTS`, a missing `epochs` the schedule's own default (one epoch). Other keys are ignored.
+        classes (Sequence[np.ndarray]): Class ids of each image's objects, in dataset order.
+        nc (int): Number of classes.
+        multipliers (dict, optional): Weights from the data YAML (`DataWeights.multipliers`), applied in every epoch.
+        memo (str | Path, optional): A folder the training's processes share, to compute each epoch's probabilities
+            once per training instead of once per DDP rank (`BalanceSchedule`'s `memo`).
+
+    Returns:
+        (BalanceSchedule): The schedule of every epoch's sampling probabilities and the epoch length.
+
+    Examples:
+        >>> from types import SimpleNamespace
+        >>> import numpy as np
+        >>> labels = [np.array([0])] * 6 + [np.array([1])] * 2
+        >>> schedule = schedule_from_args({"class_balance": True, "balance_floor": 1, "epochs": 10}, labels, nc=2)
+        >>> schedule.strength, schedule.agg, schedule.epoch_size  # the 2 rare images take 2 draws each
+        (1.0, 'mean', 10)
+        >>> late = schedule_from_args(SimpleNamespace(class_balance=0.5, balance_start=0.3, epochs=10), labels, 2)
+        >>> late.start_epoch, (8 * late.probabilities(3)).round(2).tolist()
+        (3, [0.85, 0.85, 0.85, 0.85, 0.85, 0.85, 1.46, 1.46])
+    """
+    settings = {**DEFAULTS, **(args if isinstance(args, dict) else vars(args))}
+    epochs = {"epochs": settings["epochs"]} if "epochs" in settings else {}  # else the schedule's default
+    return BalanceSchedule(
+        classes,
+        nc,
+        strength=balance_strength(settings["class_balance"]),
+        agg=settings["balance_agg"],
+        floor=settings["balance_floor"],
+        ramp=settings["balance_ramp"],
+        start=settings["balance_start"],
+        multipliers=multipliers,
+        memo=memo,
+        **epochs,
+    )
 
 
 def balance_stats(

@@ -22,12 +22,11 @@ from ultralytics_weighted.core.sampler import BalancedSampler
 from ultralytics_weighted.extensions.config import (
     balance_strength,
     balancing_on,
-    schedule_from_args,
     unused_balance_keys,
 )
 from ultralytics_weighted.extensions.keys import DEFAULTS
 from ultralytics_weighted.extensions.report import balance_report, balance_settings, floor_warning, nothing_to_balance
-from ultralytics_weighted.extensions.schedule import BalanceSchedule
+from ultralytics_weighted.extensions.schedule import BalanceSchedule, schedule_from_args
 from ultralytics_weighted.host.priors import record_class_priors, save_corrected_best
 
 BALANCED_TASKS = frozenset({"detect", "segment", "pose", "obb", "classify"})
