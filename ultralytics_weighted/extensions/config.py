@@ -138,6 +138,41 @@ def check_aggregation(agg) -> None:
         )
 
 
+def check_tau(value) -> float:
+    """Return a prior correction `tau=` (`adjust`, a `compare` variant, `correct_checkpoint`) as a float, checked once.
+
+    The `balance_tau` train key is checked with the other train keys (`check_balance_args`), by the same rule.
+
+    Args:
+        value (str | int | float): The value as given (text from a command line, or a number).
+
+    Returns:
+        (float): tau, a finite number >= 0.
+
+    Raises:
+        ValueError: If it is not a number, negative, or not finite; one message for every command.
+
+    Examples:
+        >>> check_tau("1"), check_tau(0.5)
+        (1.0, 0.5)
+        >>> check_tau("-1")
+        Traceback (most recent call last):
+        ...
+        ValueError: tau=-1 is invalid: tau=-1 must be a finite number >= 0 (0 = no change, 1 = the data's prior).
+    """
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    text = value.strip() if isinstance(value, str) else f"{value:g}" if number else repr(value)
+    try:
+        tau, why = float(value if number or isinstance(value, str) else "not a number"), "invalid"
+    except ValueError:
+        tau, why = math.nan, "not a number"
+    if not 0.0 <= tau < math.inf:
+        raise ValueError(
+            f"tau={text} is {why}: tau={text} must be a finite number >= 0 (0 = no change, 1 = the data's prior)."
+        )
+    return tau
+
+
 def check_balance_args(cfg: dict) -> None:
     """Check the balancing keys in a configuration dict, in Ultralytics' `check_cfg` error style.
 
