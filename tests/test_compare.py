@@ -240,3 +240,44 @@ def test_bad_variant_keys_and_counts_fail_in_one_line(args, message, datasets, t
     out = compare(f"data={datasets('detect')}", *args, f"project={tmp_path}", cwd=tmp_path)
     assert out.returncode == 2 and out.stdout.strip().splitlines() == [out.stdout.strip()], out.stdout[-3000:]
     assert message in out.stdout and not (tmp_path / "runs").exists()
+
+
+def test_a_classification_folder_names_its_own_comparison(tmp_path):
+    from ultralytics_weighted.compare import _parse_options
+    from ultralytics_weighted.synthetic import make_classification_dataset
+
+    # two datasets in one parent folder: each comparison is named after its dataset, so neither replaces the other
+    first = make_classification_dataset(tmp_path / "datasets" / "cars", {"a": 4, "b": 2}, n_val=2, imgsz=32)
+    second = make_classification_dataset(tmp_path / "datasets" / "birds", {"a": 4, "b": 2}, n_val=2, imgsz=32)
+    outs = [_parse_options({"data": str(d), "project": str(tmp_path / "cmp")}).out for d in (first, second)]
+    assert outs == [tmp_path / "cmp" / "cars", tmp_path / "cmp" / "birds"]
+    yaml = _parse_options({"data": str(tmp_path / "datasets" / "coco" / "data.yaml"), "project": "p"}).out
+    assert yaml.name == "coco"  # a data YAML: the folder holding it, as before
+
+
+def _comparison_with(values: dict, std: float, folder: Path):
+    """Return a detection Comparison of variants none and mean whose AP50 is `values[variant]` for every class."""
+    from ultralytics_weighted.compare import Comparison
+
+    names = {0: "common", 1: "rare"}
+    variants = parse_variants("none,mean")
+    table = [
+        {"metric": m, "class": c, "variant": v.name, "mean": values[v.name], "std": std, "seeds": 3}
+        for m in ("ap50", "ap50_95")
+        for c in ["common", "rare", "all"]
+        for v in variants
+    ]
+    shares = {v.name: {"instances": np.array([10, 2]), "share_after": np.array([0.5, 0.5])} for v in variants}
+    return Comparison(folder, "detect", variants, names, shares, [], table)
+
+
+def test_the_plot_says_when_every_value_is_0_and_keeps_error_bars_inside(tmp_path):
+    from ultralytics_weighted.compare import _plot
+
+    blank = _plot(tmp_path / "zero.png", _comparison_with({"none": 0.0, "mean": 0.0}, 0.0, tmp_path), [0, 1])
+    notes = [t.get_text() for t in blank.axes[0].texts]
+    assert len(notes) == 1 and notes[0].startswith("every AP50 is 0") and (tmp_path / "zero.png").is_file()
+    high = _plot(tmp_path / "high.png", _comparison_with({"none": 0.9, "mean": 0.95}, 0.1, tmp_path), [0, 1])
+    assert high.axes[0].get_ylim()[1] >= 0.95 + 0.1 and not high.axes[0].texts  # the top error bar is not cut off
+    usual = _plot(tmp_path / "usual.png", _comparison_with({"none": 0.3, "mean": 0.5}, 0.05, tmp_path), [0, 1])
+    assert usual.axes[0].get_ylim() == (0, 1.05)  # the usual axis where every bar fits

@@ -358,7 +358,7 @@ def evaluate(folder: Path, data: str, train: dict, tau: float | None = None) -> 
     if tau is None:
         return validate(trained["weights"], data, train, files["per_image"])
     if json.loads(trained["val"].read_text())["task"] != "classify":
-        correct_checkpoint(trained["weights"], tau, files["weights"])
+        correct_checkpoint(trained["weights"], tau, files["weights"], exist_ok=True)  # a re-validation replaces it
         return validate(files["weights"], data, train, files["per_image"])
     with np.load(trained["per_image"]) as f:
         stored = dict(f)
@@ -603,10 +603,27 @@ def _parse_options(options: dict) -> _Options:
     )
     # absolute: Ultralytics puts a relative `project` under its runs folder and the task, not where compare looks
     project = Path(str(options.pop("project", "runs/compare"))).expanduser().resolve()
-    out = project / str(options.pop("name", Path(str(data)).parent.name))
+    out = project / str(options.pop("name", _default_name(str(data))))
     label_keys = {k: options[k] for k in ("task", "classes", "fraction") if k in options}
     train = {k: v for k, v in options.items() if k not in FIXED_KEYS}
     return _Options(variants, data, seeds, parallel, resamples, out, train, label_keys)
+
+
+def _default_name(data: str) -> str:
+    """Return the default name of a comparison on `data`: its dataset folder, so two datasets never share one.
+
+    A data YAML is named after the folder that holds it (datasets/coco8/data.yaml -> coco8; a YAML that Ultralytics
+    finds by name after its stem), a classification folder after itself (datasets/cls -> cls, not its parent, which
+    other datasets share).
+
+    Examples:
+        >>> _default_name("datasets/coco8/data.yaml"), _default_name("coco8.yaml"), _default_name("imagenet10")
+        ('coco8', 'coco8', 'imagenet10')
+    """
+    path = Path(data).expanduser()
+    if path.is_dir() or not path.suffix:  # a classification folder, or a dataset Ultralytics names (mnist160)
+        return path.resolve().name if path.is_dir() else path.name
+    return (path.resolve().parent.name if path.is_file() else path.parent.name) or path.stem
 
 
 def _variant_settings(variants: list[Variant], data: str, train: dict) -> tuple[dict, dict]:
@@ -1060,8 +1077,12 @@ def _images_table(c: Comparison) -> list[str]:
     return lines
 
 
-def _plot(path: Path, c: Comparison, present: list[int]) -> None:
-    """Grouped bars: the headline metric per class (and all classes) by variant, error bars = std over seeds."""
+def _plot(path: Path, c: Comparison, present: list[int]):
+    """Grouped bars: the headline metric per class (and all classes) by variant, error bars = std over seeds.
+
+    Returns:
+        (matplotlib.figure.Figure): The figure saved to `path`.
+    """
     from matplotlib.figure import Figure
 
     title, metrics = TABLES.get(c.task, TABLES["detect"])[0]
@@ -1072,8 +1093,10 @@ def _plot(path: Path, c: Comparison, present: list[int]) -> None:
     fig = Figure(figsize=(max(6.0, 1.2 * len(groups) * max(1, len(c.variants) / 3) + 2), 4.5), tight_layout=True)
     ax = fig.add_subplot()
     x = np.arange(len(groups))
+    top = 1.0  # the highest bar with its error bar: the axis ends above it, so no error bar is cut off
     for k, v in enumerate(c.variants):
         rows = [c.row(m, name, v.name) for m, name in groups]
+        top = max([top, *(r["mean"] + r["std"] for r in rows)])
         ax.bar(
             x + (k - (len(c.variants) - 1) / 2) * width,
             [r["mean"] for r in rows],
@@ -1084,10 +1107,22 @@ def _plot(path: Path, c: Comparison, present: list[int]) -> None:
         )
     ax.set_xticks(x, [name if name != "all" else ALL_ROWS[m].strip("*").split("*")[0] for m, name in groups])
     ax.set_ylabel(f"{title} on val (mean ± std over seeds)")
-    ax.set_ylim(0, 1.05)
+    ax.set_ylim(0, 1.05 * top)
+    if not any(r["mean"] or r["std"] for r in c.table if (r["metric"], r["class"]) in set(groups)):
+        ax.text(  # bars of height 0 draw nothing: say so, rather than leave an empty chart
+            0.5,
+            0.5,
+            f"every {title} is 0: no variant detected anything on the val split\n(train longer, e.g. more epochs)"
+            if c.task != "classify"
+            else f"every {title} is 0: no val image was classified correctly",
+            transform=ax.transAxes,
+            ha="center",
+            va="center",
+        )
     ax.legend(fontsize=8, frameon=False, ncols=min(len(c.variants), 6), loc="lower center", bbox_to_anchor=(0.5, 1.0))
     ax.spines[["top", "right"]].set_visible(False)
     fig.savefig(path, dpi=150)
+    return fig
 
 
 def main(options: dict) -> int:
