@@ -183,6 +183,25 @@ def test_rect_is_refused_before_training(datasets, tmp_path):
     assert not list(tmp_path.iterdir())  # refused before the trainer made its run folder
 
 
+def test_a_final_batch_of_one_from_balance_floor_names_balance_floor_and_leaves_no_folder(datasets, yolo, tmp_path):
+    from ultralytics_weighted.integration import load_label_classes
+    from ultralytics_weighted.schedule import BalanceSchedule
+
+    data = datasets("detect")
+    stock = len(load_label_classes({"data": str(data)})[0])
+    grown = BalanceSchedule(load_label_classes({"data": str(data)})[0], 3, 0.5, floor=1).epoch_size
+    batch = next(b for b in range(2, grown) if grown % b == 1 and stock % b != 1)  # only the grown epoch ends in 1
+    args = ["class_balance=0.5", "balance_floor=1", "imgsz=32", f"batch={batch}"]
+    out = yolo(data, tmp_path / "balanced", *args)
+    assert out.returncode != 0 and f"balance_floor=1 grows the epoch from {stock} to {grown} images" in out.stdout
+    assert f"at batch={batch} its final batch holds 1 image: final batch=1 training at imgsz=32" in out.stdout
+    suggested = int(out.stdout.split("(e.g. batch=")[1].split(",")[0])
+    assert grown % suggested != 1 and stock % suggested != 1
+    assert not (tmp_path / "balanced" / "run").exists()  # nothing was trained: no run folder is left
+    out = yolo(data, tmp_path / "stock", "imgsz=32", f"batch={batch}")  # the same settings train as stock
+    assert out.returncode == 0, out.stdout[-3000:]
+
+
 def test_single_cls_and_cls_pw_warn(datasets, tmp_path):
     from ultralytics.data.dataset import YOLODataset
     from ultralytics.models.yolo.detect import DetectionTrainer
