@@ -158,7 +158,7 @@ def check_tau(value) -> float:
         >>> check_tau("-1")
         Traceback (most recent call last):
         ...
-        ValueError: tau=-1 is invalid: tau=-1 must be a finite number >= 0 (0 = no change, 1 = the data's prior).
+        ValueError: tau=-1 must be a finite number >= 0 (0 = no change, 1 = the data's prior): tau=-1 is invalid.
     """
     number = isinstance(value, (int, float)) and not isinstance(value, bool)
     text = value.strip() if isinstance(value, str) else f"{value:g}" if number else repr(value)
@@ -168,7 +168,7 @@ def check_tau(value) -> float:
         tau, why = math.nan, "not a number"
     if not 0.0 <= tau < math.inf:
         raise ValueError(
-            f"tau={text} is {why}: tau={text} must be a finite number >= 0 (0 = no change, 1 = the data's prior)."
+            f"tau={text} must be a finite number >= 0 (0 = no change, 1 = the data's prior): tau={text} is {why}."
         )
     return tau
 

@@ -17,6 +17,7 @@ import numpy as np
 from ultralytics.utils import LOGGER, RANK, colorstr
 
 from ultralytics_weighted.core.balance import flatten_labels
+from ultralytics_weighted.extensions.config import check_tau
 from ultralytics_weighted.extensions.report import balance_settings
 from ultralytics_weighted.extensions.schedule import BalanceSchedule
 from ultralytics_weighted.extensions.shares import class_shares
@@ -214,12 +215,7 @@ def correct_class_prior(model, tau: float) -> np.ndarray:
             "the model was trained without class_balance (or its labels had nothing to balance, e.g. one class): "
             "there is no balanced prior to correct."
         )
-    if isinstance(tau, bool) or not isinstance(tau, (int, float)) or not 0 <= tau < float("inf"):
-        raise ValueError(
-            f"tau={tau:g} is invalid: tau must be a finite number >= 0 (0 = no change, 1 = the data's prior)."
-            if isinstance(tau, (int, float))
-            else f"tau={tau!r} is invalid: tau must be a finite number >= 0."
-        )
+    tau = check_tau(tau)
     offsets = prior_offsets(priors["share_before"], priors["share_trained"], float(tau))
     with torch.no_grad():
         for layer in class_logit_layers(model):
