@@ -15,7 +15,6 @@ from ultralytics_weighted.host import native, surface
 from ultralytics_weighted.host.release import is_supported
 from ultralytics_weighted_hook import when_imported
 
-
 _ADDED_KEYS: set[str] = set()  # keys this plugin added to Ultralytics' defaults (a native core has two of them already)
 
 
