@@ -181,6 +181,16 @@ def test_the_plugin_adds_its_extensions_on_a_patched_tree(datasets, tmp_path):
     assert all(f"{key}: " in listed for key in ("class_balance", "balance_agg", "balance_floor", "balance_tau"))
 
 
+def test_a_train_set_the_plugin_leaves_stock_trains_on_a_patched_tree(datasets, tmp_path):
+    # single_cls=True: the plugin warns and trains the stock dataset; the native check of the loader must not refuse it
+    out = yolo_train(
+        "detect", datasets("detect"), tmp_path, "class_balance=True", "single_cls=True", env=PLUGIN_ON_TREE
+    )
+    assert out.returncode == 0, out.stdout[-3000:]
+    assert "'single_cls=True' merges all classes into one, so class_balance has no effect" in out.stdout
+    assert not any("max/min class share" in line for line in balance_table(out.stdout))
+
+
 def test_the_plugin_on_a_patched_tree_uses_the_native_core(datasets, tmp_path):
     # Activated explicitly (hook off, as in this process): the ramp and the data YAML's weights drive Ultralytics' own
     # BalancedSampler (one sampler class in the process), the plugin's keys go on top of the native ones and come off
