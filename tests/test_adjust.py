@@ -182,6 +182,59 @@ def test_adjust_refuses_a_stock_model_and_a_head_without_bias(tmp_path):
 PLANTED = {"share_before": [0.8, 0.15, 0.05], "share_trained": [1 / 3] * 3, "tau": 0.0}
 
 
+def planted_checkpoint(path):
+    """Save a yolo11n-cls model carrying PLANTED priors, as a balanced training would, at `path`."""
+    from ultralytics.nn.tasks import ClassificationModel
+
+    model = ClassificationModel("yolo11n-cls.yaml", nc=3, verbose=False)
+    priors = {**PLANTED, "names": ["common", "medium", "rare"], "epochs": 1, "settings": "class_balance=1"}
+    setattr(model, PRIORS_ATTRIBUTE, priors)
+    torch.save({"model": model}, path)
+    return path
+
+
+def test_adjust_keeps_an_existing_file_unless_exist_ok(tmp_path):
+    model = planted_checkpoint(tmp_path / "best.pt")
+    for existing, args in ((tmp_path / "best-tau1.pt", []), (tmp_path / "mine.pt", [f"save={tmp_path / 'mine.pt'}"])):
+        existing.write_bytes(b"keep me")
+        out = run([*ADJUST, f"model={model}", "tau=1", *args], cwd=tmp_path)
+        assert out.returncode == 2 and out.stdout.count("\n") == 1, out.stdout
+        assert f"{existing} exists" in out.stdout and "exist_ok=True" in out.stdout
+        assert existing.read_bytes() == b"keep me"
+        out = run([*ADJUST, f"model={model}", "tau=1", *args, "exist_ok=maybe"], cwd=tmp_path)
+        assert out.returncode == 2 and "exist_ok=maybe must be True or False" in out.stdout, out.stdout
+        out = run([*ADJUST, f"model={model}", "tau=1", *args, "exist_ok=True"], cwd=tmp_path)
+        assert out.returncode == 0 and f"saved {existing} (tau 1 in total)" in out.stdout, out.stdout
+        assert getattr(load(existing), PRIORS_ATTRIBUTE)["tau"] == 1.0
+
+
+@pytest.mark.parametrize(
+    "name, content, message",
+    [
+        ("runs", None, "is a folder; model= takes a checkpoint file"),
+        ("best.onnx", b"\x08\x08\x12\x07pytorch\x1a\x052.5.0" + bytes(64), "is not a readable PyTorch checkpoint"),
+        ("corrupt.pt", b"not a checkpoint at all", "is not a readable PyTorch checkpoint"),
+        ("truncated.pt", "truncated", "is not a readable PyTorch checkpoint"),
+        ("tensor.pt", "tensor", "holds no Ultralytics model"),
+    ],
+    ids=["folder", "onnx", "corrupt", "truncated", "tensor"],
+)
+def test_adjust_refuses_what_is_no_checkpoint_in_one_line(name, content, message, tmp_path):
+    path = tmp_path / name
+    if content is None:
+        (path / "weights").mkdir(parents=True)
+    elif content == "truncated":
+        path.write_bytes(planted_checkpoint(tmp_path / "whole.pt").read_bytes()[:5000])
+    elif content == "tensor":
+        torch.save(torch.zeros(3), path)
+    else:
+        path.write_bytes(content)
+    out = run([*ADJUST, f"model={path}", "tau=1"], cwd=tmp_path)
+    assert out.returncode == 2 and out.stdout.count("\n") == 1, out.stdout
+    assert message in out.stdout and str(path) in out.stdout and "Traceback" not in out.stdout
+    assert not list(tmp_path.rglob("*-tau1*"))
+
+
 def test_a_corrected_classifier_prefers_the_common_class():
     from ultralytics.nn.tasks import ClassificationModel
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -76,10 +78,25 @@ def test_compare_end_to_end_and_resume(datasets, tmp_path):
     assert (folder / "compare.md").read_text() == md  # the same intervals, recomputed from the stored results
 
     (folder / "runs" / "none-seed0" / "per_image.npz").unlink()  # as a run of an earlier compare: no per-image results
+    (folder / "runs" / "none-seed0" / "train.json").unlink(missing_ok=True)  # nor a training record
     third = compare(*args, cwd=tmp_path)
     assert third.returncode == 0, third.stdout[-3000:]
     assert "none seed 0: settings or data changed since the earlier run (no per_image.npz" in third.stdout
     assert third.stdout.count("training ...") == 1 and (folder / "runs" / "none-seed0" / "per_image.npz").exists()
+
+    # as after a Ctrl-C during the final validations: one run with best.pt and val.json written, one with best.pt
+    # alone; a re-run validates what is missing and trains nothing again
+    md = (folder / "compare.md").read_text()
+    (best.parent.parent / "metrics.json").unlink()
+    for name in ("metrics.json", "val.json", "per_image.npz"):
+        (folder / "runs" / "none-seed0" / name).unlink()
+    stamps = {p: p.stat().st_mtime_ns for p in (best, folder / "runs" / "none-seed0" / "weights" / "best.pt")}
+    fourth = compare(*args, cwd=tmp_path)
+    assert fourth.returncode == 0, fourth.stdout[-3000:]
+    assert "training ..." not in fourth.stdout and "changed" not in fourth.stdout, fourth.stdout[-3000:]
+    assert "[1/2] none seed 0: AP50" in fourth.stdout and "[2/2] mean@0.5+balance_floor=1 seed 0: AP50" in fourth.stdout
+    assert all(p.stat().st_mtime_ns == stamp for p, stamp in stamps.items())
+    assert (folder / "compare.md").read_text() == md  # the same results: the same weights validated again
 
 
 def test_compare_classification_end_to_end(tmp_path):
@@ -194,9 +211,7 @@ def test_default_project_is_found_from_a_fresh_folder(datasets, tmp_path):
 
 
 def test_one_ctrl_c_ends_every_training_keeps_finished_runs_and_exits_130(datasets, tmp_path):
-    import os
     import signal
-    import subprocess
     import time
 
     import psutil
@@ -240,3 +255,72 @@ def test_bad_variant_keys_and_counts_fail_in_one_line(args, message, datasets, t
     out = compare(f"data={datasets('detect')}", *args, f"project={tmp_path}", cwd=tmp_path)
     assert out.returncode == 2 and out.stdout.strip().splitlines() == [out.stdout.strip()], out.stdout[-3000:]
     assert message in out.stdout and not (tmp_path / "runs").exists()
+
+
+def test_a_classification_folder_names_its_own_comparison(tmp_path):
+    from ultralytics_weighted.commands.compare import _parse_options
+    from ultralytics_weighted.commands.synthetic import make_classification_dataset
+
+    # two datasets in one parent folder: each comparison is named after its dataset, so neither replaces the other
+    first = make_classification_dataset(tmp_path / "datasets" / "cars", {"a": 4, "b": 2}, n_val=2, imgsz=32)
+    second = make_classification_dataset(tmp_path / "datasets" / "birds", {"a": 4, "b": 2}, n_val=2, imgsz=32)
+    outs = [_parse_options({"data": str(d), "project": str(tmp_path / "cmp")}).out for d in (first, second)]
+    assert outs == [tmp_path / "cmp" / "cars", tmp_path / "cmp" / "birds"]
+    yaml = _parse_options({"data": str(tmp_path / "datasets" / "coco" / "data.yaml"), "project": "p"}).out
+    assert yaml.name == "coco"  # a data YAML: the folder holding it, as before
+
+
+def _comparison_with(values: dict, std: float, folder: Path):
+    """Return a detection Comparison of variants none and mean whose AP50 is `values[variant]` for every class."""
+    from ultralytics_weighted.commands.compare import Comparison
+
+    names = {0: "common", 1: "rare"}
+    variants = parse_variants("none,mean")
+    table = [
+        {"metric": m, "class": c, "variant": v.name, "mean": values[v.name], "std": std, "seeds": 3}
+        for m in ("ap50", "ap50_95")
+        for c in ["common", "rare", "all"]
+        for v in variants
+    ]
+    shares = {v.name: {"instances": np.array([10, 2]), "share_after": np.array([0.5, 0.5])} for v in variants}
+    return Comparison(folder, "detect", variants, names, shares, [], table)
+
+
+def test_the_plot_says_when_every_value_is_0_and_keeps_error_bars_inside(tmp_path):
+    from ultralytics_weighted.commands.compare import _plot
+
+    blank = _plot(tmp_path / "zero.png", _comparison_with({"none": 0.0, "mean": 0.0}, 0.0, tmp_path), [0, 1])
+    notes = [t.get_text() for t in blank.axes[0].texts]
+    assert len(notes) == 1 and notes[0].startswith("every AP50 is 0") and (tmp_path / "zero.png").is_file()
+    high = _plot(tmp_path / "high.png", _comparison_with({"none": 0.9, "mean": 0.95}, 0.1, tmp_path), [0, 1])
+    assert high.axes[0].get_ylim()[1] >= 0.95 + 0.1 and not high.axes[0].texts  # the top error bar is not cut off
+    usual = _plot(tmp_path / "usual.png", _comparison_with({"none": 0.3, "mean": 0.5}, 0.05, tmp_path), [0, 1])
+    assert usual.axes[0].get_ylim() == (0, 1.05)  # the usual axis where every bar fits
+
+
+def test_compare_leaves_nothing_outside_its_project_folder(datasets, tmp_path):
+    empty = tmp_path / "work"
+    empty.mkdir()
+    args = [f"data={datasets('detect')}", "variants=none,mean+tau=1", "seeds=1", "epochs=1", "imgsz=64", "batch=8"]
+    cmd = [sys.executable, "-m", "ultralytics_weighted.commands.cli", "compare", *args, "project=P", "val=False"]
+    # as a user runs it: Ultralytics moves its default save folders elsewhere while PYTEST_CURRENT_TEST is set
+    env = {k: v for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST"}
+    out = subprocess.run(cmd, cwd=empty, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert out.returncode == 0, out.stdout[-3000:]
+    assert [p.name for p in empty.iterdir()] == ["P"]  # no runs/detect/val* of Ultralytics' validations
+    folder = empty / "P" / datasets("detect").parent.name
+    assert (folder / "compare.md").is_file()
+    assert not [p for p in folder.rglob("val*") if p.is_dir()]  # nor their empty folders inside
+
+
+def test_after_ctrl_c_a_run_not_started_makes_no_folder_and_no_progress_line(tmp_path, capsys):
+    import threading
+
+    from ultralytics_weighted.commands.compare import Children, Interrupted, Run, Variant, _run_folder
+
+    children = Children()
+    children.stop()  # as after a Ctrl-C: nothing runs, nothing starts
+    run = Run(Variant("none"), 0, tmp_path / "runs" / "none-seed0", {}, {"args": {}}, 24, "[2/2] none seed 0")
+    with pytest.raises(Interrupted):
+        _run_folder([run], "data.yaml", {}, threading.Lock(), children)
+    assert not (tmp_path / "runs").exists() and "training" not in capsys.readouterr().out

@@ -17,7 +17,9 @@ PNG = b"\x89PNG\r\n\x1a\n"
 
 def demo(*args, cwd):
     cmd = [sys.executable, "-m", "ultralytics_weighted.commands.cli", "demo", *args]
-    return subprocess.run(cmd, cwd=cwd, env=os.environ, capture_output=True, text=True, timeout=600)
+    # as a user runs it: Ultralytics moves its default save folders elsewhere while PYTEST_CURRENT_TEST is set
+    env = {k: v for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST"}
+    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
 
 
 def test_demo_report_on_a_short_run(tmp_path):
@@ -48,6 +50,7 @@ def test_demo_report_on_a_short_run(tmp_path):
         assert str(path) in out.stdout and path.exists()
     assert (folder / "compare" / "compare.png").read_bytes()[:8] == PNG
     assert (folder / MARKER).is_file()
+    assert list(tmp_path.iterdir()) == [folder]  # nothing outside dir= (no runs/detect/val* of the validations)
 
 
 def test_demo_refuses_a_folder_with_other_data(tmp_path):

@@ -7,7 +7,7 @@ import csv
 
 import numpy as np
 import pytest
-from conftest import balance_table, captured_log
+from conftest import YOLO, balance_table, captured_log, plain, run
 
 import ultralytics
 
@@ -181,6 +181,46 @@ def test_rect_is_refused_before_training(datasets, tmp_path):
             data=str(datasets("detect")), class_balance=True, rect=True, **TRAIN, project=str(tmp_path), name="run"
         )
     assert not list(tmp_path.iterdir())  # refused before the trainer made its run folder
+
+
+def test_a_final_batch_of_one_from_balance_floor_names_balance_floor_and_leaves_no_folder(datasets, yolo, tmp_path):
+    from ultralytics_weighted.extensions.schedule import BalanceSchedule
+    from ultralytics_weighted.host.labels import load_label_classes
+
+    data = datasets("detect")
+    stock = len(load_label_classes({"data": str(data)})[0])
+    grown = BalanceSchedule(load_label_classes({"data": str(data)})[0], 3, 0.5, floor=1).epoch_size
+    batch = next(b for b in range(2, grown) if grown % b == 1 and stock % b != 1)  # only the grown epoch ends in 1
+    args = ["class_balance=0.5", "balance_floor=1", "imgsz=32", f"batch={batch}"]
+    out = yolo(data, tmp_path / "balanced", *args)
+    assert out.returncode != 0 and f"balance_floor=1 grows the epoch from {stock} to {grown} images" in out.stdout
+    assert f"at batch={batch} its final batch holds 1 image: final batch=1 training at imgsz=32" in out.stdout
+    suggested = int(out.stdout.split("(e.g. batch=")[1].split(",")[0])
+    assert grown % suggested != 1 and stock % suggested != 1
+    assert not (tmp_path / "balanced" / "run").exists()  # nothing was trained: no run folder is left
+    out = yolo(data, tmp_path / "stock", "imgsz=32", f"batch={batch}")  # the same settings train as stock
+    assert out.returncode == 0, out.stdout[-3000:]
+
+
+def test_resuming_a_balanced_run_without_the_hook_names_the_plugin(datasets, tmp_path):
+    # a regression guard (this already worked on bb7f842): where the package is not installed at all, nothing of it
+    # runs and Ultralytics' own error cannot name it (see CHANGELOG, #27 rough edge 13)
+    from ultralytics import YOLO as Model
+
+    class Stop(Exception):
+        pass
+
+    def stop_after_first_epoch(trainer):
+        raise Stop
+
+    model = Model("yolo11n.yaml")
+    model.add_callback("on_fit_epoch_end", stop_after_first_epoch)
+    with pytest.raises(Stop):
+        model.train(data=str(datasets("detect")), class_balance=True, **{**TRAIN, "epochs": 2}, project=str(tmp_path))
+    last = next(tmp_path.rglob("last.pt"))
+    out = run([*YOLO, "train", "resume", f"model={last}"], cwd=tmp_path, env={"ULTRALYTICS_WEIGHTED_HOOK": "0"})
+    assert out.returncode != 0 and "'class_balance' is not a valid YOLO argument" in plain(out.stdout)
+    assert "are keys of ultralytics-weighted, whose startup hook is switched off" in plain(out.stdout)
 
 
 def test_single_cls_and_cls_pw_warn(datasets, tmp_path):

@@ -1,5 +1,5 @@
 # ultralytics-weighted, AGPL-3.0 license
-"""`ultralytics-weighted adjust model=PATH tau=T [save=PATH]`: restore the data's class prior in a balanced model.
+"""`ultralytics-weighted adjust model=PATH tau=T [save=PATH] [exist_ok=True]`: restore the class prior of the data.
 
 Balanced sampling teaches a model the balanced class prior; the data it meets keeps its natural one. Adding
 delta_c = tau * log(share before_c / share trained_c) to each class logit trades that prior back (logit adjustment,
@@ -12,19 +12,20 @@ from __future__ import annotations
 
 import sys
 
-ADJUST_KEYS = ("model", "tau", "save")
+ADJUST_KEYS = ("model", "tau", "save", "exist_ok")
 
 
 def main(options: dict[str, str]) -> int:
     """Write a copy of a balanced checkpoint with its class prior corrected by tau, and print the offsets.
 
     Args:
-        options (dict[str, str]): `model` (required), `tau` (required) and `save` (optional; default next to the model,
-            e.g. best.pt -> best-tau1.pt).
+        options (dict[str, str]): `model` (required), `tau` (required), `save` (optional; default next to the model,
+            e.g. best.pt -> best-tau1.pt) and `exist_ok` (optional, default False: an existing `save` file is kept).
 
     Returns:
-        (int): Exit code: 0, or 2 with a one-line message on stderr (unknown key, bad tau, missing file, a model
-            trained without balancing, a head without a per-class bias).
+        (int): Exit code: 0, or 2 with a one-line message on stderr (unknown key, bad tau, missing file, a folder, a
+            file that is no PyTorch checkpoint, an existing save file without exist_ok=True, a model trained without
+            balancing, a head without a per-class bias).
     """
     try:
         from ultralytics_weighted.extensions.config import check_keys
@@ -36,10 +37,14 @@ def main(options: dict[str, str]) -> int:
             tau = float(options["tau"])
         except ValueError:
             raise ValueError(f"tau={options['tau']} is not a number: tau must be a finite number >= 0.") from None
+        exist_ok = str(options.get("exist_ok", False)).strip().lower()
+        if exist_ok not in ("true", "false"):
+            raise ValueError(f"exist_ok={options['exist_ok']} must be True or False.")
         from ultralytics_weighted.host.priors import correct_checkpoint
 
-        path, offsets, priors = correct_checkpoint(options["model"], tau, options.get("save") or None)
-    except (FileNotFoundError, ValueError) as e:
+        save = options.get("save") or None
+        path, offsets, priors = correct_checkpoint(options["model"], tau, save, exist_ok=exist_ok == "true")
+    except (FileNotFoundError, FileExistsError, ValueError) as e:
         print(f"ultralytics-weighted adjust: {' '.join(str(e).split())}", file=sys.stderr)
         return 2
     width = max(len("class"), *(len(name) for name in priors["names"]))

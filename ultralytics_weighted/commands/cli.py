@@ -47,11 +47,12 @@ COMMAND_HELP = {
       corrected by T as `adjust` does (mean+tau=1 = the runs of mean, corrected; nothing is trained again).
 """,
     "adjust": """\
-  adjust model=PATH tau=T [save=PATH]
+  adjust model=PATH tau=T [save=PATH] [exist_ok=True]
       Write a copy of a checkpoint trained with class_balance whose class logits get tau * log(share before / share
       trained) per class, in the bias of the head's class-logit layers: tau=1 restores the data's class prior (overall
       accuracy first), tau=0 keeps the balanced one (rare classes first). The copy goes to save=PATH or next to the
-      model (best.pt -> best-tau1.pt), never over it, and works with stock Ultralytics; adjusting it again adds taus.
+      model (best.pt -> best-tau1.pt), never over it nor over an existing file unless exist_ok=True, and works with
+      stock Ultralytics; adjusting it again adds taus.
 """,
     "patch": """\
   patch check=PATH | apply=PATH | revert=PATH

@@ -24,8 +24,10 @@ folder dataset) is compared by per-class recall, top-1 and balanced accuracy.
 
 A run is keyed by its full settings and data (`run.json`: the train keys, a digest of the train and val labels, a digest
 of its data YAML's weights (`DataWeights.digest`) where it has any, the Ultralytics and ultralytics-weighted versions).
-A re-run skips the runs whose `metrics.json` was written under the same key, so an interrupted comparison resumes, and
-trains again those whose settings or data changed, saying what changed. One Ctrl-C ends every process compare started
+A re-run skips the runs whose `metrics.json` was written under the same key, so an interrupted comparison resumes,
+validates without training again those trained to the end (`train.json`) but not validated, and trains again those
+whose settings or data changed, saying what changed. Ultralytics' per-validation save folders go into the run folder
+and are removed when empty: compare writes nothing outside its own folder. One Ctrl-C ends every process compare started
 (each runs in a session of its own) and exits 130.
 """
 
@@ -281,7 +283,15 @@ def validate(best: Path, data: str, train: dict, per_image: Path | None = None) 
     task = model.task
     keys = {k: train[k] for k in ("imgsz", "batch", "device") if k in train}
     record = _record_per_image(model, task)
-    metrics = model.val(data=data, split="val", plots=False, verbose=False, **keys)
+    # Ultralytics makes a save folder per validation (runs/<task>/val, val2, ... in the current directory, empty
+    # with plots=False): it goes into the run folder, and is removed once empty, so that compare writes nothing else
+    saved = best.parent.parent / f"val-{best.stem}"
+    folders = dict(project=str(saved.parent), name=saved.name, exist_ok=True)
+    try:
+        metrics = model.val(data=data, split="val", plots=False, verbose=False, **keys, **folders)
+    finally:
+        with contextlib.suppress(OSError):
+            saved.rmdir()  # only if empty: a folder with files in it is kept
     if per_image is not None:
         np.savez_compressed(per_image, **per_image_arrays(record, task))
     if task == "classify":
@@ -359,7 +369,7 @@ def evaluate(folder: Path, data: str, train: dict, tau: float | None = None) -> 
     if tau is None:
         return validate(trained["weights"], data, train, files["per_image"])
     if json.loads(trained["val"].read_text())["task"] != "classify":
-        correct_checkpoint(trained["weights"], tau, files["weights"])
+        correct_checkpoint(trained["weights"], tau, files["weights"], exist_ok=True)  # a re-validation replaces it
         return validate(files["weights"], data, train, files["per_image"])
     with np.load(trained["per_image"]) as f:
         stored = dict(f)
@@ -415,6 +425,18 @@ class Run:
         done = files["metrics"].exists() and files["per_image"].exists()  # earlier versions lack per-image results
         if done and keyed.exists() and json.loads(keyed.read_text()) == self.key:
             return json.loads(files["metrics"].read_text())
+        return None
+
+    def trained(self) -> dict | None:
+        """Return the training record (`train.json`) if the folder was trained to the end under the same key, else None.
+
+        It is written once `yolo train` ended well, before the final validation: a run interrupted during that
+        validation is validated again on a re-run, not trained again.
+        """
+        keyed, record = self.folder / "run.json", self.folder / "train.json"
+        if record.exists() and keyed.exists() and result_files(self.folder)["weights"].exists():
+            if json.loads(keyed.read_text()) == self.key:
+                return json.loads(record.read_text())
         return None
 
     def changes(self) -> list[str]:
@@ -488,11 +510,61 @@ class Children:
                     proc.wait(timeout=max(0.0, deadline - time.time()))
 
 
-def _stop_if_interrupted(children: Children, log, label: str) -> None:
-    """Raise Interrupted after a Ctrl-C, with a note in the run's log: without metrics.json a re-run trains it again."""
+def _validated(folder: Path, tau: float | None) -> bool:
+    """Return whether a run folder's weights (or them corrected by tau) were validated: val.json and per_image.npz."""
+    files = result_files(folder, tau)
+    return files["val"].exists() and files["per_image"].exists()
+
+
+def _stop_if_interrupted(children: Children, log, label: str, again: str = "trains it again") -> None:
+    """Raise Interrupted after a Ctrl-C, with a note in the run's log of what a re-run does (`again`)."""
     if children.stopping.is_set():
-        log.write(f"\n{INTERRUPTED}: this run is unfinished (no metrics.json), a re-run of compare trains it again.\n")
+        log.write(f"\n{INTERRUPTED}: this run is unfinished (no metrics.json), a re-run of compare {again}.\n")
         raise Interrupted(label)
+
+
+def _write_json(path: Path, data: dict) -> None:
+    """Write `data` as JSON to `path` atomically: a Ctrl-C or crash mid-write leaves the old file or none."""
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(json.dumps(data, indent=2))
+    os.replace(partial, path)
+
+
+def _train(base: Run, label: str, children: Children, env: dict, say) -> dict:
+    """Train a run folder with the stock CLI, from scratch, and return its training record (written to train.json).
+
+    Raises:
+        Interrupted: On Ctrl-C; where it came before the training started, no folder is made and nothing is said.
+        RuntimeError: If the training failed.
+    """
+    if changed := base.changes():
+        say(f"settings or data changed since the earlier run ({'; '.join(changed)}): training again")
+    if base.folder.exists():  # a changed run, or one cut short in training: nothing of it is reused
+        shutil.rmtree(base.folder)
+    with children.lock:  # no folder and no progress line for a run that a Ctrl-C stops before it starts
+        if children.stopping.is_set():
+            raise Interrupted(label)
+        base.folder.mkdir(parents=True, exist_ok=True)
+    (base.folder / "run.json").write_text(json.dumps(base.key, indent=2))
+    say("training ...")
+    start = time.time()
+    cmd = [*yolo_command(), "train", *(f"{key}={value}" for key, value in base.args.items())]
+    with open(base.folder / "train.log", "w") as log:
+        rc = children.call(cmd, log, env)
+        _stop_if_interrupted(children, log, label)
+    if rc:
+        raise RuntimeError(f"{label} failed (exit {rc}); see {base.folder / 'train.log'}")
+    epochs = max(0, len((base.folder / "results.csv").read_text().splitlines()) - 1)  # epochs (header row)
+    trained = {
+        "variant": base.variant.name,
+        "seed": base.seed,
+        "train_seconds": round(time.time() - start, 1),  # the `yolo train` process alone (its per-epoch val too)
+        "epoch_size": base.epoch_size,
+        "epochs": epochs,
+        "images": base.epoch_size * epochs,
+    }
+    _write_json(base.folder / "train.json", trained)  # trained to the end: a re-run only validates
+    return trained
 
 
 def _run_folder(
@@ -500,12 +572,16 @@ def _run_folder(
 ) -> dict[str, dict]:
     """Finish the unfinished runs of one run folder and return their results by run label.
 
-    The folder is trained with the stock CLI unless it was trained earlier under the same key; then its weights and
-    each tau correction of them are validated in a fresh process, and the results stored.
+    The folder is trained with the stock CLI unless it was trained to the end earlier under the same key (its
+    `train.json`); then its weights and each tau correction of them are validated in a fresh process, except those
+    validated earlier (their val.json and per-image results written), and the results stored. After a Ctrl-C a run
+    that has not started yet starts nothing: no folder, no progress line.
 
     `todo` holds the folder's unfinished runs: its trained variant's and those of the tau variants sharing it (a tau
     variant whose base variant is not compared still trains the base run once, which the report leaves out).
     """
+    if children.stopping.is_set():  # Ctrl-C before this run started: it is not started
+        raise Interrupted(todo[0].label)
     base = replace(todo[0], variant=Variant(todo[0].variant.base or todo[0].variant.name, todo[0].variant.overrides))
     files = result_files(base.folder)
     env = {**os.environ, "YOLO_OFFLINE": "1"}
@@ -515,47 +591,27 @@ def _run_folder(
             print(f"{run.label}: {text}", flush=True)
 
     taus = [run.tau for run in todo if run.tau is not None]
-    if (trained := base.finished()) is None:
-        if changed := base.changes():
-            say(todo[0], f"settings or data changed since the earlier run ({'; '.join(changed)}): training again")
-            shutil.rmtree(base.folder)
-        base.folder.mkdir(parents=True, exist_ok=True)
-        (base.folder / "run.json").write_text(json.dumps(base.key, indent=2))
-        say(todo[0], "training ...")
-        start = time.time()
-        cmd = [*yolo_command(), "train", *(f"{key}={value}" for key, value in base.args.items())]
-        with open(base.folder / "train.log", "w") as log:
-            rc = children.call(cmd, log, env)
-            _stop_if_interrupted(children, log, todo[0].label)
-        if rc:
-            raise RuntimeError(f"{todo[0].label} failed (exit {rc}); see {base.folder / 'train.log'}")
-        epochs = max(0, len((base.folder / "results.csv").read_text().splitlines()) - 1)  # epochs (header row)
-        trained = {
-            "variant": base.variant.name,
-            "seed": base.seed,
-            "train_seconds": round(time.time() - start, 1),  # the `yolo train` process alone (its per-epoch val too)
-            "epoch_size": base.epoch_size,
-            "epochs": epochs,
-            "images": base.epoch_size * epochs,
-        }
+    if (trained := base.finished() or base.trained()) is None:
+        trained = _train(base, todo[0].label, children, env, lambda text: say(todo[0], text))
+    if not files["metrics"].exists():
         taus.insert(0, None)  # the trained weights first: classification corrects their stored results
-    module = "ultralytics_weighted.commands.compare"
-    cmd = [sys.executable, "-m", module, "validate", str(base.folder), data, json.dumps(train)]
-    with open(base.folder / "train.log", "a") as log:
-        rc = children.call([*cmd, json.dumps(taus)], log, env)
-        _stop_if_interrupted(children, log, todo[0].label)
-    if rc:
-        raise RuntimeError(f"{todo[0].label} failed to validate (exit {rc}); see {base.folder / 'train.log'}")
+    if pending := [tau for tau in taus if not _validated(base.folder, tau)]:
+        cmd = [sys.executable, "-m", "ultralytics_weighted.commands.compare", "validate", str(base.folder), data]
+        with open(base.folder / "train.log", "a") as log:
+            rc = children.call([*cmd, json.dumps(train), json.dumps(pending)], log, env)
+            _stop_if_interrupted(children, log, todo[0].label, "validates it again (its training is kept)")
+        if rc:
+            raise RuntimeError(f"{todo[0].label} failed to validate (exit {rc}); see {base.folder / 'train.log'}")
     if taus[:1] == [None]:
         trained |= json.loads(files["val"].read_text())
-        files["metrics"].write_text(json.dumps(trained, indent=2))
+        _write_json(files["metrics"], trained)
     results = {}
     for run in todo:
         own = result_files(run.folder, run.tau)
         result = {**trained, **json.loads(own["val"].read_text()), "variant": run.variant.name}
         if run.tau is not None:
             result["train_shared_with"] = base.variant.name  # one training for the base variant and its corrections
-            own["metrics"].write_text(json.dumps(result, indent=2))
+            _write_json(own["metrics"], result)
         shared = f", shared with {base.variant.name}" if run.tau is not None else ""
         say(run, f"{_headline(result)}, {result['images']:,} images ({result['train_seconds']:.0f} s training{shared})")
         results[run.label] = result
@@ -605,10 +661,27 @@ def _parse_options(options: dict) -> _Options:
     )
     # absolute: Ultralytics puts a relative `project` under its runs folder and the task, not where compare looks
     project = Path(str(options.pop("project", "runs/compare"))).expanduser().resolve()
-    out = project / str(options.pop("name", Path(str(data)).parent.name))
+    out = project / str(options.pop("name", _default_name(str(data))))
     label_keys = {k: options[k] for k in ("task", "classes", "fraction") if k in options}
     train = {k: v for k, v in options.items() if k not in FIXED_KEYS}
     return _Options(variants, data, seeds, parallel, resamples, out, train, label_keys)
+
+
+def _default_name(data: str) -> str:
+    """Return the default name of a comparison on `data`: its dataset folder, so two datasets never share one.
+
+    A data YAML is named after the folder that holds it (datasets/coco8/data.yaml -> coco8; a YAML that Ultralytics
+    finds by name after its stem), a classification folder after itself (datasets/cls -> cls, not its parent, which
+    other datasets share).
+
+    Examples:
+        >>> _default_name("datasets/coco8/data.yaml"), _default_name("coco8.yaml"), _default_name("imagenet10")
+        ('coco8', 'coco8', 'imagenet10')
+    """
+    path = Path(data).expanduser()
+    if path.is_dir() or not path.suffix:  # a classification folder, or a dataset Ultralytics names (mnist160)
+        return path.resolve().name if path.is_dir() else path.name
+    return (path.resolve().parent.name if path.is_file() else path.parent.name) or path.stem
 
 
 def _variant_settings(variants: list[Variant], data: str, train: dict) -> tuple[dict, dict]:
@@ -746,8 +819,9 @@ def _finish_runs(runs: list[Run], data: str, train: dict, parallel: int, out: Pa
         pool.shutdown(wait=True, cancel_futures=True)  # after a failure: runs not started yet are not started
     except KeyboardInterrupt:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the clean-up short
+        pool.shutdown(wait=False, cancel_futures=True)  # first: runs not started yet are not started
         children.stop()  # no run starts any more, and every running one ends
-        pool.shutdown(wait=True, cancel_futures=True)
+        pool.shutdown(wait=True)
         finished = len(runs) - sum(len(group) for group in todo.values())  # those finished earlier
         finished += sum(
             len(group) for f, group in futures.items() if f.done() and not f.cancelled() and f.exception() is None
@@ -1062,8 +1136,12 @@ def _images_table(c: Comparison) -> list[str]:
     return lines
 
 
-def _plot(path: Path, c: Comparison, present: list[int]) -> None:
-    """Grouped bars: the headline metric per class (and all classes) by variant, error bars = std over seeds."""
+def _plot(path: Path, c: Comparison, present: list[int]):
+    """Grouped bars: the headline metric per class (and all classes) by variant, error bars = std over seeds.
+
+    Returns:
+        (matplotlib.figure.Figure): The figure saved to `path`.
+    """
     from matplotlib.figure import Figure
 
     title, metrics = TABLES.get(c.task, TABLES["detect"])[0]
@@ -1074,8 +1152,10 @@ def _plot(path: Path, c: Comparison, present: list[int]) -> None:
     fig = Figure(figsize=(max(6.0, 1.2 * len(groups) * max(1, len(c.variants) / 3) + 2), 4.5), tight_layout=True)
     ax = fig.add_subplot()
     x = np.arange(len(groups))
+    top = 1.0  # the highest bar with its error bar: the axis ends above it, so no error bar is cut off
     for k, v in enumerate(c.variants):
         rows = [c.row(m, name, v.name) for m, name in groups]
+        top = max([top, *(r["mean"] + r["std"] for r in rows)])
         ax.bar(
             x + (k - (len(c.variants) - 1) / 2) * width,
             [r["mean"] for r in rows],
@@ -1086,10 +1166,22 @@ def _plot(path: Path, c: Comparison, present: list[int]) -> None:
         )
     ax.set_xticks(x, [name if name != "all" else ALL_ROWS[m].strip("*").split("*")[0] for m, name in groups])
     ax.set_ylabel(f"{title} on val (mean ± std over seeds)")
-    ax.set_ylim(0, 1.05)
+    ax.set_ylim(0, 1.05 * top)
+    if not any(r["mean"] or r["std"] for r in c.table if (r["metric"], r["class"]) in set(groups)):
+        ax.text(  # bars of height 0 draw nothing: say so, rather than leave an empty chart
+            0.5,
+            0.5,
+            f"every {title} is 0: no variant detected anything on the val split\n(train longer, e.g. more epochs)"
+            if c.task != "classify"
+            else f"every {title} is 0: no val image was classified correctly",
+            transform=ax.transAxes,
+            ha="center",
+            va="center",
+        )
     ax.legend(fontsize=8, frameon=False, ncols=min(len(c.variants), 6), loc="lower center", bbox_to_anchor=(0.5, 1.0))
     ax.spines[["top", "right"]].set_visible(False)
     fig.savefig(path, dpi=150)
+    return fig
 
 
 def main(options: dict) -> int:
@@ -1120,4 +1212,4 @@ if __name__ == "__main__" and sys.argv[1:2] == ["validate"]:
         start = time.time()
         val = evaluate(folder, data, train, tau)
         val["val_seconds"] = round(time.time() - start, 1)
-        result_files(folder, tau)["val"].write_text(json.dumps(val, indent=2))
+        _write_json(result_files(folder, tau)["val"], val)  # after per_image.npz: together they mark it validated

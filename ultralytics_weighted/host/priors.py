@@ -241,13 +241,16 @@ def corrected_path(path: str | Path, tau: float) -> Path:
     return path.with_name(f"{path.stem}-tau{tau:g}{path.suffix}")
 
 
-def correct_checkpoint(path: str | Path, tau: float, save: str | Path | None = None) -> tuple[Path, np.ndarray, dict]:
+def correct_checkpoint(
+    path: str | Path, tau: float, save: str | Path | None = None, exist_ok: bool = False
+) -> tuple[Path, np.ndarray, dict]:
     """Write a copy of a balanced checkpoint with its class prior corrected by tau (`correct_class_prior`).
 
     Args:
         path (str | Path): A balanced training's checkpoint (best.pt, last.pt, an epoch checkpoint, or a corrected one).
         tau (float): Strength of the correction, finite and >= 0.
         save (str | Path, optional): Where to write; default `corrected_path(path, tau)`. Never the input itself.
+        exist_ok (bool): Overwrite `save` if it exists (Ultralytics' name); by default an existing file is kept.
 
     Returns:
         path (Path): The written checkpoint.
@@ -255,7 +258,10 @@ def correct_checkpoint(path: str | Path, tau: float, save: str | Path | None = N
         priors (dict): The priors of the written model (its 'tau' is the total applied).
 
     Raises:
-        ValueError: If the checkpoint cannot be corrected (see `correct_class_prior`) or `save` is the input.
+        FileNotFoundError: If `path` does not exist.
+        FileExistsError: If `save` exists and `exist_ok` is False.
+        ValueError: If `path` is a folder or no PyTorch checkpoint of an Ultralytics model (an ONNX file, a corrupt
+            file), the checkpoint cannot be corrected (see `correct_class_prior`), or `save` is the input.
     """
     import torch
 
@@ -265,8 +271,23 @@ def correct_checkpoint(path: str | Path, tau: float, save: str | Path | None = N
     save = Path(save) if save else corrected_path(path, tau)
     if save.resolve() == path.resolve():
         raise ValueError(f"save={save} is the input checkpoint; the corrected model is written to a new file.")
-    checkpoint = torch_load(path, map_location="cpu")
-    models = {id(m): m for m in (checkpoint.get("model"), checkpoint.get("ema")) if isinstance(m, torch.nn.Module)}
+    if save.exists() and not exist_ok:
+        raise FileExistsError(f"{save} exists; choose another save=PATH, or exist_ok=True to overwrite it.")
+    if path.is_dir():
+        raise ValueError(f"{path} is a folder; model= takes a checkpoint file, e.g. {path / 'weights' / 'best.pt'}.")
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist.")
+    try:
+        checkpoint = torch_load(path, map_location="cpu")
+    except Exception as e:  # an ONNX or other export, a truncated or corrupt file: torch raises many kinds
+        reason = " ".join(str(e).split())[:120] or type(e).__name__
+        raise ValueError(
+            f"{path} is not a readable PyTorch checkpoint ({reason}); adjust takes the .pt of a balanced training "
+            "(exported models: adjust the .pt, then export it)."
+        ) from None
+    models = {}
+    if isinstance(checkpoint, dict):
+        models = {id(m): m for m in (checkpoint.get("model"), checkpoint.get("ema")) if isinstance(m, torch.nn.Module)}
     if not models:
         raise ValueError(f"{path} holds no Ultralytics model.")
     for model in models.values():

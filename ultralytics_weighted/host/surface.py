@@ -187,14 +187,21 @@ def _check_after_resume(check_resume):
 
 
 def _mark_train_pipeline(build_train_pipeline):
-    """Wrap `BaseTrainer._build_train_pipeline` to record that the trainer has started building its train loader."""
+    """Wrap `BaseTrainer._build_train_pipeline`: record that the trainer builds its train loader, explain its refusal.
+
+    A grown balanced epoch can end in a batch of one image that Ultralytics refuses (`explain_final_batch`).
+    """
 
     @_mark
     def build_train_pipeline_marked(self, *args, **kwargs):
         from ultralytics_weighted.host import training as plugin_training  # imports Ultralytics: only once it is loaded
 
         plugin_training.start_train_pipeline(self)
-        return build_train_pipeline(self, *args, **kwargs)
+        try:
+            return build_train_pipeline(self, *args, **kwargs)
+        except ValueError as e:  # "final batch=1": where a grown balanced epoch caused it, say so
+            plugin_training.explain_final_batch(self, e)
+            raise
 
     build_train_pipeline_marked.__doc__ = build_train_pipeline.__doc__
     return build_train_pipeline_marked
