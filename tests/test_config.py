@@ -185,3 +185,12 @@ def test_a_data_yaml_key_given_as_a_train_key_is_told_where_it_belongs(datasets,
         "ultralytics-weighted stats: 'image_weights' belongs in the data YAML (next to names:), not among the train "
         "keys. See `ultralytics-weighted stats --help`."
     )
+
+
+def test_the_marker_key_is_no_setting():
+    # every run's arguments hold ultralytics_weighted=True, so that a checkpoint resumed without the plugin names it
+    from ultralytics.cfg import get_cfg
+
+    assert get_cfg(overrides={"class_balance": 0.5}).ultralytics_weighted is True
+    with pytest.raises(ValueError, match="'ultralytics_weighted' is no setting"):
+        get_cfg(overrides={"ultralytics_weighted": False})

@@ -12,7 +12,7 @@ import difflib
 import math
 import sys
 
-from ultralytics_weighted.extensions.keys import DATA_YAML_KEYS, DEFAULTS
+from ultralytics_weighted.extensions.keys import DATA_YAML_KEYS, DEFAULTS, MARKER_KEY
 from ultralytics_weighted.extensions.schedule import ALL_AGGREGATIONS, MAX_FLOOR, BalanceSchedule
 
 
@@ -140,6 +140,11 @@ def check_balance_args(cfg: dict) -> None:
     for key in DEFAULTS:
         if key in cfg and cfg[key] is None:
             raise TypeError(f"'{key}=None' is invalid. '{key}' must not be None.")
+    if cfg.get(MARKER_KEY, True) is not True:
+        raise ValueError(
+            f"'{MARKER_KEY}={cfg[MARKER_KEY]}' is invalid: '{MARKER_KEY}' is no setting; the plugin sets it in every "
+            "run's arguments, where it marks the checkpoints as needing ultralytics-weighted to resume. Remove it."
+        )
     strength = cfg.get("class_balance", False)
     valid = "True, False or a strength between 0.0 and 1.0 (1.0 = inverse class frequency, 0.5 = square root)"
     if error := _not_finite("class_balance", strength):
