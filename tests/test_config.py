@@ -232,3 +232,12 @@ def test_no_function_shares_its_name_with_a_data_yaml_key():
             if (inspect.isfunction(obj) or inspect.isclass(obj)) and obj.__module__ == info.name:
                 clashes += [f"{info.name}.{name}" for key in DATA_YAML_KEYS if name == key]
     assert clashes == []
+
+
+def test_the_marker_key_is_no_setting():
+    # every run's arguments hold ultralytics_weighted=True, so that a checkpoint resumed without the plugin names it
+    from ultralytics.cfg import get_cfg
+
+    assert get_cfg(overrides={"class_balance": 0.5}).ultralytics_weighted is True
+    with pytest.raises(ValueError, match="'ultralytics_weighted' is no setting"):
+        get_cfg(overrides={"ultralytics_weighted": False})

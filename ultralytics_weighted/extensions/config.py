@@ -13,7 +13,7 @@ import math
 import sys
 
 from ultralytics_weighted.core.balance import AGGREGATIONS
-from ultralytics_weighted.extensions.keys import DATA_YAML_KEYS, DEFAULTS
+from ultralytics_weighted.extensions.keys import DATA_YAML_KEYS, DEFAULTS, MARKER_KEY
 
 ALL_AGGREGATIONS = (*AGGREGATIONS, "auto")  # `balance_agg` in the plugin: the core's fixed aggregations, and solved
 MAX_FLOOR = 1.0  # largest balance_floor: at 1 no image is skipped; above, every image repeats within an epoch
@@ -210,6 +210,11 @@ def check_balance_args(cfg: dict) -> None:
     for key in DEFAULTS:
         if key in cfg and cfg[key] is None:
             raise TypeError(f"'{key}=None' is invalid. '{key}' must not be None.")
+    if cfg.get(MARKER_KEY, True) is not True:
+        raise ValueError(
+            f"'{MARKER_KEY}={cfg[MARKER_KEY]}' is invalid: '{MARKER_KEY}' is no setting; the plugin sets it in every "
+            "run's arguments, where it marks the checkpoints as needing ultralytics-weighted to resume. Remove it."
+        )
     check_strength(cfg.get("class_balance", False))
     check_aggregation(cfg.get("balance_agg", DEFAULTS["balance_agg"]))
     _check_number(

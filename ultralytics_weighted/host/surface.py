@@ -6,7 +6,9 @@
 as fast as stock). A row whose Ultralytics function lacks what the wrapper needs (a parameter, a method) is not
 applied, and `class_balance` is then refused before training with the reason. On any other release only
 `REFUSAL_SURFACE` is applied: stock commands work as without the plugin, and a balancing key fails before training with
-one message naming the installed and the supported releases.
+one message naming the installed and the supported releases. On an Ultralytics with the core natively (the patch
+series applied) `native.py`'s `NATIVE_SURFACE` is applied instead: this table without the loader rows, and the rows
+that hand the native balancing step to the plugin's.
 
 Besides the table, balanced training changes two things on objects it builds itself, never on Ultralytics' classes or
 modules: the train dataset instance switches to a balanced subclass (`make_balanced`), and its mix transforms get a

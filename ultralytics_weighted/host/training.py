@@ -16,18 +16,16 @@ import numpy as np
 
 from ultralytics.utils import LOGGER, RANK
 
-from ultralytics_weighted.core import balanced_training as core
-from ultralytics_weighted.core.balanced_training import PREFIX, dataset_label_classes
-from ultralytics_weighted.core.sampler import BalancedSampler
-from ultralytics_weighted.extensions.config import (
-    balance_strength,
-    balancing_on,
-    unused_balance_keys,
-)
+from ultralytics_weighted.extensions.config import balance_strength, balancing_on, unused_balance_keys
 from ultralytics_weighted.extensions.keys import DEFAULTS
 from ultralytics_weighted.extensions.report import balance_report, balance_settings, floor_warning, nothing_to_balance
 from ultralytics_weighted.extensions.schedule import BalanceSchedule, schedule_from_args
+from ultralytics_weighted.host.native import core_module
 from ultralytics_weighted.host.priors import record_class_priors, save_corrected_best
+
+# Ultralytics' own core modules where it has them (a patched tree: one BalancedSampler class), else the plugin's copies
+core = core_module("balanced_training")
+PREFIX, dataset_label_classes, BalancedSampler = core.PREFIX, core.dataset_label_classes, core.BalancedSampler
 
 BALANCED_TASKS = frozenset({"detect", "segment", "pose", "obb", "classify"})
 MEMO_FOLDER = "balance-memo"  # in the run folder, under DDP only: each strength's probabilities, computed by one rank
