@@ -14,7 +14,8 @@ from conftest import plain, run
 
 import ultralytics_weighted  # noqa: F401  (explicit activation; the startup hook does the same)
 from ultralytics_weighted.commands.synthetic import make_classification_dataset
-from ultralytics_weighted.extensions.schedule import BalanceSchedule, balance_stats
+from ultralytics_weighted.extensions.schedule import BalanceSchedule
+from ultralytics_weighted.extensions.shares import balance_stats
 from ultralytics_weighted.host.priors import (
     PRIORS_ATTRIBUTE,
     TrainedPriors,

@@ -13,7 +13,8 @@ import torch.multiprocessing as mp
 
 from ultralytics_weighted import BalancedSampler, weighted_probabilities
 from ultralytics_weighted.core.sampler import systematic_draw
-from ultralytics_weighted.extensions.schedule import BalanceSchedule, balance_stats
+from ultralytics_weighted.extensions.schedule import BalanceSchedule
+from ultralytics_weighted.extensions.shares import balance_stats
 
 RNG = np.random.default_rng(0)
 P = RNG.random(500) ** 4  # skewed: many images with expected count < 1

@@ -12,7 +12,8 @@ import pytest
 from conftest import run
 
 from ultralytics_weighted.extensions.config import ALL_AGGREGATIONS
-from ultralytics_weighted.extensions.schedule import balance_stats, weighted_probabilities
+from ultralytics_weighted.extensions.schedule import weighted_probabilities
+from ultralytics_weighted.extensions.shares import balance_stats
 from ultralytics_weighted.host.labels import load_label_classes
 
 PNG = b"\x89PNG\r\n\x1a\n"

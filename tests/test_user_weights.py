@@ -14,7 +14,8 @@ from conftest import balance_table, plain, run
 from ultralytics_weighted.commands.synthetic import make_dataset
 from ultralytics_weighted.core.sampler import BalancedSampler
 from ultralytics_weighted.extensions.auto import AUTO_TOLERANCE
-from ultralytics_weighted.extensions.schedule import BalanceSchedule, balance_stats, weighted_probabilities
+from ultralytics_weighted.extensions.schedule import BalanceSchedule, weighted_probabilities
+from ultralytics_weighted.extensions.shares import balance_stats
 
 SINGLE = [np.array([0])] * 12 + [np.array([1])] * 6 + [np.array([2])] * 2  # one object per image
 CROWDS = [np.array([0, 0, 1])] * 6 + [np.array([0])] * 8 + [np.array([1, 2])] * 3 + [np.array([2])] * 2

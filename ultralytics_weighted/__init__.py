@@ -30,7 +30,7 @@ _PUBLIC = {  # public name -> the module defining it, imported on first use
     "BalanceSchedule": _SCHEDULE,
     "BalancedSampler": "ultralytics_weighted.core.sampler",
     "activate": "ultralytics_weighted.host.activation",
-    "balance_stats": _SCHEDULE,
+    "balance_stats": "ultralytics_weighted.extensions.shares",
     "image_probabilities": "ultralytics_weighted.core.balance",
     "weighted_probabilities": _SCHEDULE,
 }

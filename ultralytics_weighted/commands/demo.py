@@ -22,7 +22,7 @@ from pathlib import Path
 
 from ultralytics_weighted.commands.compare import INTERRUPTED, Interrupted
 from ultralytics_weighted.extensions.report import balance_report
-from ultralytics_weighted.extensions.schedule import balance_stats
+from ultralytics_weighted.extensions.shares import balance_stats
 
 MARKER = ".ultralytics-weighted-demo"  # marks a folder as a demo's, so that a later demo may replace its contents
 ENTRIES = (MARKER, "dataset", "compare")  # everything a demo writes into its folder

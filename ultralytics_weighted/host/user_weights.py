@@ -173,8 +173,7 @@ class DataWeights:
                 source 'source', 'images', 'share_before' (of the images), 'target' (its share) and 'share_per_epoch'.
         """
         from ultralytics_weighted.core.balance import flatten_labels
-        from ultralytics_weighted.extensions.schedule import weighted_target_shares
-        from ultralytics_weighted.extensions.shares import class_shares
+        from ultralytics_weighted.extensions.shares import class_shares, weighted_target_shares
 
         cls, lengths = flatten_labels(classes)
         nc = len(self.names)
