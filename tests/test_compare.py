@@ -15,7 +15,7 @@ import pytest
 from conftest import run
 
 from ultralytics_weighted.commands.compare import parse_variants, summarize
-from ultralytics_weighted.commands.evidence import run_metrics
+from ultralytics_weighted.commands.compare.metrics import run_metrics
 from ultralytics_weighted.extensions.schedule import BalanceSchedule
 from ultralytics_weighted.host.labels import load_label_classes
 
@@ -258,7 +258,7 @@ def test_bad_variant_keys_and_counts_fail_in_one_line(args, message, datasets, t
 
 
 def test_a_classification_folder_names_its_own_comparison(tmp_path):
-    from ultralytics_weighted.commands.compare import _parse_options
+    from ultralytics_weighted.commands.compare.plan import parse_options as _parse_options
     from ultralytics_weighted.commands.synthetic import make_classification_dataset
 
     # two datasets in one parent folder: each comparison is named after its dataset, so neither replaces the other
@@ -287,7 +287,7 @@ def _comparison_with(values: dict, std: float, folder: Path):
 
 
 def test_the_plot_says_when_every_value_is_0_and_keeps_error_bars_inside(tmp_path):
-    from ultralytics_weighted.commands.compare import _plot
+    from ultralytics_weighted.commands.compare.figure import plot_comparison as _plot
 
     blank = _plot(tmp_path / "zero.png", _comparison_with({"none": 0.0, "mean": 0.0}, 0.0, tmp_path), [0, 1])
     notes = [t.get_text() for t in blank.axes[0].texts]
@@ -316,7 +316,8 @@ def test_compare_leaves_nothing_outside_its_project_folder(datasets, tmp_path):
 def test_after_ctrl_c_a_run_not_started_makes_no_folder_and_no_progress_line(tmp_path, capsys):
     import threading
 
-    from ultralytics_weighted.commands.compare import Children, Interrupted, Run, Variant, _run_folder
+    from ultralytics_weighted.commands.compare import Interrupted, Variant
+    from ultralytics_weighted.commands.compare.runs import Children, Run, _run_folder
 
     children = Children()
     children.stop()  # as after a Ctrl-C: nothing runs, nothing starts

@@ -10,17 +10,15 @@ import numpy as np
 import pytest
 
 from ultralytics_weighted.commands.compare import summarize
-from ultralytics_weighted.commands.evidence import (
+from ultralytics_weighted.commands.compare.intervals import familywise, paired_delta
+from ultralytics_weighted.commands.compare.metrics import (
     class_recall,
-    decision_rule,
     detection_ap,
     detection_operating_point,
-    familywise,
-    paired_delta,
     resample_weights,
     run_metrics,
-    tau_frontier,
 )
+from ultralytics_weighted.commands.compare.rule import decision_rule, tau_frontier
 
 
 def detections(rng, n_images=60, nc=4, found=(0.9, 0.7, 0.5, 0.3)):
