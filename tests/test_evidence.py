@@ -158,7 +158,8 @@ def test_a_planted_difference_is_found_both_ways(tmp_path):
     rows = list(csv.DictReader((tmp_path / "compare.csv").open()))
     summary = [r for r in rows if r["kind"] == "summary" and r["variant"] == "balanced" and r["class"] == "tail"]
     assert summary[0]["verdict"] == "better" and float(summary[0]["lo"]) == pytest.approx(tail["lo"])
-    assert len([r for r in rows if r["kind"] == "run"]) == 6 * 4  # 6 runs x (2 classes, top-1, balanced accuracy)
+    # 6 runs x (2 classes, top-1, accuracy at the train class frequencies (#24: added), balanced accuracy)
+    assert len([r for r in rows if r["kind"] == "run"]) == 6 * 5
 
 
 def test_intervals_are_seeded_and_resamples_can_change(tmp_path):

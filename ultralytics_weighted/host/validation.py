@@ -11,11 +11,13 @@ lists this beside `PATCH_SURFACE`.
 Internal entry point (compare's child process; documented, not a user command): compare validates each run folder in a
 process of its own, so that parallel runs do not share one interpreter:
 
-    python -m ultralytics_weighted.host.validation RUN_FOLDER DATA TRAIN_JSON TAUS_JSON
+    python -m ultralytics_weighted.host.validation RUN_FOLDER DATA TRAIN_JSON TAUS_JSON CHECKPOINT
 
 TRAIN_JSON: the run's train keys (`imgsz`, `batch`, `device` are used); TAUS_JSON: the results to validate in order,
-e.g. `[null, 1.0]` = the trained weights, then them corrected by τ = 1. For each it writes `per_image*.npz`, then
-`val*.json` (with `val_seconds`); together they mark it validated. `validation_command` builds this command line.
+e.g. `[null, 1.0]` = the trained weights, then them corrected by τ = 1; CHECKPOINT: `last` (the final weights) or
+`best` (`CHECKPOINTS`). For each it writes `per_image*.npz`, then `val*.json` (with `val_seconds`, `checkpoint` and,
+for a classifier's trained weights, `logit_offsets`); together they mark it validated. `validation_command` builds
+this command line.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+CHECKPOINTS = ("last", "best")  # the weights compare may evaluate: weights/last.pt (the final ones) or best.pt
 
 
 def record_per_image(model, task: str) -> dict:
@@ -91,7 +95,7 @@ def per_image_arrays(record: dict, task: str) -> dict:
 
 
 def validate(best: Path, data: str, train: dict, per_image: Path | None = None) -> dict:
-    """Validate best weights on the val split; return overall and per-class metrics, and store per-image results.
+    """Validate weights on the val split; return overall and per-class metrics, and store per-image results.
 
     Args:
         best (Path): The weights.
@@ -130,17 +134,23 @@ def validate(best: Path, data: str, train: dict, per_image: Path | None = None) 
     return {"task": task, "all": {"ap50": float(box.map50), "ap50_95": float(box.map)}, "classes": per_class}
 
 
-def result_files(folder: Path, tau: float | None = None) -> dict[str, Path]:
+def result_files(folder: Path, tau: float | None = None, checkpoint: str = "last") -> dict[str, Path]:
     """Return the files of a run's results: those of its trained weights, or of them corrected by tau.
 
+    `checkpoint` names the weights evaluated (`CHECKPOINTS`); the result files are named alike for both, and record
+    which weights they hold (`checkpoint` in val.json and metrics.json).
+
     Examples:
-        >>> {k: v.name for k, v in result_files(Path("runs/mean-seed0"), 1.0).items()}  # doctest: +NORMALIZE_WHITESPACE
+        >>> files = result_files(Path("runs/mean-seed0"), 1.0, "best")
+        >>> {k: v.name for k, v in files.items()}  # doctest: +NORMALIZE_WHITESPACE
         {'weights': 'best-tau1.pt', 'val': 'val-tau1.json', 'per_image': 'per_image-tau1.npz',
          'metrics': 'metrics-tau1.json'}
+        >>> result_files(Path("runs/mean-seed0"))["weights"].name
+        'last.pt'
     """
     from ultralytics_weighted.host.priors import corrected_path
 
-    files = {"weights": folder / "weights" / "best.pt", "val": folder / "val.json"}
+    files = {"weights": folder / "weights" / f"{checkpoint}.pt", "val": folder / "val.json"}
     files |= {"per_image": folder / "per_image.npz", "metrics": folder / "metrics.json"}
     return files if tau is None else {k: corrected_path(v, tau) for k, v in files.items()}
 
@@ -179,12 +189,12 @@ def corrected_probabilities(probs: np.ndarray, offsets: np.ndarray) -> np.ndarra
     return scores / scores.sum(1, keepdims=True)
 
 
-def evaluate(folder: Path, data: str, train: dict, tau: float | None = None) -> dict:
-    """Validate a run's best weights, or them corrected by tau, and store the per-image results (`result_files`).
+def evaluate(folder: Path, data: str, train: dict, tau: float | None = None, checkpoint: str = "last") -> dict:
+    """Validate a run's weights (`checkpoint`), or them corrected by tau, and store the per-image results.
 
     With tau, classification corrects the stored per-image probabilities of the run (validated first) by
     `logit_offsets`: the same predictions as validating the corrected checkpoint, without running the model again.
-    Detection writes the corrected checkpoint (weights/best-tau{tau}.pt) and validates it: the correction acts through
+    Detection writes the corrected checkpoint (e.g. weights/last-tau1.pt) and validates it: the correction acts through
     NMS, the confidence threshold and `max_det`, which the stored results cannot replay.
 
     Returns:
@@ -192,7 +202,7 @@ def evaluate(folder: Path, data: str, train: dict, tau: float | None = None) -> 
     """
     from ultralytics_weighted.host.priors import correct_checkpoint
 
-    files, trained = result_files(folder, tau), result_files(folder)
+    files, trained = result_files(folder, tau, checkpoint), result_files(folder, None, checkpoint)
     if tau is None:
         return validate(trained["weights"], data, train, files["per_image"])
     if json.loads(trained["val"].read_text())["task"] != "classify":
@@ -216,19 +226,36 @@ def write_json(path: Path, data: dict) -> None:
     os.replace(partial, path)
 
 
-def validation_command(folder: Path, data: str, train: dict, taus: list) -> list[str]:
+def trained_prior_offsets(weights: Path) -> list[float] | None:
+    """Return the class-logit offsets that correct a balanced checkpoint by τ = 1, or None if it trained without.
+
+    They are `priors.prior_offsets` of the class priors the checkpoint records; compare stores them with a
+    classifier's results so that its τ frontier (`rule.tau_frontier`) is recomputed from the run folder alone.
+    """
+    from ultralytics.utils.patches import torch_load
+
+    from ultralytics_weighted.host.priors import PRIORS_ATTRIBUTE, prior_offsets
+
+    checkpoint = torch_load(weights, map_location="cpu")
+    priors = getattr(checkpoint.get("ema") or checkpoint["model"], PRIORS_ATTRIBUTE, None)
+    return prior_offsets(priors["share_before"], priors["share_trained"], 1.0).tolist() if priors else None
+
+
+def validation_command(folder: Path, data: str, train: dict, taus: list, checkpoint: str) -> list[str]:
     """Return the command line of the internal entry point that validates `folder`'s weights for each of `taus`."""
-    return [sys.executable, "-m", __name__, str(folder), str(data), json.dumps(train), json.dumps(taus)]
+    return [sys.executable, "-m", __name__, str(folder), str(data), json.dumps(train), json.dumps(taus), checkpoint]
 
 
 def main(argv: list[str]) -> None:
     """Validate one run folder for each τ of the internal entry point's arguments (see the module docstring)."""
-    folder, data, train, taus = Path(argv[0]), argv[1], json.loads(argv[2]), json.loads(argv[3])
+    folder, data, train, taus, checkpoint = Path(argv[0]), argv[1], json.loads(argv[2]), json.loads(argv[3]), argv[4]
     for tau in taus:
         start = time.time()
-        val = evaluate(folder, data, train, tau)
-        val["val_seconds"] = round(time.time() - start, 1)
-        write_json(result_files(folder, tau)["val"], val)  # after per_image.npz: together they mark it validated
+        val = evaluate(folder, data, train, tau, checkpoint)
+        val |= {"val_seconds": round(time.time() - start, 1), "checkpoint": checkpoint}
+        if tau is None and val["task"] == "classify":  # the τ frontier's offsets, kept with the results
+            val["logit_offsets"] = trained_prior_offsets(result_files(folder, None, checkpoint)["weights"])
+        write_json(result_files(folder, tau, checkpoint)["val"], val)  # after per_image.npz: both mark it validated
 
 
 if __name__ == "__main__":

@@ -14,9 +14,12 @@ The package, by what each module holds:
 
 A tau variant's results sit in its base run's folder, named like the corrected weights (`corrected_path`:
 metrics-tau1.json, per_image-tau1.npz). Classification corrects the stored per-image probabilities by the offsets
-the corrected checkpoint adds to the class logits; detection validates the corrected checkpoint (weights/best-tau1.pt),
+the corrected checkpoint adds to the class logits; detection validates the corrected checkpoint (weights/last-tau1.pt),
 as its NMS, confidence threshold and `max_det` act on the corrected scores. Classification data (a class folder
 dataset) is compared by per-class recall, top-1 and balanced accuracy.
+
+`report=FOLDER` recomputes compare.md, compare.csv, compare.json and compare.png of a finished comparison from its
+folder (setup.json, each run's metrics.json and per_image.npz; no weights needed), byte for byte.
 
 Ultralytics' per-validation save folders go into the run folder and are removed when empty: compare writes nothing
 outside its own folder. One Ctrl-C ends every process compare started and exits 130.
@@ -27,6 +30,7 @@ from __future__ import annotations
 import json
 import shlex
 import sys
+from pathlib import Path
 
 import numpy as np
 
@@ -40,7 +44,7 @@ from ultralytics_weighted.commands.compare.plan import (
 )
 from ultralytics_weighted.commands.compare.report import markdown_report
 from ultralytics_weighted.commands.compare.runs import INTERRUPTED, Interrupted, finish_runs
-from ultralytics_weighted.commands.compare.summary import Comparison, load_runs, run_entry, summarize
+from ultralytics_weighted.commands.compare.summary import SETUP, Comparison, load_runs, run_entry, summarize
 from ultralytics_weighted.commands.compare.variants import Variant, parse_variants
 
 __all__ = (
@@ -62,7 +66,8 @@ def run_comparison(options: dict, command: str = "") -> Comparison:
     Args:
         options (dict): `data`, `variants`, `seeds`, `parallel`, `resamples` (bootstrap resamples per interval,
             default RESAMPLES), optional `project` / `name` for the output folder, and any other `yolo train` keys
-            (model, epochs, imgsz, fraction, ...) applied to every run.
+            (model, epochs, imgsz, fraction, ...) applied to every run; `checkpoint` (last, the default: each run's
+            final weights; or best).
         command (str): The command line, written at the top of compare.md.
 
     Returns:
@@ -86,16 +91,26 @@ def run_comparison(options: dict, command: str = "") -> Comparison:
         "shares": {v: {k: np.asarray(x).tolist() for k, x in share.items()} for v, share in shares.items()},
         "runs": [run_entry(str(r.folder.relative_to(out)), r.tau) for r in runs],
         "resamples": parsed.resamples,
+        "checkpoint": parsed.checkpoint,
     }
-    (out / "compare.json").write_text(json.dumps(setup, indent=2))
-    return summarize(out)
+    (out / SETUP).write_text(json.dumps(setup, indent=2))  # what `summarize` and `report=` read; compare.json adds
+    return summarize(out)  # the summary to it
+
+
+def _report_only(options: dict) -> Comparison:
+    """Return the comparison `report=FOLDER` recomputes from a finished comparison's folder (no other key)."""
+    if extra := sorted(set(options) - {"report"}):
+        raise ValueError(
+            f"report= recomputes a finished comparison's reports and takes no other key: {', '.join(extra)}."
+        )
+    return summarize(Path(str(options["report"])).expanduser())
 
 
 def main(options: dict) -> int:
     """Run `compare` from parsed key=value options; bad arguments fail before any training."""
     command = "ultralytics-weighted compare " + " ".join(shlex.quote(f"{k}={v}") for k, v in options.items())
     try:
-        comparison = run_comparison(dict(options), command)
+        comparison = _report_only(options) if "report" in options else run_comparison(dict(options), command)
     except (ValueError, TypeError, SyntaxError, FileNotFoundError) as e:
         print(f"ultralytics-weighted compare: {e}", file=sys.stderr)
         return 2
@@ -106,5 +121,5 @@ def main(options: dict) -> int:
         print(f"ultralytics-weighted compare: {str(e) or INTERRUPTED}", file=sys.stderr)
         return 130  # 128 + SIGINT, as a shell reports a command ended by Ctrl-C
     print(markdown_report(comparison))
-    print(f"Results saved to {comparison.folder} (compare.md, compare.csv, compare.png)")
+    print(f"Results saved to {comparison.folder} (compare.md, compare.csv, compare.json, compare.png)")
     return 0

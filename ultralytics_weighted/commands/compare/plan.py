@@ -18,9 +18,20 @@ from ultralytics_weighted.commands.compare.runs import Run
 from ultralytics_weighted.commands.compare.summary import RESAMPLES
 from ultralytics_weighted.commands.compare.variants import Variant, parse_variants
 from ultralytics_weighted.extensions.schedule import balance_stats
+from ultralytics_weighted.host.validation import CHECKPOINTS
 
 FIXED_KEYS = {"seed", "name", "project", "exist_ok", "plots"}  # set per run by compare itself
-COMPARE_KEYS = {"data", "variants", "seeds", "project", "name", "parallel", "resamples"}  # compare's own options
+COMPARE_KEYS = {
+    "data",
+    "variants",
+    "seeds",
+    "project",
+    "name",
+    "parallel",
+    "resamples",
+    "checkpoint",
+    "report",
+}  # compare's own options
 
 
 def _count(options: dict, key: str, default: int) -> int:
@@ -45,6 +56,7 @@ class Options:
     out: Path  # the comparison's folder
     train: dict  # the `yolo train` keys of every run, less FIXED_KEYS (compare sets those per run)
     label_keys: dict  # the train keys that change which labels training reads
+    checkpoint: str = "last"  # the weights each run is evaluated with (`CHECKPOINTS`)
 
 
 def parse_options(options: dict) -> Options:
@@ -64,12 +76,18 @@ def parse_options(options: dict) -> Options:
     seeds, parallel, resamples = (
         _count(options, key, default) for key, default in (("seeds", 3), ("parallel", 1), ("resamples", RESAMPLES))
     )
+    checkpoint = str(options.pop("checkpoint", "last"))
+    if checkpoint not in CHECKPOINTS:
+        raise ValueError(
+            f"checkpoint={checkpoint} must be last (each run's final weights, the default) or best (Ultralytics' "
+            "best.pt, picked on the same val split compare reports, so biased upward)."
+        )
     # absolute: Ultralytics puts a relative `project` under its runs folder and the task, not where compare looks
     project = Path(str(options.pop("project", "runs/compare"))).expanduser().resolve()
     out = project / str(options.pop("name", _default_name(str(data))))
     label_keys = {k: options[k] for k in ("task", "classes", "fraction") if k in options}
     train = {k: v for k, v in options.items() if k not in FIXED_KEYS}
-    return Options(variants, data, seeds, parallel, resamples, out, train, label_keys)
+    return Options(variants, data, seeds, parallel, resamples, out, train, label_keys, checkpoint)
 
 
 def _default_name(data: str) -> str:
@@ -199,7 +217,9 @@ def plan_runs(options: Options, cfgs: dict, weights: dict, splits: Splits, train
             args = {**train, "data": options.data, **v.overrides, "seed": seed}
             extra = {"project": str(options.out / "runs"), "name": folder.name, "exist_ok": True, "plots": False}
             key = {"args": {k: str(x) for k, x in args.items()}, **keyed, "versions": versions}
-            runs.append(Run(v, seed, folder, {**args, **extra}, key, shares[v.name]["epoch_size"]))
+            runs.append(
+                Run(v, seed, folder, {**args, **extra}, key, shares[v.name]["epoch_size"], "", options.checkpoint)
+            )
     for k, run in enumerate(runs, 1):
         run.label = f"[{k}/{len(runs)}] {run.variant.name} seed {run.seed}"
     return runs, shares

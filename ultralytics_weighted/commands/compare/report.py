@@ -13,12 +13,14 @@ if TYPE_CHECKING:
 
 TABLES = {  # per task: the report's tables, each (title, its metrics); the first table is the headline
     "detect": [("AP50", ["ap50"]), ("AP50-95", ["ap50_95"])],
-    "classify": [("Recall (per-class accuracy)", ["recall", "top1", "balanced_accuracy"])],
+    "classify": [("Recall (per-class accuracy)", ["recall", "top1", "prior_accuracy", "balanced_accuracy"])],
 }
+RULE_METRIC = {"detect": "ap50", "classify": "recall"}  # the per-class metric docs/decision-rule.md judges by
 ALL_ROWS = {  # the 'all' row of each metric
     "ap50": "**all** (mAP50)",
     "ap50_95": "**all** (mAP50-95)",
     "top1": "**top-1 accuracy**",
+    "prior_accuracy": "**accuracy at train class frequencies**",
     "balanced_accuracy": "**balanced accuracy**",
 }
 
@@ -27,15 +29,17 @@ def csv_rows(c: Comparison) -> list[list]:
     """Return compare.csv's rows: the header, one per run, metric and class, then one per summary table row."""
     wall = ["epochs", "images", "train_seconds", "val_seconds"]
     head = ["kind", "variant", "seed", "metric", "class", "value", "mean", "std", "seeds", "delta", "delta_by_seed"]
-    rows = [[*head, "lo", "hi", "verdict", *wall]]
+    summary = ["lo", "hi", "verdict", "p", "p_adjusted", "verdict_unadjusted"]  # lo, hi: the unadjusted interval
+    rows = [[*head, *summary, *wall]]
+    blank = [""] * (len(head) - 6 + len(summary))
     for r in c.runs:
         for key, value in r["values"].items():
             metric, cls = key.split("/", 1)
-            rows.append(["run", r["variant"], r["seed"], metric, cls, value, *[""] * 8, *(r.get(k) for k in wall)])
+            rows.append(["run", r["variant"], r["seed"], metric, cls, value, *blank, *(r.get(k) for k in wall)])
     for row in c.table:
         by_seed = " ".join(f"{x:+.6f}" for x in row.get("delta_by_seed", []))
         cells = [row["mean"], row["std"], row["seeds"], row.get("delta", ""), by_seed]
-        cells += [row.get(k, "") for k in ("lo", "hi", "verdict")]
+        cells += [row.get(k, "") for k in summary]
         rows.append(["summary", row["variant"], "", row["metric"], row["class"], "", *cells, *[""] * len(wall)])
     return rows
 
@@ -54,17 +58,88 @@ def markdown_report(c: Comparison) -> str:
         "",
         f"Command: `{c.command}`" if c.command else "",
         "",
-        f"{len(c.runs)} runs: {len(c.variants)} variants x {seeds} seeds, validated on the val split; mean ± std over "
-        f"seeds. Δ = the paired difference to `{first}` (same seed), mean over seeds, with its 95% interval: "
-        f"{c.resamples:,} bootstrap resamples of the seeds (paired) and of the val images (the same images for every "
-        "run). **better** / **worse**: the interval lies above / below 0; otherwise the difference is not "
-        "established. See docs/usage.md.",
+        f"{len(c.runs)} runs: {len(c.variants)} variants x {seeds} seeds, each run's {CHECKPOINT_WORDS[c.checkpoint]} "
+        f"validated on the val split; mean ± std over seeds. Δ = the paired difference to `{first}` (same seed), mean "
+        f"over seeds, with its 95% interval: a t-interval on the per-seed Δ ({max(seeds - 1, 0)} degrees of freedom) "
+        f"widened by the evaluation noise all seeds share, measured on {c.resamples:,} bootstrap resamples of the val "
+        "images (the same images for every run). Per class, **better** / **worse** are controlled family-wise across "
+        "the classes of each column (Holm at α = 0.05; compare.csv has the unadjusted and adjusted p-values); the "
+        "interval shown is the unadjusted one, so a verdict may be *not established* where it excludes 0. The rows "
+        "for all classes are single questions, not adjusted. See docs/usage.md.",
         "",
+        *SEED_WORDS.get(seeds, []),
     ]
     for title, metrics in TABLES.get(c.task, TABLES["detect"]):
         lines += [*_metric_table(c, title, metrics), ""]
+    lines += [*_rule_section(c), *_frontier_section(c)]
     lines += [*_images_table(c), "", *_shares_table(c)]
     return "\n".join(lines) + "\n"
+
+
+CHECKPOINT_WORDS = {  # compare.md's words for `checkpoint=`
+    "last": "final weights (last.pt)",
+    "best": "best.pt (picked by Ultralytics on this same val split: biased upward, more for noisier variants)",
+}
+SEED_WORDS = {  # what compare.md says of few seeds
+    1: [
+        "With 1 seed nothing measures the training noise: the interval holds the evaluation noise alone, a lower "
+        "bound on the uncertainty, not a 95% interval.",
+        "",
+    ],
+    2: [
+        "An interval from 2 seeds is wide by design: the seed level has 1 degree of freedom (t = 12.7), so only a "
+        "large difference is established; more seeds narrow it.",
+        "",
+    ],
+}
+
+
+def _rule_section(c: Comparison) -> list[str]:
+    """Return compare.md's decision-rule section: per variant, 'passes the rule' or which part fails."""
+    if not c.rule:
+        return []
+    first, metric = c.variants[0].name, RULE_METRIC.get(c.task, RULE_METRIC["detect"])
+    tier = next(iter(c.rule.values()))["rare_tier"]
+    lines = [
+        "## Decision rule (docs/decision-rule.md)",
+        "",
+        f"Per variant, by per-class {metric} against `{first}`: (a) every class's lower bound (unadjusted 95%) is at "
+        f"least -0.02; (b) the rare tier ({', '.join(map(str, tier))}: the rarest third of the classes by train "
+        "instances) is better under family-wise control, with a mean Δ above 0; (c) it holds on a second dataset, "
+        "which one comparison cannot show.",
+        "",
+        "| variant | rule |",
+        "|---|---|",
+    ]
+    lines += [f"| {name} | {outcome['outcome']} |" for name, outcome in c.rule.items()]
+    return [*lines, ""]
+
+
+def _frontier_section(c: Comparison) -> list[str]:
+    """Return compare.md's τ frontier: each balanced classifier variant corrected by each τ, without retraining."""
+    if not c.frontier:
+        return []
+    first = c.variants[0].name
+    base = [_cell(c.row(m, "all", first)) for m in ("balanced_accuracy", "prior_accuracy")]
+    lines = [
+        "## The τ dial (without retraining)",
+        "",
+        "Each balanced variant's runs with their class prior corrected by τ (the class logits plus τ times the "
+        "offsets that restore the data's prior, `adjust`'s correction applied to the stored probabilities): balanced "
+        "accuracy against accuracy at the train class frequencies, mean ± std over seeds, and each Δ to "
+        f"`{first}` [95%, unadjusted]. `{first}`: balanced accuracy {base[0]}, accuracy at train class frequencies "
+        f"{base[1]}.",
+        "",
+        "| variant | τ | balanced accuracy | Δ [95%] | accuracy at train class frequencies | Δ [95%] |",
+        "|---|---|---|---|---|---|",
+    ]
+    points = {(r["variant"], r["tau"], r["metric"]): r for r in c.frontier}
+    for variant, tau in dict.fromkeys((r["variant"], r["tau"]) for r in c.frontier):
+        cells = [variant, f"{tau:g}"]
+        for metric in ("balanced_accuracy", "prior_accuracy"):
+            cells += [_cell(points[variant, tau, metric]), _delta_cell(points[variant, tau, metric])]
+        lines.append("| " + " | ".join(cells) + " |")
+    return [*lines, ""]
 
 
 def _cell(row: dict, digits: int = 3) -> str:
@@ -73,7 +148,7 @@ def _cell(row: dict, digits: int = 3) -> str:
 
 
 def _delta_cell(row: dict) -> str:
-    """Return 'Δ [lo, hi] verdict' of a summary row, the verdict in bold when the interval excludes 0."""
+    """Return 'Δ [lo, hi] verdict' of a summary row: its unadjusted interval, its verdict (bold if established)."""
     if "delta" not in row:
         return "-"
     verdict = row["verdict"] if row["verdict"] == "not established" else f"**{row['verdict']}**"

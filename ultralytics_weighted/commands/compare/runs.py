@@ -59,6 +59,7 @@ class Run:
     key: dict
     epoch_size: int  # images drawn per epoch: the dataset size, or a grown epoch with balance_floor
     label: str = ""
+    checkpoint: str = "last"  # the weights evaluated (`validation.CHECKPOINTS`)
 
     @property
     def tau(self) -> float | None:
@@ -67,10 +68,11 @@ class Run:
 
     def finished(self) -> dict | None:
         """Return the stored results if this run finished earlier under the same key, else None."""
-        files, keyed = result_files(self.folder, self.tau), self.folder / "run.json"
+        files, keyed = result_files(self.folder, self.tau, self.checkpoint), self.folder / "run.json"
         done = files["metrics"].exists() and files["per_image"].exists()  # earlier versions lack per-image results
         if done and keyed.exists() and json.loads(keyed.read_text()) == self.key:
-            return json.loads(files["metrics"].read_text())
+            metrics = json.loads(files["metrics"].read_text())
+            return metrics if metrics.get("checkpoint", "best") == self.checkpoint else None  # else: validate again
         return None
 
     def trained(self) -> dict | None:
@@ -80,7 +82,7 @@ class Run:
         validation is validated again on a re-run, not trained again.
         """
         keyed, record = self.folder / "run.json", self.folder / "train.json"
-        if record.exists() and keyed.exists() and result_files(self.folder)["weights"].exists():
+        if record.exists() and keyed.exists() and result_files(self.folder, None, self.checkpoint)["weights"].exists():
             if json.loads(keyed.read_text()) == self.key:
                 return json.loads(record.read_text())
         return None
@@ -156,10 +158,12 @@ class Children:
                     proc.wait(timeout=max(0.0, deadline - time.time()))
 
 
-def _validated(folder: Path, tau: float | None) -> bool:
+def _validated(folder: Path, tau: float | None, checkpoint: str) -> bool:
     """Return whether a run folder's weights (or them corrected by tau) were validated: val.json and per_image.npz."""
-    files = result_files(folder, tau)
-    return files["val"].exists() and files["per_image"].exists()
+    files = result_files(folder, tau, checkpoint)
+    if not (files["val"].exists() and files["per_image"].exists()):
+        return False
+    return json.loads(files["val"].read_text()).get("checkpoint", "best") == checkpoint  # before it: best.pt
 
 
 def _stop_if_interrupted(children: Children, log, label: str, again: str = "trains it again") -> None:
@@ -222,7 +226,7 @@ def _run_folder(
     if children.stopping.is_set():  # Ctrl-C before this run started: it is not started
         raise Interrupted(todo[0].label)
     base = replace(todo[0], variant=Variant(todo[0].variant.base or todo[0].variant.name, todo[0].variant.overrides))
-    files = result_files(base.folder)
+    files = result_files(base.folder, None, base.checkpoint)
     env = {**os.environ, "YOLO_OFFLINE": "1"}
 
     def say(run, text):
@@ -232,11 +236,11 @@ def _run_folder(
     taus = [run.tau for run in todo if run.tau is not None]
     if (trained := base.finished() or base.trained()) is None:
         trained = _train(base, todo[0].label, children, env, lambda text: say(todo[0], text))
-    if not files["metrics"].exists():
+    if base.finished() is None:
         taus.insert(0, None)  # the trained weights first: classification corrects their stored results
-    if pending := [tau for tau in taus if not _validated(base.folder, tau)]:
+    if pending := [tau for tau in taus if not _validated(base.folder, tau, base.checkpoint)]:
         with open(base.folder / "train.log", "a") as log:
-            rc = children.call(validation_command(base.folder, data, train, pending), log, env)
+            rc = children.call(validation_command(base.folder, data, train, pending, base.checkpoint), log, env)
             _stop_if_interrupted(children, log, todo[0].label, "validates it again (its training is kept)")
         if rc:
             raise RuntimeError(f"{todo[0].label} failed to validate (exit {rc}); see {base.folder / 'train.log'}")
@@ -245,7 +249,7 @@ def _run_folder(
         write_json(files["metrics"], trained)
     results = {}
     for run in todo:
-        own = result_files(run.folder, run.tau)
+        own = result_files(run.folder, run.tau, run.checkpoint)
         result = {**trained, **json.loads(own["val"].read_text()), "variant": run.variant.name}
         if run.tau is not None:
             result["train_shared_with"] = base.variant.name  # one training for the base variant and its corrections
