@@ -33,7 +33,8 @@ import tracemalloc
 import numpy as np
 
 from ultralytics_weighted.core.sampler import BalancedSampler
-from ultralytics_weighted.extensions.schedule import ALL_AGGREGATIONS, weighted_probabilities
+from ultralytics_weighted.extensions.config import ALL_AGGREGATIONS
+from ultralytics_weighted.extensions.schedule import weighted_probabilities
 
 # the busy neighbour: numpy matrix products on one BLAS thread (one core busy, as another rank or a data-loader job)
 NEIGHBOUR = """

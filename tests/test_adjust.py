@@ -70,7 +70,7 @@ def detect_run(datasets, tmp_path_factory):
 
 def test_balanced_checkpoints_carry_the_priors_as_plain_data(classify_run):
     dataset = classify_run.train_loader.dataset
-    stats = balance_stats(dataset.balance_schedule.classes, len(COUNTS), dataset.image_probabilities)
+    stats = balance_stats(dataset.balance_schedule.classes, len(COUNTS), dataset.balanced_probabilities)
     for name in ("last.pt", "best.pt"):
         priors = getattr(load(classify_run.wdir / name), PRIORS_ATTRIBUTE)
         assert json.loads(json.dumps(priors)) == priors  # lists, floats, str: no numpy, no plugin class

@@ -11,10 +11,9 @@ import numpy as np
 import pytest
 
 from ultralytics_weighted.extensions.auto import AUTO_MAX_DRAWS, AUTO_MIN_DRAWS, AUTO_TOLERANCE, target_shares
+from ultralytics_weighted.extensions.config import ALL_AGGREGATIONS, check_aggregation
 from ultralytics_weighted.extensions.schedule import (
-    ALL_AGGREGATIONS,
     balance_stats,
-    check_aggregation,
     weighted_probabilities,
 )
 

@@ -10,9 +10,9 @@ import pytest
 
 from ultralytics_weighted.core import balance
 from ultralytics_weighted.core.balance import AGGREGATIONS, image_probabilities
+from ultralytics_weighted.extensions.config import ALL_AGGREGATIONS
 from ultralytics_weighted.extensions.report import balance_report, nothing_to_balance
 from ultralytics_weighted.extensions.schedule import (
-    ALL_AGGREGATIONS,
     balance_stats,
     coverage,
     effective_sample_size,

@@ -95,7 +95,7 @@ def test_empty_and_single_class_folders_behave_clearly(tmp_path):
         empty = make_classification_dataset(tmp_path / "empty", {"common": 6, "medium": 2, "ghost": 0})
         trainer = trainer_for(empty, tmp_path, name="empty")
         dataset = trainer.build_dataset(trainer.data["train"], mode="train")
-        assert dataset.image_probabilities.tolist() == pytest.approx([1 / 12] * 6 + [1 / 4] * 2)
+        assert dataset.balanced_probabilities.tolist() == pytest.approx([1 / 12] * 6 + [1 / 4] * 2)
         assert any("no training images for ghost: never drawn" in m for m in records)
 
         single = make_classification_dataset(tmp_path / "single", {"only": 5})

@@ -185,3 +185,59 @@ def test_a_data_yaml_key_given_as_a_train_key_is_told_where_it_belongs(datasets,
         "ultralytics-weighted stats: 'image_weights' belongs in the data YAML (next to names:), not among the train "
         "keys. See `ultralytics-weighted stats --help`."
     )
+
+
+@pytest.mark.parametrize("key, value", [("class_balance", 2.0), ("class_balance", "half"), ("balance_agg", "solve")])
+def test_each_key_has_one_check_and_one_message(key, value):
+    """The probabilities refuse a bad strength or aggregation with the very error the train keys' check gives."""
+    import numpy as np
+
+    from ultralytics_weighted.extensions.config import check_balance_args
+    from ultralytics_weighted.extensions.schedule import weighted_probabilities
+
+    with pytest.raises((TypeError, ValueError)) as checked:
+        check_balance_args({key: value})
+    with pytest.raises(type(checked.value)) as computed:
+        weighted_probabilities(
+            [np.array([0]), np.array([1])], 2, **{"agg" if key == "balance_agg" else "strength": value}
+        )
+    assert str(computed.value) == str(checked.value)
+
+
+def test_balancing_on_is_one_decision_for_keys_namespaces_and_data_weights():
+    from types import SimpleNamespace
+
+    from ultralytics_weighted.extensions.config import balancing_on, unused_balance_keys
+
+    for value, on in [(True, True), (1.0, True), (0.5, True), (False, False), (0.0, False), (0, False), (None, False)]:
+        assert balancing_on({"class_balance": value}) is on
+        assert balancing_on(SimpleNamespace(class_balance=value)) is on
+        assert balancing_on({"class_balance": value}, weights={"class_multipliers": [1.0, 2.0]})  # data weights
+        assert (unused_balance_keys({"class_balance": value, "balance_agg": "sum"}) == []) is on
+    assert not balancing_on({}) and not balancing_on(SimpleNamespace(), weights=None)
+
+
+def test_no_function_shares_its_name_with_a_data_yaml_key():
+    import importlib
+    import inspect
+    import pkgutil
+
+    import ultralytics_weighted
+    from ultralytics_weighted.extensions.keys import DATA_YAML_KEYS
+
+    clashes = []
+    for info in pkgutil.walk_packages(ultralytics_weighted.__path__, "ultralytics_weighted."):
+        module = importlib.import_module(info.name)
+        for name, obj in vars(module).items():
+            if (inspect.isfunction(obj) or inspect.isclass(obj)) and obj.__module__ == info.name:
+                clashes += [f"{info.name}.{name}" for key in DATA_YAML_KEYS if name == key]
+    assert clashes == []
+
+
+def test_the_marker_key_is_no_setting():
+    # every run's arguments hold ultralytics_weighted=True, so that a checkpoint resumed without the plugin names it
+    from ultralytics.cfg import get_cfg
+
+    assert get_cfg(overrides={"class_balance": 0.5}).ultralytics_weighted is True
+    with pytest.raises(ValueError, match="'ultralytics_weighted' is no setting"):
+        get_cfg(overrides={"ultralytics_weighted": False})

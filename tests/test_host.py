@@ -189,8 +189,10 @@ def test_qat_calibration_loader_stays_stock(datasets, tmp_path, monkeypatch):
 
 
 def test_the_usage_guide_lists_the_table():
+    from ultralytics_weighted.host.native import NATIVE_SURFACE
+
     guide = (ROOT / "docs" / "usage.md").read_text()
-    for row in PATCH_SURFACE + REFUSAL_SURFACE:
+    for row in PATCH_SURFACE + REFUSAL_SURFACE + NATIVE_SURFACE:
         assert f"`{row.key}`" in guide, row.key
 
 

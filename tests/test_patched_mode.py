@@ -8,8 +8,9 @@ Skipped unless ULTRALYTICS_WEIGHTED_PATCHED names a patched Ultralytics source t
 This process and every `yolo` / `python` subprocess then import `ultralytics` from TREE with the plugin's startup hook
 off. Nothing here imports `ultralytics_weighted` (that would activate the plugin on top of the patch): the synthetic
 data generator is loaded from its file. The series holds the core only (`class_balance`, `balance_agg`, the sampler,
-the trainer wiring), so these tests check the core's own behaviour; the plugin runs only in subprocesses that compare
-its training with the patched tree's for the keys both have.
+the trainer wiring), so these tests check the core's own behaviour; the plugin runs only in subprocesses: ones that
+compare its training with the patched tree's for the keys both have, and ones with the plugin on the patched tree
+(its hook on, or activated explicitly), whose extensions then go on top of the native core.
 """
 
 from __future__ import annotations
@@ -160,12 +161,81 @@ def test_cli_cfg_file_and_a_fresh_process_take_the_keys(datasets, tmp_path):
     assert "OK True sum" in run([sys.executable, "-c", code], cwd=tmp_path).stdout
 
 
-def test_the_plugin_stays_inactive_on_a_patched_tree(datasets, tmp_path):
-    # Plugin installed and its hook on, Ultralytics patched: the native feature runs alone (one table, no crash).
-    env = {"PYTHONPATH": f"{TREE}{os.pathsep}{ROOT}", "ULTRALYTICS_WEIGHTED_HOOK": "1"}  # this checkout's plugin
-    out = yolo_train("detect", datasets("detect"), tmp_path, "class_balance=True", env=env)
+# the plugin on a native core: its startup hook on, this checkout's package after the patched tree
+PLUGIN_ON_TREE = {"PYTHONPATH": f"{TREE}{os.pathsep}{ROOT}", "ULTRALYTICS_WEIGHTED_HOOK": "1"}
+
+
+def test_the_plugin_adds_its_extensions_on_a_patched_tree(datasets, tmp_path):
+    # Plugin installed and its hook on, Ultralytics patched: the plugin's keys and table on top of the native core (one
+    # table, no crash), where before it stepped aside and `balance_agg=auto` failed in the native core.
+    args = ["class_balance=True", "balance_agg=auto", "balance_floor=0.5", "balance_tau=1"]
+    out = yolo_train("detect", datasets("detect"), tmp_path, *args, env=PLUGIN_ON_TREE)
     assert out.returncode == 0, out.stdout[-3000:]
-    assert sum("max/min class share" in line for line in balance_table(out.stdout)) == 1
+    table = balance_table(out.stdout)
+    assert sum("max/min class share" in line for line in table) == 1
+    assert table[0].startswith("class_balance=1 balance_agg=auto balance_floor=0.5: 24 train images"), table
+    assert any("share per epoch" in line for line in table)  # the plugin's table, not the core's one line
+    assert any(line.startswith("balance_tau=1: saved ") for line in table)
+    assert (tmp_path / "run" / "weights" / "best-tau1.pt").exists()
+    listed = run([*YOLO, "cfg"], cwd=tmp_path, env=PLUGIN_ON_TREE).stdout
+    assert all(f"{key}: " in listed for key in ("class_balance", "balance_agg", "balance_floor", "balance_tau"))
+
+
+def test_a_train_set_the_plugin_leaves_stock_trains_on_a_patched_tree(datasets, tmp_path):
+    # single_cls=True: the plugin warns and trains the stock dataset; the native check of the loader must not refuse it
+    out = yolo_train(
+        "detect", datasets("detect"), tmp_path, "class_balance=True", "single_cls=True", env=PLUGIN_ON_TREE
+    )
+    assert out.returncode == 0, out.stdout[-3000:]
+    assert "'single_cls=True' merges all classes into one, so class_balance has no effect" in out.stdout
+    assert not any("max/min class share" in line for line in balance_table(out.stdout))
+
+
+def test_the_plugin_on_a_patched_tree_uses_the_native_core(datasets, tmp_path):
+    # Activated explicitly (hook off, as in this process): the ramp and the data YAML's weights drive Ultralytics' own
+    # BalancedSampler (one sampler class in the process), the plugin's keys go on top of the native ones and come off
+    # again without taking the native ones along.
+    data = tmp_path / "weighted.yaml"
+    data.write_text(datasets("detect").read_text() + "class_weights: {rare: 2}\n")
+    code = f"""
+import json, sys
+COPY = "ultralytics_weighted.core.balanced_training"
+import ultralytics_weighted
+ultralytics_weighted.activate()
+from ultralytics import YOLO
+from ultralytics.utils import DEFAULT_CFG_DICT
+from ultralytics_weighted.host.activation import deactivate
+from ultralytics_weighted.host.training import BalancedDatasetMixin
+model = YOLO("yolo11n.yaml")
+model.train(data={str(data)!r}, class_balance=True, balance_ramp=0.5, epochs=2, imgsz=64, batch=8, device="cpu",
+            plots=False, workers=0, seed=0, project={str(tmp_path)!r}, name="run")
+loader = model.trainer.train_loader
+keys = [k for k in DEFAULT_CFG_DICT if "balance" in k]
+deactivate()
+print("RESULT", json.dumps({{
+    "sampler": type(loader.sampler).__module__ + "." + type(loader.sampler).__name__,
+    "balanced": isinstance(loader.dataset, BalancedDatasetMixin),
+    "ramp": bool((loader.sampler.probabilities(0) != loader.sampler.probabilities(1)).any()),
+    "copies": sorted(m for m in sys.modules if m in {{"ultralytics_weighted.core.sampler", COPY}}),
+    "keys": keys,
+    "after": [k for k in DEFAULT_CFG_DICT if "balance" in k],
+}}))
+"""
+    out = run([sys.executable, "-c", code], cwd=tmp_path, env={"PYTHONPATH": f"{TREE}{os.pathsep}{ROOT}"})
+    assert out.returncode == 0, out.stdout[-3000:]
+    result = json.loads(out.stdout.split("RESULT ", 1)[1])
+    assert result["sampler"] == "ultralytics.data.sampler.BalancedSampler" and result["balanced"] and result["ramp"]
+    assert result["copies"] == []  # neither the plugin's sampler nor its balanced_training was imported
+    assert result["keys"] == [
+        "class_balance",
+        "balance_agg",
+        "balance_floor",
+        "balance_ramp",
+        "balance_start",
+        "balance_tau",
+    ]
+    assert result["after"] == ["class_balance", "balance_agg"]  # the native keys stay
+    assert any(line.startswith(f"weights from {data} (class_weights)") for line in balance_table(out.stdout))
 
 
 def test_feature_off_trains_exactly_like_stock(datasets, tmp_path):

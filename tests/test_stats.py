@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from conftest import run
 
-from ultralytics_weighted.extensions.schedule import ALL_AGGREGATIONS, balance_stats, weighted_probabilities
+from ultralytics_weighted.extensions.config import ALL_AGGREGATIONS
+from ultralytics_weighted.extensions.schedule import balance_stats, weighted_probabilities
 from ultralytics_weighted.host.labels import load_label_classes
 
 PNG = b"\x89PNG\r\n\x1a\n"

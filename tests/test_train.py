@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import csv
+import sys
+import sysconfig
 
 import numpy as np
 import pytest
@@ -92,7 +94,7 @@ def test_train_loader_with_worker_processes_yields_the_systematic_draw(balanced)
         assert loader.num_workers == 2 and isinstance(loader.sampler, BalancedSampler)
         dataset = loader.dataset
         index = {f: i for i, f in enumerate(dataset.im_files)}
-        expected = len(dataset) * dataset.image_probabilities
+        expected = len(dataset) * dataset.balanced_probabilities
         exposure = np.zeros(len(dataset))
         for epoch in range(3):
             counts = np.zeros(len(dataset))
@@ -145,7 +147,7 @@ def test_partners_follow_the_weights_with_cache_ram(balanced):
     np.random.seed(0)
     drawn = np.concatenate([mosaic.get_indexes() for _ in range(20000)])  # 3 partners each
     frequency = np.bincount(drawn, minlength=len(dataset)) / drawn.size
-    assert 0.5 * np.abs(frequency - dataset.image_probabilities).sum() < 0.02  # total variation distance
+    assert 0.5 * np.abs(frequency - dataset.balanced_probabilities).sum() < 0.02  # total variation distance
 
 
 def test_stock_dataset_and_partners_when_balancing_is_off(balanced):
@@ -202,9 +204,9 @@ def test_a_final_batch_of_one_from_balance_floor_names_balance_floor_and_leaves_
     assert out.returncode == 0, out.stdout[-3000:]
 
 
-def test_resuming_a_balanced_run_without_the_hook_names_the_plugin(datasets, tmp_path):
-    # a regression guard (this already worked on bb7f842): where the package is not installed at all, nothing of it
-    # runs and Ultralytics' own error cannot name it (see CHANGELOG, #27 rough edge 13)
+def test_resuming_a_balanced_run_without_the_plugin_names_it(datasets, tmp_path):
+    # with the startup hook off the error says so (already on bb7f842); without the package, the checkpoint's arguments
+    # name it (#27 rough edge 13)
     from ultralytics import YOLO as Model
 
     class Stop(Exception):
@@ -221,6 +223,18 @@ def test_resuming_a_balanced_run_without_the_hook_names_the_plugin(datasets, tmp
     out = run([*YOLO, "train", "resume", f"model={last}"], cwd=tmp_path, env={"ULTRALYTICS_WEIGHTED_HOOK": "0"})
     assert out.returncode != 0 and "'class_balance' is not a valid YOLO argument" in plain(out.stdout)
     assert "are keys of ultralytics-weighted, whose startup hook is switched off" in plain(out.stdout)
+    # the package not installed: nothing of it runs (-S skips the .pth files, so neither the startup hook nor an
+    # editable install's path), yet the checkpoint's own arguments make Ultralytics' error name it
+    site_packages = sysconfig.get_paths()["purelib"]
+    code = (
+        f"import sys; sys.path.append({site_packages!r}); from ultralytics import YOLO\n"
+        f"try:\n    YOLO({str(last)!r}).train(resume=True)\n"
+        "finally:\n    assert not [m for m in sys.modules if m.startswith('ultralytics_weighted')], 'plugin imported'\n"
+    )
+    out = run([sys.executable, "-S", "-c", code], cwd=tmp_path)
+    assert out.returncode != 0 and "'class_balance' is not a valid YOLO argument" in plain(out.stdout)
+    assert "'ultralytics_weighted' is not a valid YOLO argument" in plain(out.stdout)
+    assert "plugin imported" not in out.stdout
 
 
 def test_single_cls_and_cls_pw_warn(datasets, tmp_path):

@@ -26,7 +26,7 @@ import ultralytics_weighted_hook
 __version__ = "0.1.0"
 _SCHEDULE = "ultralytics_weighted.extensions.schedule"
 _PUBLIC = {  # public name -> the module defining it, imported on first use
-    "ALL_AGGREGATIONS": _SCHEDULE,
+    "ALL_AGGREGATIONS": "ultralytics_weighted.extensions.config",
     "BalanceSchedule": _SCHEDULE,
     "BalancedSampler": "ultralytics_weighted.core.sampler",
     "activate": "ultralytics_weighted.host.activation",

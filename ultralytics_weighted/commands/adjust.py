@@ -28,15 +28,12 @@ def main(options: dict[str, str]) -> int:
             balancing, a head without a per-class bias).
     """
     try:
-        from ultralytics_weighted.extensions.config import check_keys
+        from ultralytics_weighted.extensions.config import check_keys, check_tau
 
         check_keys(options, set(ADJUST_KEYS), "adjust")
         if "model" not in options or "tau" not in options:
             raise ValueError("model=PATH and tau=T are required (see `ultralytics-weighted adjust --help`).")
-        try:
-            tau = float(options["tau"])
-        except ValueError:
-            raise ValueError(f"tau={options['tau']} is not a number: tau must be a finite number >= 0.") from None
+        tau = check_tau(options["tau"])
         exist_ok = str(options.get("exist_ok", False)).strip().lower()
         if exist_ok not in ("true", "false"):
             raise ValueError(f"exist_ok={options['exist_ok']} must be True or False.")

@@ -191,7 +191,7 @@ def _stats(options: dict[str, str], report) -> int:
     from ultralytics.cfg import DEFAULT_CFG_DICT, get_cfg, smart_value
 
     from ultralytics_weighted.core.balanced_training import dataset_label_classes
-    from ultralytics_weighted.extensions.config import check_balance_args, check_keys, schedule_from_args
+    from ultralytics_weighted.extensions.config import balancing_on, check_balance_args, check_keys
     from ultralytics_weighted.extensions.keys import DEFAULTS
     from ultralytics_weighted.extensions.report import (
         balance_settings,
@@ -201,6 +201,7 @@ def _stats(options: dict[str, str], report) -> int:
         plot_balance,
         schedule_lines,
     )
+    from ultralytics_weighted.extensions.schedule import schedule_from_args
     from ultralytics_weighted.host.labels import load_label_dataset
     from ultralytics_weighted.host.surface import data_weights
 
@@ -228,7 +229,9 @@ def _stats(options: dict[str, str], report) -> int:
     note = nothing_to_balance(classes, names)  # instead of a table of identical rows
     # with the data YAML's weights, class_balance=0 still draws by them (the rows show it): not "every image once"
     off = (
-        None if strength or weights else "class_balance=0 is off: training samples every image once per epoch, as here."
+        None
+        if balancing_on(values, weights)
+        else "class_balance=0 is off: training samples every image once per epoch, as here."
     )
     if fmt == "json":
         summary = {"data": str(values["data"]), "split": split, "task": task, "class_balance": strength}

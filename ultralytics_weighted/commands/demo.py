@@ -87,14 +87,15 @@ def _variant(options: dict) -> str:
     Returns:
         (str): The variant name.
     """
-    from ultralytics_weighted.extensions.config import balance_strength, check_balance_args
+    from ultralytics_weighted.extensions.config import balance_strength, balancing_on, check_balance_args
     from ultralytics_weighted.extensions.keys import DEFAULTS
 
     keys = {k: options.pop(k) for k in DEFAULTS if k in options}
     check_balance_args(keys)
-    strength = balance_strength(keys.pop("class_balance", True))
-    if not strength:
+    keys.setdefault("class_balance", True)  # the demo's balanced run balances unless told a strength
+    if not balancing_on(keys):
         raise ValueError("class_balance=0 turns balancing off; the demo compares stock with balanced training.")
+    strength = balance_strength(keys.pop("class_balance"))
     agg = keys.pop("balance_agg", DEFAULTS["balance_agg"])
     parts = [agg if strength == 1 else f"{agg}@{strength:g}"]
     return "+".join(parts + [f"{k}={v}" for k, v in keys.items() if v != DEFAULTS[k]])

@@ -169,7 +169,7 @@ def run(action: str, path: Path, folder: Path | None = None) -> str:
     return (
         f"Applied the class-balance series to {what}: {', '.join(f'`{k}`' for k in CORE_KEYS)} are now Ultralytics "
         "train arguments (the series is the core: the plugin's other keys and commands are not in it). An "
-        "ultralytics-weighted plugin installed beside it sees the native feature and stays inactive."
+        "ultralytics-weighted plugin installed beside it adds its keys and table on top of the native core."
     )
 
 

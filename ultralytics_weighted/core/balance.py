@@ -22,7 +22,7 @@ def flatten_labels(classes: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     return cls.reshape(-1), lengths
 
 
-def class_weights(counts: np.ndarray, strength: float = 1.0) -> np.ndarray:
+def inverse_frequency_weights(counts: np.ndarray, strength: float = 1.0) -> np.ndarray:
     """Return (total instances / instances of class c) ** strength per class, 0 for classes without instances."""
     counts = np.asarray(counts, dtype=np.float64)
     with np.errstate(divide="ignore"):  # absent classes: total / 0, replaced by 0
@@ -76,4 +76,4 @@ def image_probabilities(classes: list[np.ndarray], nc: int, agg: str = "mean", s
     counts = np.bincount(cls, minlength=nc)
     if strength == 0 or np.count_nonzero(counts) < 2:  # nothing to balance
         return np.full(len(classes), 1.0 / max(len(classes), 1))
-    return spread_probabilities(cls, lengths, class_weights(counts, strength), agg)
+    return spread_probabilities(cls, lengths, inverse_frequency_weights(counts, strength), agg)

@@ -13,7 +13,7 @@ from collections.abc import Callable
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from ..core.balance import class_weights
+from ..core.balance import inverse_frequency_weights
 from .auto_slabs import SlabPasses
 
 # balance_agg=auto: solved probabilities (see `AutoSolver`)
@@ -80,7 +80,7 @@ class AutoSolver(SlabPasses):
         n (int): Number of labelled images.
         n_classes (int): Number of classes C.
         counts (np.ndarray): Instances per class, classes renumbered in weight order.
-        weights (np.ndarray): Class weights `class_weights(counts, strength)`, non-decreasing.
+        weights (np.ndarray): Class weights `inverse_frequency_weights(counts, strength)`, non-decreasing.
         t (np.ndarray): Target share per class, `target_shares(counts, strength)`.
         single_objects (bool): Whether every image holds exactly one object.
         lo (float): Lower bound of q_i, AUTO_MIN_DRAWS / n.
@@ -135,7 +135,7 @@ class AutoSolver(SlabPasses):
             v = v * (n / v.sum())
         counts = np.asarray(counts, dtype=np.float64)
         m = np.ones(self.n_classes) if class_multipliers is None else np.asarray(class_multipliers, dtype=np.float64)
-        weights = class_weights(counts, strength) * m
+        weights = inverse_frequency_weights(counts, strength) * m
         order = np.argsort(weights, kind="stable")  # renumber the classes in weight order
         renumber, self.counts, self.weights = np.argsort(order), counts[order], weights[order]
         t = target_shares(self.counts, strength) * m[order]

@@ -12,8 +12,11 @@ import difflib
 import math
 import sys
 
-from ultralytics_weighted.extensions.keys import DATA_YAML_KEYS, DEFAULTS
-from ultralytics_weighted.extensions.schedule import ALL_AGGREGATIONS, MAX_FLOOR, BalanceSchedule
+from ultralytics_weighted.core.balance import AGGREGATIONS
+from ultralytics_weighted.extensions.keys import DATA_YAML_KEYS, DEFAULTS, MARKER_KEY
+
+ALL_AGGREGATIONS = (*AGGREGATIONS, "auto")  # `balance_agg` in the plugin: the core's fixed aggregations, and solved
+MAX_FLOOR = 1.0  # largest balance_floor: at 1 no image is skipped; above, every image repeats within an epoch
 
 
 def balance_strength(value: bool | float | None) -> float:
@@ -21,49 +24,29 @@ def balance_strength(value: bool | float | None) -> float:
     return float(value or 0.0)
 
 
-def schedule_from_args(args, classes, nc: int, multipliers: dict | None = None, memo=None) -> BalanceSchedule:
-    """Return the `BalanceSchedule` that the train keys describe: the one place a schedule is built from settings.
+def balancing_on(args, weights=None) -> bool:
+    """Return whether a training with these train keys draws its train images other than stock shuffling does.
 
-    Training, `stats`, `compare` and the aggregation report all call it, so a key is read the same way everywhere.
+    The one place this is decided, for training, its checks, `stats`, `compare` and `demo`: with `class_balance` on
+    (a strength above 0), or with weights from the data YAML (`weights`: `DataWeights`, its `multipliers`, or any
+    truthy stand-in), which weight the draws also without `class_balance`. The upstream core, which stands alone,
+    decides on `class_balance` alone (it has no data weights).
 
     Args:
-        args (dict | SimpleNamespace): Train keys, checked by `check_balance_args`: `class_balance`, `balance_agg`,
-            `balance_floor`, `balance_ramp`, `balance_start` and `epochs`; a missing balancing key takes its value
-            from `DEFAULTS`, a missing `epochs` the schedule's own default (one epoch). Other keys are ignored.
-        classes (Sequence[np.ndarray]): Class ids of each image's objects, in dataset order.
-        nc (int): Number of classes.
-        multipliers (dict, optional): Weights from the data YAML (`DataWeights.multipliers`), applied in every epoch.
-        memo (str | Path, optional): A folder the training's processes share, to compute each epoch's probabilities
-            once per training instead of once per DDP rank (`BalanceSchedule`'s `memo`).
+        args (dict | SimpleNamespace): Train keys, checked by `check_balance_args`; a missing `class_balance` is off.
+        weights (optional): The data YAML's weights, None (or empty) without.
 
     Returns:
-        (BalanceSchedule): The schedule of every epoch's sampling probabilities and the epoch length.
+        (bool): True if the train loader gets a balanced (or weighted) sampler.
 
     Examples:
-        >>> from types import SimpleNamespace
-        >>> import numpy as np
-        >>> labels = [np.array([0])] * 6 + [np.array([1])] * 2
-        >>> schedule = schedule_from_args({"class_balance": True, "balance_floor": 1, "epochs": 10}, labels, nc=2)
-        >>> schedule.strength, schedule.agg, schedule.epoch_size  # the 2 rare images take 2 draws each
-        (1.0, 'mean', 10)
-        >>> late = schedule_from_args(SimpleNamespace(class_balance=0.5, balance_start=0.3, epochs=10), labels, 2)
-        >>> late.start_epoch, (8 * late.probabilities(3)).round(2).tolist()
-        (3, [0.85, 0.85, 0.85, 0.85, 0.85, 0.85, 1.46, 1.46])
+        >>> balancing_on({"class_balance": 0.5}), balancing_on({"class_balance": False}), balancing_on({})
+        (True, False, False)
+        >>> balancing_on({"class_balance": 0.0}, weights={"class_multipliers": [1.0, 3.0]})
+        True
     """
-    settings = {**DEFAULTS, **(args if isinstance(args, dict) else vars(args))}
-    epochs = {"epochs": settings["epochs"]} if "epochs" in settings else {}  # else the schedule's default
-    return BalanceSchedule(
-        classes,
-        nc,
-        strength=balance_strength(settings["class_balance"]),
-        agg=settings["balance_agg"],
-        floor=settings["balance_floor"],
-        ramp=settings["balance_ramp"],
-        start=settings["balance_start"],
-        multipliers=multipliers,
-        memo=memo,
-        **epochs,
-    )
+    value = args.get("class_balance") if isinstance(args, dict) else getattr(args, "class_balance", None)
+    return balance_strength(value) > 0 or bool(weights)
 
 
 def _not_finite(key: str, value) -> str | None:
@@ -103,6 +86,93 @@ def _check_number(cfg: dict, key: str, valid: str, low: float, high: float, exam
         raise ValueError(f"'{key}={value}' is an invalid value. Valid '{key}' values are {valid}.")
 
 
+def check_strength(strength) -> None:
+    """Check a `class_balance` value (True, False or a strength in [0, 1]): the one check of the balancing strength.
+
+    Raises:
+        TypeError: If it is not a bool, int or float.
+        ValueError: If it is not finite or lies outside [0, 1].
+
+    Examples:
+        >>> check_strength(0.5), check_strength(True)
+        (None, None)
+        >>> check_strength(2.0)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: 'class_balance=2.0' is an invalid value. Valid 'class_balance' values are True, False or a ...
+    """
+    valid = "True, False or a strength between 0.0 and 1.0 (1.0 = inverse class frequency, 0.5 = square root)"
+    if error := _not_finite("class_balance", strength):
+        raise ValueError(f"{error} Valid 'class_balance' values are {valid}.")
+    if not isinstance(strength, (bool, int, float)):
+        raise TypeError(
+            f"'class_balance={strength}' is of invalid type {type(strength).__name__}. Valid 'class_balance' types are "
+            "bool (i.e. 'class_balance=True') or float (i.e. 'class_balance=0.5')."
+        )
+    if not isinstance(strength, bool) and not 0.0 <= strength <= 1.0:
+        raise ValueError(f"'class_balance={strength}' is an invalid value. Valid 'class_balance' values are {valid}.")
+
+
+def check_aggregation(agg) -> None:
+    """Check a `balance_agg` value (one of `ALL_AGGREGATIONS`): the one check of the aggregation.
+
+    Raises:
+        TypeError: If it is not a str.
+        ValueError: If it names no aggregation.
+
+    Examples:
+        >>> check_aggregation("auto")
+        >>> check_aggregation("solve")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: 'balance_agg=solve' is an invalid value. Valid 'balance_agg' values are mean, max, median, sum, ...
+    """
+    if not isinstance(agg, str):
+        raise TypeError(
+            f"'balance_agg={agg}' is of invalid type {type(agg).__name__}. "
+            f"Valid 'balance_agg' values are {', '.join(ALL_AGGREGATIONS)}."
+        )
+    if agg not in ALL_AGGREGATIONS:
+        raise ValueError(
+            f"'balance_agg={agg}' is an invalid value. Valid 'balance_agg' values are {', '.join(ALL_AGGREGATIONS)}."
+        )
+
+
+def check_tau(value) -> float:
+    """Return a prior correction `tau=` (`adjust`, a `compare` variant, `correct_checkpoint`) as a float, checked once.
+
+    The `balance_tau` train key is checked with the other train keys (`check_balance_args`), by the same rule.
+
+    Args:
+        value (str | int | float): The value as given (text from a command line, or a number).
+
+    Returns:
+        (float): tau, a finite number >= 0.
+
+    Raises:
+        ValueError: If it is not a number, negative, or not finite; one message for every command.
+
+    Examples:
+        >>> check_tau("1"), check_tau(0.5)
+        (1.0, 0.5)
+        >>> check_tau("-1")
+        Traceback (most recent call last):
+        ...
+        ValueError: tau=-1 must be a finite number >= 0 (0 = no change, 1 = the data's prior): tau=-1 is invalid.
+    """
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    text = value.strip() if isinstance(value, str) else f"{value:g}" if number else repr(value)
+    try:
+        tau, why = float(value if number or isinstance(value, str) else "not a number"), "invalid"
+    except ValueError:
+        tau, why = math.nan, "not a number"
+    if not 0.0 <= tau < math.inf:
+        raise ValueError(
+            f"tau={text} must be a finite number >= 0 (0 = no change, 1 = the data's prior): tau={text} is {why}."
+        )
+    return tau
+
+
 def check_balance_args(cfg: dict) -> None:
     """Check the balancing keys in a configuration dict, in Ultralytics' `check_cfg` error style.
 
@@ -140,27 +210,13 @@ def check_balance_args(cfg: dict) -> None:
     for key in DEFAULTS:
         if key in cfg and cfg[key] is None:
             raise TypeError(f"'{key}=None' is invalid. '{key}' must not be None.")
-    strength = cfg.get("class_balance", False)
-    valid = "True, False or a strength between 0.0 and 1.0 (1.0 = inverse class frequency, 0.5 = square root)"
-    if error := _not_finite("class_balance", strength):
-        raise ValueError(f"{error} Valid 'class_balance' values are {valid}.")
-    if not isinstance(strength, (bool, int, float)):
-        raise TypeError(
-            f"'class_balance={strength}' is of invalid type {type(strength).__name__}. Valid 'class_balance' types are "
-            "bool (i.e. 'class_balance=True') or float (i.e. 'class_balance=0.5')."
-        )
-    if not isinstance(strength, bool) and not 0.0 <= strength <= 1.0:
-        raise ValueError(f"'class_balance={strength}' is an invalid value. Valid 'class_balance' values are {valid}.")
-    agg = cfg.get("balance_agg", DEFAULTS["balance_agg"])
-    if not isinstance(agg, str):
-        raise TypeError(
-            f"'balance_agg={agg}' is of invalid type {type(agg).__name__}. "
-            f"Valid 'balance_agg' values are {', '.join(ALL_AGGREGATIONS)}."
-        )
-    if agg not in ALL_AGGREGATIONS:
+    if cfg.get(MARKER_KEY, True) is not True:
         raise ValueError(
-            f"'balance_agg={agg}' is an invalid value. Valid 'balance_agg' values are {', '.join(ALL_AGGREGATIONS)}."
+            f"'{MARKER_KEY}={cfg[MARKER_KEY]}' is invalid: '{MARKER_KEY}' is no setting; the plugin sets it in every "
+            "run's arguments, where it marks the checkpoints as needing ultralytics-weighted to resume. Remove it."
         )
+    check_strength(cfg.get("class_balance", False))
+    check_aggregation(cfg.get("balance_agg", DEFAULTS["balance_agg"]))
     _check_number(
         cfg,
         "balance_floor",
@@ -206,7 +262,7 @@ def unused_balance_keys(cfg: dict) -> list[str]:
         >>> unused_balance_keys({"class_balance": 0.5, "balance_agg": "sum"})
         []
     """
-    if balance_strength(cfg.get("class_balance", False)):
+    if balancing_on(cfg):
         return []
     return [f"{k}={cfg[k]}" for k in DEFAULTS if k != "class_balance" and k in cfg and cfg[k] != DEFAULTS[k]]
 

@@ -13,13 +13,14 @@ import numpy as np
 
 from ultralytics_weighted.core.balance import flatten_labels
 from ultralytics_weighted.extensions.auto import target_shares
-from ultralytics_weighted.extensions.config import schedule_from_args
+from ultralytics_weighted.extensions.config import ALL_AGGREGATIONS
 from ultralytics_weighted.extensions.schedule import (
-    ALL_AGGREGATIONS,
     FLOOR_UNDOES_WARNING,
     BalanceSchedule,
     balance_stats,
+    schedule_from_args,
 )
+from ultralytics_weighted.extensions.shares import class_counts, too_few_classes
 
 
 def balance_settings(strength: float, agg: str | None, schedule: BalanceSchedule | None = None) -> str:
@@ -134,9 +135,10 @@ def nothing_to_balance(classes: Sequence[np.ndarray], names: dict | Sequence[str
         True
     """
     names = names if isinstance(names, dict) else dict(enumerate(names))
-    present = np.unique(flatten_labels(classes)[0])
-    if len(present) > 1:
+    counts = class_counts(*flatten_labels(classes), len(names))
+    if not too_few_classes(counts):
         return None
+    present = np.flatnonzero(counts)
     if len(present):
         why = f"only one class has labels, so there is nothing to balance (every label is {names.get(int(present[0]))})"
     else:

@@ -21,22 +21,14 @@ from pathlib import Path
 
 import numpy as np
 
-from ..core.balance import AGGREGATIONS, class_weights, flatten_labels, spread_probabilities
+from ..core.balance import flatten_labels, inverse_frequency_weights, spread_probabilities
 from .auto import AutoSolver, target_shares
+from .config import MAX_FLOOR, balance_strength, check_aggregation, check_strength
+from .keys import DEFAULTS
 from .once import computed_once, digest
+from .shares import class_counts, class_shares, too_few_classes
 
-ALL_AGGREGATIONS = (*AGGREGATIONS, "auto")  # `balance_agg` in the plugin: the core's fixed aggregations, and solved
-
-MAX_FLOOR = 1.0  # largest balance_floor: at 1 no image is skipped; above, every image repeats within an epoch
 FLOOR_UNDOES_WARNING = 0.5  # warn when the floor takes back more than this fraction of the balance (log max/min share)
-
-
-def check_aggregation(agg: str) -> None:
-    """Raise ValueError, in Ultralytics' style, unless `agg` names one of `ALL_AGGREGATIONS`."""
-    if agg not in ALL_AGGREGATIONS:
-        raise ValueError(
-            f"'balance_agg={agg}' is an invalid value. Valid 'balance_agg' values are {', '.join(ALL_AGGREGATIONS)}."
-        )
 
 
 def weighted_probabilities(
@@ -69,7 +61,7 @@ def weighted_probabilities(
         strength (float): Balancing strength in [0, 1]: 1 = inverse class frequency, 0.5 = square root, 0 = uniform.
         class_multipliers (np.ndarray, optional): Factor >= 0 per class (data YAML `class_weights`): multiplies the
             class's weight and its target share t_c ∝ n_c ** (1 - strength) * m_c, also at strength 0.
-        image_multipliers (np.ndarray, optional): Weight >= 0 per image (data YAML `weighted_probabilities` file): the
+        image_multipliers (np.ndarray, optional): Weight >= 0 per image (data YAML `image_weights` file): the
             distribution that replaces uniform, p_i ∝ v_i before balancing; instances count v_i times in n_c.
         sources (np.ndarray, optional): Source index per image (position in the data YAML's `train:` list).
         source_shares (np.ndarray, optional): Share of the draws per source (`source_weights`); each source's images
@@ -89,13 +81,13 @@ def weighted_probabilities(
         [0.188, 0.188, 0.375, 0.25]
         >>> weighted_probabilities([np.array([0, 0]), np.array([0])], nc=2, agg="sum").tolist()  # one class: uniform
         [0.5, 0.5]
+        >>> from ultralytics_weighted.extensions.config import ALL_AGGREGATIONS
         >>> stats = {agg: balance_stats(labels, 2, weighted_probabilities(labels, 2, agg)) for agg in ALL_AGGREGATIONS}
         >>> {agg: round(s["imbalance_after"], 2) for agg, s in stats.items()}  # max/min class share per epoch
         {'mean': 1.25, 'max': 1.33, 'median': 1.2, 'sum': 1.6, 'auto': 1.0}
     """
     check_aggregation(agg)
-    if not 0.0 <= strength <= 1.0:
-        raise ValueError(f"'class_balance={strength}' is an invalid value. Valid strengths are between 0.0 and 1.0.")
+    check_strength(strength)
     n_images = len(classes)
     if n_images == 0:
         return np.zeros(0, dtype=np.float64)
@@ -119,10 +111,10 @@ def weighted_probabilities(
     p = v / v.sum()  # before class balancing: uniform, or as the image multipliers say
     m = np.ones(nc) if class_multipliers is None else np.asarray(class_multipliers, dtype=np.float64)
     # instances as drawn before balancing (no per-instance weights without image multipliers: 8 bytes per instance)
-    counts = np.bincount(cls, weights=None if image_multipliers is None else np.repeat(v, lengths), minlength=nc)
+    counts = class_counts(cls, lengths, nc, None if image_multipliers is None else v)
     present = counts > 0
     uniform_classes = not (m[present] != m[present][:1]).any()
-    if (strength == 0 and uniform_classes) or present.sum() < 2:  # nothing to balance: p whatever `agg`
+    if (strength == 0 and uniform_classes) or too_few_classes(counts):  # nothing to balance: p whatever `agg`
         return p
     if agg == "auto":
         labelled = (lengths > 0) & (v > 0)  # backgrounds, weight-0 images keep their p
@@ -141,7 +133,7 @@ def weighted_probabilities(
         ).solve()
         p[labelled] = q * mass
         return p
-    balanced = spread_probabilities(cls, lengths, class_weights(counts, strength) * m, agg)
+    balanced = spread_probabilities(cls, lengths, inverse_frequency_weights(counts, strength) * m, agg)
     if image_multipliers is None:  # exactly the core's probabilities
         return balanced
     # image multipliers: labelled images share the mass they hold under p = v / sum(v) in proportion to v_i * weight_i
@@ -381,6 +373,51 @@ class BalanceSchedule:
         return (math.log(shares[2] / shares[1]) / gained, *shares)
 
 
+def schedule_from_args(args, classes, nc: int, multipliers: dict | None = None, memo=None) -> BalanceSchedule:
+    """Return the `BalanceSchedule` that the train keys describe: the one place a schedule is built from settings.
+
+    Training, `stats`, `compare` and the aggregation report all call it, so a key is read the same way everywhere.
+
+    Args:
+        args (dict | SimpleNamespace): Train keys, checked by `check_balance_args`: `class_balance`, `balance_agg`,
+            `balance_floor`, `balance_ramp`, `balance_start` and `epochs`; a missing balancing key takes its value
+            from `DEFAULTS`, a missing `epochs` the schedule's own default (one epoch). Other keys are ignored.
+        classes (Sequence[np.ndarray]): Class ids of each image's objects, in dataset order.
+        nc (int): Number of classes.
+        multipliers (dict, optional): Weights from the data YAML (`DataWeights.multipliers`), applied in every epoch.
+        memo (str | Path, optional): A folder the training's processes share, to compute each epoch's probabilities
+            once per training instead of once per DDP rank (`BalanceSchedule`'s `memo`).
+
+    Returns:
+        (BalanceSchedule): The schedule of every epoch's sampling probabilities and the epoch length.
+
+    Examples:
+        >>> from types import SimpleNamespace
+        >>> import numpy as np
+        >>> labels = [np.array([0])] * 6 + [np.array([1])] * 2
+        >>> schedule = schedule_from_args({"class_balance": True, "balance_floor": 1, "epochs": 10}, labels, nc=2)
+        >>> schedule.strength, schedule.agg, schedule.epoch_size  # the 2 rare images take 2 draws each
+        (1.0, 'mean', 10)
+        >>> late = schedule_from_args(SimpleNamespace(class_balance=0.5, balance_start=0.3, epochs=10), labels, 2)
+        >>> late.start_epoch, (8 * late.probabilities(3)).round(2).tolist()
+        (3, [0.85, 0.85, 0.85, 0.85, 0.85, 0.85, 1.46, 1.46])
+    """
+    settings = {**DEFAULTS, **(args if isinstance(args, dict) else vars(args))}
+    epochs = {"epochs": settings["epochs"]} if "epochs" in settings else {}  # else the schedule's default
+    return BalanceSchedule(
+        classes,
+        nc,
+        strength=balance_strength(settings["class_balance"]),
+        agg=settings["balance_agg"],
+        floor=settings["balance_floor"],
+        ramp=settings["balance_ramp"],
+        start=settings["balance_start"],
+        multipliers=multipliers,
+        memo=memo,
+        **epochs,
+    )
+
+
 def balance_stats(
     classes: Sequence[np.ndarray], nc: int, p: np.ndarray | None = None, epoch_size: int | None = None
 ) -> dict:
@@ -409,20 +446,15 @@ def balance_stats(
     cls, lengths = flatten_labels(classes)
     img = np.repeat(np.arange(n_images), lengths)  # image index of every instance
     p = np.full(n_images, 1.0 / max(n_images, 1)) if p is None else np.asarray(p, dtype=np.float64)
-    instances = np.bincount(cls, minlength=nc)
+    instances = class_counts(cls, lengths, nc)
     images = np.bincount(cls[np.unique(img * nc + cls, return_index=True)[1]], minlength=nc) if cls.size else instances
-    expected = np.bincount(cls, weights=np.repeat(p, lengths), minlength=nc)
     present = instances > 0
-
-    def shares(x):
-        total = x.sum()
-        return x / total if total > 0 else np.zeros(nc)
 
     def imbalance(share):
         s = share[present]
         return float(s.max() / s.min()) if s.size and s.min() > 0 else float("nan")
 
-    before, after = shares(instances.astype(np.float64)), shares(expected)
+    before, after = class_shares(cls, lengths, nc), class_shares(cls, lengths, nc, p)
     return {
         "instances": instances,
         "images": images,

@@ -3,30 +3,34 @@
 
 `activate()` is called by the startup hook right after `import ultralytics`, by `import ultralytics_weighted` (as soon
 as Ultralytics is imported), or explicitly as `ultralytics_weighted.activate()`. Nothing else activates the plugin:
-importing a module of the package never does. `deactivate()` undoes the table and the keys (tests).
+importing a module of the package never does. `deactivate()` undoes the table and the keys (tests). On an Ultralytics
+that has the core natively (the patch series applied) the table is `native.NATIVE_SURFACE` and only the keys it lacks
+are added: the plugin's extensions run on top of the native keys and sampler.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from ultralytics_weighted.extensions.keys import DEFAULTS
-from ultralytics_weighted.host import surface
+from ultralytics_weighted.host import native, surface
 from ultralytics_weighted.host.release import is_supported
 from ultralytics_weighted_hook import when_imported
+
+_ADDED_KEYS: set[str] = set()  # keys this plugin added to Ultralytics' defaults (a native core has two of them already)
 
 
 def _add_default_keys(utils) -> None:
     """Add the keys to DEFAULT_CFG_DICT (the same dict object every module imported) and the DEFAULT_CFG namespace."""
+    _ADDED_KEYS.update(k for k in DEFAULTS if k not in utils.DEFAULT_CFG_DICT)
     surface.insert_default_keys(utils.DEFAULT_CFG_DICT)
-    for k, v in DEFAULTS.items():
-        setattr(utils.DEFAULT_CFG, k, v)
+    for k in DEFAULTS:
+        setattr(utils.DEFAULT_CFG, k, utils.DEFAULT_CFG_DICT[k])
 
 
 def _remove_default_keys(utils) -> None:
-    for k in DEFAULTS:
+    for k in _ADDED_KEYS:
         utils.DEFAULT_CFG_DICT.pop(k, None)
         vars(utils.DEFAULT_CFG).pop(k, None)
+    _ADDED_KEYS.clear()
 
 
 def _apply_unless_it_fails(row: surface.Replacement, module) -> None:
@@ -45,7 +49,8 @@ def activate() -> None:
     """Activate class-balanced training in this process (idempotent).
 
     Imports `ultralytics` (and so torch) if it has not been imported yet; the trainer modules are patched when they are
-    first imported. On an unsupported Ultralytics release only the refusal of the balancing keys is installed.
+    first imported. On an unsupported Ultralytics release only the refusal of the balancing keys is installed; on one
+    with the core natively (the patch series applied) the plugin's extensions go on top of it (`NATIVE_SURFACE`).
 
     Examples:
         >>> from ultralytics_weighted.host.activation import activate
@@ -56,14 +61,13 @@ def activate() -> None:
     """
     import ultralytics
 
-    if (Path(ultralytics.__file__).parent / "data" / "balance.py").exists():
-        return  # Ultralytics already balances natively (the patch series is applied): nothing to add
     supported = is_supported(ultralytics.__version__)
     if supported:
         import ultralytics.utils
 
         _add_default_keys(ultralytics.utils)
-    for row in surface.PATCH_SURFACE if supported else surface.REFUSAL_SURFACE:
+    table = native.NATIVE_SURFACE if native.is_native_core() else surface.PATCH_SURFACE
+    for row in table if supported else surface.REFUSAL_SURFACE:
         if row.key not in surface._REGISTERED:
             surface._REGISTERED.add(row.key)
             when_imported(row.module, lambda module, row=row: _apply_unless_it_fails(row, module))

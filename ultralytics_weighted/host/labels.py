@@ -70,10 +70,10 @@ def load_label_classes(overrides: dict, split: str = "train") -> tuple[list[np.n
         names (dict): Class names by class id.
         task (str): The task the data was read for ('classify' for a folder dataset without a `task` key).
     """
-    from ultralytics_weighted.core import balanced_training
+    from ultralytics_weighted.host.native import core_module  # Ultralytics' own core on a patched tree
 
     dataset, names, task = load_label_dataset(overrides, split)
-    return balanced_training.dataset_label_classes(dataset), names, task
+    return core_module("balanced_training").dataset_label_classes(dataset), names, task
 
 
 def load_label_dataset(overrides: dict, split: str = "train") -> tuple[Any, dict, str]:

@@ -17,8 +17,10 @@ import numpy as np
 from ultralytics.utils import LOGGER, RANK, colorstr
 
 from ultralytics_weighted.core.balance import flatten_labels
+from ultralytics_weighted.extensions.config import check_tau
 from ultralytics_weighted.extensions.report import balance_settings
 from ultralytics_weighted.extensions.schedule import BalanceSchedule
+from ultralytics_weighted.extensions.shares import class_shares
 
 PRIORS_ATTRIBUTE = "balance_priors"  # model attribute holding the class priors (plain data: stock Ultralytics loads it)
 
@@ -48,16 +50,14 @@ class TrainedPriors:
         """Flatten the schedule's labels once and compute the shares before balancing."""
         self.schedule = schedule
         self._cls, self._lengths = flatten_labels(schedule.classes)
-        instances = np.bincount(self._cls, minlength=schedule.nc).astype(np.float64)
-        self.share_before = instances / max(instances.sum(), 1.0)
+        self.share_before = class_shares(self._cls, self._lengths, schedule.nc)
         self.epoch_shares: list[np.ndarray] = []
 
     def share_trained(self, epochs: int) -> np.ndarray:
         """Return each class's expected share over epochs 0 .. epochs - 1, each epoch weighted equally."""
         while len(self.epoch_shares) < epochs:
             p = self.schedule.probabilities(len(self.epoch_shares))
-            expected = np.bincount(self._cls, weights=np.repeat(p, self._lengths), minlength=self.schedule.nc)
-            self.epoch_shares.append(expected / max(expected.sum(), np.finfo(float).tiny))
+            self.epoch_shares.append(class_shares(self._cls, self._lengths, self.schedule.nc, p))
         return np.mean(self.epoch_shares[:epochs], axis=0) if epochs > 0 else self.share_before.copy()
 
     def record(self, epochs: int, names: dict | Sequence[str], settings: str) -> dict:
@@ -215,12 +215,7 @@ def correct_class_prior(model, tau: float) -> np.ndarray:
             "the model was trained without class_balance (or its labels had nothing to balance, e.g. one class): "
             "there is no balanced prior to correct."
         )
-    if isinstance(tau, bool) or not isinstance(tau, (int, float)) or not 0 <= tau < float("inf"):
-        raise ValueError(
-            f"tau={tau:g} is invalid: tau must be a finite number >= 0 (0 = no change, 1 = the data's prior)."
-            if isinstance(tau, (int, float))
-            else f"tau={tau!r} is invalid: tau must be a finite number >= 0."
-        )
+    tau = check_tau(tau)
     offsets = prior_offsets(priors["share_before"], priors["share_trained"], float(tau))
     with torch.no_grad():
         for layer in class_logit_layers(model):

@@ -14,7 +14,7 @@ from pathlib import Path
 from packaging.specifiers import SpecifierSet
 from packaging.version import InvalidVersion, Version
 
-from ultralytics_weighted.extensions.keys import DEFAULTS
+from ultralytics_weighted.extensions.keys import BALANCING_KEYS
 
 # As in pyproject.toml (tests/test_host.py checks it), not read from the installed metadata, which reorders the bounds
 # in messages and lags pyproject.toml in an editable install; the floor is the first release with everything used
@@ -58,7 +58,7 @@ def unsupported_message(version: str, reason: str | None = None) -> str:
     )
     return (
         f"class_balance is not available: {why}. Install a supported release (pip install "
-        f"'ultralytics{SUPPORTED_ULTRALYTICS}'), or drop {', '.join(DEFAULTS)} to train without balancing; "
+        f"'ultralytics{SUPPORTED_ULTRALYTICS}'), or drop {', '.join(BALANCING_KEYS)} to train without balancing; "
         "everything else in Ultralytics works as without ultralytics-weighted."
     )
 

@@ -6,7 +6,9 @@
 as fast as stock). A row whose Ultralytics function lacks what the wrapper needs (a parameter, a method) is not
 applied, and `class_balance` is then refused before training with the reason. On any other release only
 `REFUSAL_SURFACE` is applied: stock commands work as without the plugin, and a balancing key fails before training with
-one message naming the installed and the supported releases.
+one message naming the installed and the supported releases. On an Ultralytics with the core natively (the patch
+series applied) `native.py`'s `NATIVE_SURFACE` is applied instead: this table without the loader rows, and the rows
+that hand the native balancing step to the plugin's.
 
 Besides the table, balanced training changes two things on objects it builds itself, never on Ultralytics' classes or
 modules: the train dataset instance switches to a balanced subclass (`make_balanced`), and its mix transforms get a
@@ -24,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from ultralytics_weighted.extensions.config import check_balance_args
+from ultralytics_weighted.extensions.config import balancing_on, check_balance_args
 from ultralytics_weighted.extensions.keys import AFTER_KEY, DEFAULTS
 from ultralytics_weighted.extensions.report import balance_settings, plot_balance
 from ultralytics_weighted.host.release import UnsupportedUltralyticsError, unsupported_message
@@ -148,7 +150,7 @@ def check_trainer(trainer) -> None:
     """
     from ultralytics_weighted.host import training as plugin_training  # imports Ultralytics: only once it is loaded
 
-    if _UNAVAILABLE and getattr(trainer.args, "class_balance", False):
+    if _UNAVAILABLE and balancing_on(trainer.args):
         import ultralytics
 
         reason = "; ".join(_UNAVAILABLE.values())
@@ -232,7 +234,7 @@ def _balanced_build_dataset(build_dataset):
 
             strength = dataset.balance_schedule.strength
             lines = weights.report(
-                dataset.balance_schedule.classes, dataset.im_files, dataset.image_probabilities, strength
+                dataset.balance_schedule.classes, dataset.im_files, dataset.balanced_probabilities, strength
             )
             LOGGER.info("\n".join(colorstr("balance: ") + line for line in lines))
         if balanced and self.args.plots and _rank() in {-1, 0}:

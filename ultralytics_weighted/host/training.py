@@ -16,14 +16,16 @@ import numpy as np
 
 from ultralytics.utils import LOGGER, RANK
 
-from ultralytics_weighted.core import balanced_training as core
-from ultralytics_weighted.core.balanced_training import PREFIX, dataset_label_classes
-from ultralytics_weighted.core.sampler import BalancedSampler
-from ultralytics_weighted.extensions.config import balance_strength, schedule_from_args, unused_balance_keys
+from ultralytics_weighted.extensions.config import balance_strength, balancing_on, unused_balance_keys
 from ultralytics_weighted.extensions.keys import DEFAULTS
 from ultralytics_weighted.extensions.report import balance_report, balance_settings, floor_warning, nothing_to_balance
-from ultralytics_weighted.extensions.schedule import BalanceSchedule
+from ultralytics_weighted.extensions.schedule import BalanceSchedule, schedule_from_args
+from ultralytics_weighted.host.native import core_module
 from ultralytics_weighted.host.priors import record_class_priors, save_corrected_best
+
+# Ultralytics' own core modules where it has them (a patched tree: one BalancedSampler class), else the plugin's copies
+core = core_module("balanced_training")
+PREFIX, dataset_label_classes, BalancedSampler = core.PREFIX, core.dataset_label_classes, core.BalancedSampler
 
 BALANCED_TASKS = frozenset({"detect", "segment", "pose", "obb", "classify"})
 MEMO_FOLDER = "balance-memo"  # in the run folder, under DDP only: each strength's probabilities, computed by one rank
@@ -57,7 +59,7 @@ def check_class_balance(args, trainer: str, supported: bool) -> None:
         ...
         NotImplementedError: class_balance is not supported for task=detect with WorldTrainer yet. ...
     """
-    if not balance_strength(args.class_balance):
+    if not balancing_on(args):
         if RANK in {-1, 0} and (unused := unused_balance_keys(vars(args))):
             LOGGER.warning(
                 f"{PREFIX}{', '.join(unused)} {'has' if len(unused) == 1 else 'have'} no effect "
@@ -150,8 +152,7 @@ def balance_train_dataset(trainer, dataset, mode: str = "train", multipliers: di
         NotImplementedError: If the dataset type cannot be balanced yet.
     """
     args = trainer.args
-    weighted = balance_strength(args.class_balance) or multipliers
-    if mode != "train" or not weighted or args.single_cls or is_qat_calibration(trainer):
+    if mode != "train" or not balancing_on(args, multipliers) or args.single_cls or is_qat_calibration(trainer):
         return dataset
     from ultralytics.data.dataset import ClassificationDataset, YOLODataset
     from ultralytics.models.rtdetr.val import RTDETRDataset
@@ -213,9 +214,9 @@ def remove_memo(trainer) -> None:
 class BalancedDatasetMixin:
     """Mixin for a dataset class whose train images are drawn by class-balanced probabilities.
 
-    The dataset holds `image_probabilities` (one per image, computed from the labels in use: after `classes=`
-    filtering, `fraction` and any re-sorting); the core's `set_train_sampling` gives its train loader the schedule's
-    `BalancedSampler`. For YOLO
+    The dataset holds `balanced_probabilities` (one per image: those of the balanced epochs at full strength, computed
+    from the labels in use: after `classes=` filtering, `fraction` and any re-sorting); the core's `set_train_sampling`
+    gives its train loader the schedule's `BalancedSampler`. For YOLO
     datasets, Mosaic, MixUp, CutMix and CopyPaste partners are drawn from the same probabilities wherever stock
     Ultralytics picks them uniformly from the whole dataset (MixUp, CutMix, CopyPaste; Mosaic with `cache=ram`).
     Mosaic's default buffer of recently loaded images already consists of balanced draws and is kept as it is.
@@ -236,8 +237,8 @@ class BalancedDatasetMixin:
         self.balance_schedule, self.balance_names = schedule, names
         # the balanced epochs' probabilities: the table, the plot and the mix partners (worker processes keep their
         # copy of the dataset, so partners cannot follow a ramp or a late start; they use the full strength throughout)
-        self.image_probabilities = schedule.balanced_probabilities
-        self._cumulative_probabilities = np.cumsum(self.image_probabilities)
+        self.balanced_probabilities = schedule.balanced_probabilities
+        self._cumulative_probabilities = np.cumsum(self.balanced_probabilities)
         if hasattr(self, "transforms"):
             _weight_mix_partners(self, self.transforms)
 
@@ -256,7 +257,7 @@ class BalancedDatasetMixin:
     def build_transforms(self, hyp=None):
         """Build the stock transforms, with partners drawn by the image probabilities (also after close_mosaic)."""
         transforms = self.stock_class.build_transforms(self, hyp)
-        if hasattr(self, "image_probabilities"):
+        if hasattr(self, "balanced_probabilities"):
             _weight_mix_partners(self, transforms)
         return transforms
 
@@ -334,7 +335,7 @@ def log_balance(dataset: BalancedDatasetMixin, task: str) -> None:
     lines = balance_report(
         schedule.classes,
         dataset.balance_names,
-        dataset.image_probabilities,
+        dataset.balanced_probabilities,
         schedule.strength,
         schedule.agg,
         # balance_agg has no meaning for classification: say so only to a user who set it

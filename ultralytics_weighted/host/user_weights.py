@@ -3,9 +3,10 @@
 
 A plugin extension: it reads and checks the three keys of a detection data YAML (dataset properties live there, as
 `names` and `train:` do) and returns plain numpy multipliers for `BalanceSchedule(..., multipliers=...)`, which passes
-them to `weighted_probabilities`. Everything is checked before any label scan or run folder (`DataWeights.load`,
-called from the trainer's `check_resume` wrapper and by `stats`); each problem is one line naming the file, the key and
-what is wrong.
+them to `weighted_probabilities`. The values are parsed by `extensions/data_weights.py` (numpy only); this module
+resolves the YAML, its `path:`, `train:` sources and their images through Ultralytics. Everything is checked before
+any label scan or run folder (`DataWeights.load`, called from the trainer's `check_resume` wrapper and by `stats`);
+each problem is one line naming the file, the key and what is wrong.
 
     class_weights: [1, 2, 1]            # or {person: 2} or {1: 2}: a factor on each class's target share (unnamed 1)
     source_weights: [1, 1]              # or {images/own: 3}: each train: source's share of the draws (unnamed 1)
@@ -18,37 +19,21 @@ refused (which one was meant?); repeating the same weight is accepted.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 
+from ultralytics_weighted.extensions.data_weights import (
+    not_all_zero,
+    parse_class_weights,
+    parse_source_weights,
+    read_image_weights,
+)
 from ultralytics_weighted.extensions.keys import DATA_YAML_KEYS
-
-
-def _number(file: str, key: str, label: str, value) -> float:
-    """Return `value` as a finite float >= 0, or raise ValueError naming the file, key and entry."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        try:
-            value = float(str(value).strip()) if isinstance(value, str) else None
-        except ValueError:
-            value = None
-        if value is None:
-            raise ValueError(f"{file}: {key}: {label} is not a number, weights are numbers >= 0.")
-    if not math.isfinite(value) or value < 0:
-        raise ValueError(f"{file}: {key}: {label} is {value:g}, weights are finite numbers >= 0.")
-    return float(value)
-
-
-def _not_all_zero(file: str, key: str, values: np.ndarray) -> np.ndarray:
-    if not values.any():
-        raise ValueError(f"{file}: {key}: all weights are 0, so nothing would be drawn.")
-    return values
 
 
 def image_files(sources: list[str]) -> list[list[str]]:
@@ -103,10 +88,10 @@ class DataWeights:
         weights = cls(
             file,
             names,
-            cls._class_weights(file, raw.get("class_weights"), names),
+            parse_class_weights(file, raw.get("class_weights"), names),
             sources,
-            cls._source_weights(file, raw.get("source_weights"), sources, raw.get("train"), Path(info["path"])),
-            *cls._image_weights(file, raw.get("image_weights"), sources, Path(info["path"])),
+            parse_source_weights(file, raw.get("source_weights"), sources, raw.get("train"), Path(info["path"])),
+            *cls._train_image_weights(file, raw.get("image_weights"), sources, Path(info["path"])),
         )
         if weights.image_table and weights.source_shares is not None:  # a drawn source needs an image to draw
             for source, share, files in zip(sources, weights.source_shares, image_files(sources)):
@@ -118,104 +103,20 @@ class DataWeights:
         return weights
 
     @staticmethod
-    def _class_weights(file: str, value, names: dict) -> np.ndarray | None:
-        key, nc = "class_weights", len(names)
-        if value is None:
-            return None
-        if isinstance(value, list):
-            if len(value) != nc:
-                raise ValueError(f"{file}: {key}: {len(value)} weights for {nc} classes, give one per class in order.")
-            m = np.array([_number(file, key, f"entry {i} ({names[i]})", w) for i, w in enumerate(value)])
-            return _not_all_zero(file, key, m)
-        if not isinstance(value, dict):
-            raise ValueError(f"{file}: {key}: expected a list (one weight per class) or a mapping class name: weight.")
-        ids = {str(name): i for i, name in names.items()}
-        m = np.ones(nc)
-        for name, w in value.items():
-            if isinstance(name, int) and not isinstance(name, bool):  # a class id, as Ultralytics' `names:` is keyed
-                if name not in names:
-                    raise ValueError(f"{file}: {key}: class id {name} is not in names: (ids 0 to {nc - 1}).")
-                m[name] = _number(file, key, f"{name} ({names[name]})", w)
-                continue
-            if str(name) not in ids:
-                raise ValueError(
-                    f"{file}: {key}: unknown class name '{name}' (classes: {', '.join(ids)}; or a class id 0 to "
-                    f"{nc - 1})."
-                )
-            m[ids[str(name)]] = _number(file, key, f"'{name}'", w)
-        return _not_all_zero(file, key, m)
-
-    @staticmethod
-    def _source_weights(file: str, value, sources: list[str], written, root: Path) -> np.ndarray | None:
-        key = "source_weights"
-        if value is None:
-            return None
-        if isinstance(value, list):
-            if len(value) != len(sources):
-                raise ValueError(
-                    f"{file}: {key}: {len(value)} weights for {len(sources)} train sources, give one per train: entry."
-                )
-            shares = np.array(
-                [_number(file, key, f"entry {i} ({s})", w) for i, (s, w) in enumerate(zip(sources, value))]
-            )
-        elif isinstance(value, dict):
-            written = [str(s) for s in (written if isinstance(written, list) else [written])]
-            shares = np.ones(len(sources))  # an unnamed source keeps weight 1, as an unnamed class does
-            named = {}
-            for path, w in value.items():
-                # as written in train:, or the same folder resolved (an absolute key is itself under `root /`)
-                matches = [
-                    i
-                    for i, (s, r) in enumerate(zip(written, sources))
-                    if r == str((root / str(path)).resolve()) or s == str(path)
-                ]
-                if not matches:
-                    raise ValueError(f"{file}: {key}: '{path}' is not in train: ({', '.join(written)}).")
-                if matches[0] in named:
-                    raise ValueError(f"{file}: {key}: '{named[matches[0]]}' and '{path}' name the same train: source.")
-                named[matches[0]] = path
-                shares[matches[0]] = _number(file, key, f"'{path}'", w)
-        else:
-            raise ValueError(f"{file}: {key}: expected a list (one weight per train: entry) or a mapping path: weight.")
-        shares = _not_all_zero(file, key, shares)
-        return shares / shares.sum()
-
-    @staticmethod
-    def _image_weights(file: str, value, sources: list[str], root: Path) -> tuple[str | None, dict]:
+    def _train_image_weights(file: str, value, sources: list[str], root: Path) -> tuple[str | None, dict]:
+        """Read the `image_weights` file (`read_image_weights`) and check that it lists only train images."""
         key = "image_weights"
-        if value is None:
+        path, table = read_image_weights(file, value, root)
+        if path is None:
             return None, {}
-        path = Path(value) if Path(value).is_absolute() else root / value
-        try:
-            with open(path, newline="", encoding="utf-8-sig") as f:
-                reader = csv.reader(f)  # line_num: the file line a row ends on (blank and comment lines counted)
-                rows = [(reader.line_num, row) for row in reader if row and not row[0].startswith("#")]
-        except (OSError, UnicodeDecodeError, csv.Error) as e:
-            raise ValueError(f"{file}: {key}: cannot read {path} ({e.__class__.__name__}: {e}).") from None
-        if rows and rows[0][1][:2] == ["image", "weight"]:  # optional header
-            rows = rows[1:]
-        table, first_line = {}, {}
-        for line, row in rows:
-            if len(row) != 2:
-                raise ValueError(f"{file}: {key}: {path} line {line} has {len(row)} fields, expected 'image,weight'.")
-            image = Path(row[0].strip())
-            image = str((image if image.is_absolute() else root / image).resolve())
-            weight = _number(file, key, f"{path} line {line} ({row[0]})", row[1])
-            if image in table and table[image] != weight:  # which one was meant? (the same weight again is harmless)
-                raise ValueError(
-                    f"{file}: {key}: {path} lines {first_line[image]} and {line} give {row[0].strip()} different "
-                    f"weights ({table[image]:g} and {weight:g}); list each image once."
-                )
-            table[image] = weight
-            first_line.setdefault(image, line)
         known = {str(Path(f).resolve()) for files in image_files(sources) for f in files}
         if unknown := [image for image in table if image not in known]:
             raise ValueError(
                 f"{file}: {key}: {len(unknown)} image(s) in {path} are not in the train set, e.g. {unknown[0]}."
             )
         if len(table) == len(known):  # every train image listed: their weights alone decide (unlisted ones weigh 1)
-            _not_all_zero(file, key, np.array(list(table.values()) or [1.0]))
-        return str(path), table
+            not_all_zero(file, key, np.array(list(table.values()) or [1.0]))
+        return path, table
 
     def digest(self) -> str:
         """Return a short digest of the weights as training applies them: what `compare` keys a run by.
@@ -273,6 +174,7 @@ class DataWeights:
         """
         from ultralytics_weighted.core.balance import flatten_labels
         from ultralytics_weighted.extensions.schedule import weighted_target_shares
+        from ultralytics_weighted.extensions.shares import class_shares
 
         cls, lengths = flatten_labels(classes)
         nc = len(self.names)
@@ -286,16 +188,15 @@ class DataWeights:
             listed = sum(str(Path(f).resolve()) in self.image_table for f in im_files)
             out["image_weights"] = {"file": self.image_file, "listed": listed, "images": len(im_files)}
         if self.class_multipliers is not None:
-            before = np.bincount(cls, minlength=nc).astype(np.float64)
+            before, after = class_shares(cls, lengths, nc), class_shares(cls, lengths, nc, p)
             target = weighted_target_shares(classes, nc, strength, p, **self.multipliers(im_files))
-            after = np.bincount(cls, weights=np.repeat(p, lengths), minlength=nc)
             out["classes"] = [
                 {
                     "name": str(self.names[c]),
                     "weight": float(self.class_multipliers[c]),
-                    "share_before": float(before[c] / before.sum()),
+                    "share_before": float(before[c]),
                     "target": float(target[c]),
-                    "share_per_epoch": float(after[c] / after.sum()),
+                    "share_per_epoch": float(after[c]),
                 }
                 for c in np.flatnonzero(before)
             ]

@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ultralytics_weighted.extensions.config import balance_strength, schedule_from_args
+from ultralytics_weighted.extensions.config import ALL_AGGREGATIONS, balancing_on, check_tau
 from ultralytics_weighted.extensions.keys import DEFAULTS
-from ultralytics_weighted.extensions.schedule import ALL_AGGREGATIONS, BalanceSchedule
+from ultralytics_weighted.extensions.schedule import BalanceSchedule, schedule_from_args
 
 
 @dataclass
@@ -48,7 +48,7 @@ class Variant:
         `multipliers` are the weights of the variant's data YAML (`DataWeights.multipliers`): as in training, they
         weight the draws also without `class_balance`.
         """
-        if not balance_strength(self.overrides.get("class_balance", DEFAULTS["class_balance"])) and not multipliers:
+        if not balancing_on(self.overrides, multipliers):
             return None
         return schedule_from_args({**self.overrides, "epochs": epochs}, classes, nc, multipliers)
 
@@ -81,14 +81,11 @@ def _parse_part(part: str, token: str) -> dict:
 
 
 def _parse_tau(value: str, token: str) -> float:
-    """Return the tau of a `tau=T` part of variant `token`: a finite number >= 0."""
+    """Return the tau of a `tau=T` part of variant `token`: a finite number >= 0 (`config.check_tau`)."""
     try:
-        tau = float(value)
-    except ValueError:
-        tau = float("nan")
-    if not 0.0 <= tau < float("inf"):
-        raise ValueError(f"variant '{token}': tau={value} must be a finite number >= 0 (e.g. mean+tau=1).")
-    return tau
+        return check_tau(value)
+    except ValueError as e:
+        raise ValueError(f"variant '{token}': {e} E.g. mean+tau=1.") from None
 
 
 def parse_variants(text: str) -> list[Variant]:
@@ -132,12 +129,12 @@ def parse_variants(text: str) -> list[Variant]:
                 raise ValueError(f"variant '{token}' sets {', '.join(sorted(twice))} twice.")
             overrides.update(keys)
         unused = [k for k in DEFAULTS if k != "class_balance" and k in overrides]
-        if unused and not balance_strength(overrides.get("class_balance", False)):
+        if unused and not balancing_on(overrides):
             raise ValueError(
                 f"variant '{token}' sets {', '.join(unused)} without balancing, so it would train as stock: add an "
                 f"aggregation, e.g. mean+{unused[0]}={overrides[unused[0]]}."
             )
-        if tau is not None and not balance_strength(overrides.get("class_balance", False)):
+        if tau is not None and not balancing_on(overrides):
             raise ValueError(
                 f"variant '{token}': tau corrects the prior of a balanced run and this variant trains without "
                 "balancing: add an aggregation, e.g. mean+tau=1."
