@@ -1,5 +1,5 @@
 # ultralytics-weighted, AGPL-3.0 license
-"""Benchmark: the detection bootstrap behind `compare`'s intervals (`evidence.run_metrics` over 1,000 resamples).
+"""Benchmark: the detection bootstrap behind `compare`'s intervals (`compare.metrics.run_metrics` over 1,000 resamples).
 
 Run:  python benchmarks/bench_bootstrap.py [--images 200] [--classes 10] [--runs 18] [--resamples 1000]
 
@@ -18,7 +18,7 @@ import time
 
 import numpy as np
 
-from ultralytics_weighted.commands.evidence import resample_weights, run_metrics
+from ultralytics_weighted.commands.compare.metrics import resample_weights, run_metrics
 
 
 def per_image_results(rng, n_images: int, nc: int, fp: int) -> dict:

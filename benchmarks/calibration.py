@@ -3,7 +3,7 @@
 
 Run:  python benchmarks/calibration.py [--json] [--quick] [--comparisons 300] [--resamples 200] [--seed 0]
 
-No training: simulated classifiers, scored by evidence.py's own functions exactly as `compare` scores real runs
+No training: simulated classifiers, scored by compare's own statistics (commands/compare/) as it scores real runs
 (`resample_weights`, `run_metrics`, `paired_delta`, `familywise`). Each simulated comparison has 10 classes with the
 construction-safety crop benchmark's evaluation counts (340 ... 49 crops per class, times the regime's scale), a stock
 and a variant classifier, S seeds of each. Image i of class c is classified right by run (variant v, seed s) when
@@ -40,7 +40,8 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run from a checkout: the package
 
-from ultralytics_weighted.commands.evidence import familywise, paired_delta, resample_weights, run_metrics  # noqa: E402
+from ultralytics_weighted.commands.compare.intervals import familywise, paired_delta  # noqa: E402
+from ultralytics_weighted.commands.compare.metrics import resample_weights, run_metrics  # noqa: E402
 
 EVAL_COUNTS = np.array([340, 99, 196, 153, 136, 102, 189, 110, 49, 83])  # construction-safety crops, commonest first
 STOCK_RECALL = np.linspace(0.8, 0.2, 10)  # the commonest class is found most often

@@ -7,7 +7,7 @@ AP ranks each class's detections by their own confidence, so a per-class shift o
 can leave it unchanged; what a user sees at a fixed threshold (`predict`'s default conf=0.25) can change. For every
 variant this prints, per class and for all classes together (pooled), precision and recall at IoU 0.5 of the
 detections with confidence >= conf: mean ± std over seeds, and the paired Δ to the first variant with its 95% interval
-(`evidence.paired_delta`, the same bootstrap over seeds and val images as `compare`). The detections are those of
+(`intervals.paired_delta`, the same bootstrap over seeds and val images as `compare`). The detections are those of
 compare's validation (Ultralytics' NMS at conf 0.001, `max_det` 300) kept above the threshold, and a detection counts
 as true if the validator matched it to an object (each object matched once, by IoU): the same boxes `predict` keeps at
 conf 0.25 up to the few objects the validator matched to a lower-confidence box of higher IoU.
@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from ultralytics_weighted.commands.compare import load_runs
-from ultralytics_weighted.commands.evidence import paired_delta, resample_weights
+from ultralytics_weighted.commands.compare.intervals import paired_delta
+from ultralytics_weighted.commands.compare.metrics import resample_weights
 
 
 def precision_recall(per_image: dict, nc: int, weights: np.ndarray, conf: float) -> dict:

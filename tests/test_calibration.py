@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from ultralytics_weighted.commands.evidence import delta_interval, paired_delta
+from ultralytics_weighted.commands.compare.intervals import delta_interval, paired_delta
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 

@@ -15,7 +15,7 @@ import pytest
 from conftest import run
 
 from ultralytics_weighted.commands.compare import parse_variants, summarize
-from ultralytics_weighted.commands.evidence import run_metrics
+from ultralytics_weighted.commands.compare.metrics import run_metrics
 from ultralytics_weighted.extensions.schedule import BalanceSchedule
 from ultralytics_weighted.host.labels import load_label_classes
 
@@ -258,7 +258,7 @@ def test_bad_variant_keys_and_counts_fail_in_one_line(args, message, datasets, t
 
 
 def test_a_classification_folder_names_its_own_comparison(tmp_path):
-    from ultralytics_weighted.commands.compare import _parse_options
+    from ultralytics_weighted.commands.compare.plan import parse_options as _parse_options
     from ultralytics_weighted.commands.synthetic import make_classification_dataset
 
     # two datasets in one parent folder: each comparison is named after its dataset, so neither replaces the other
@@ -287,7 +287,7 @@ def _comparison_with(values: dict, std: float, folder: Path):
 
 
 def test_the_plot_says_when_every_value_is_0_and_keeps_error_bars_inside(tmp_path):
-    from ultralytics_weighted.commands.compare import _plot
+    from ultralytics_weighted.commands.compare.figure import plot_comparison as _plot
 
     blank = _plot(tmp_path / "zero.png", _comparison_with({"none": 0.0, "mean": 0.0}, 0.0, tmp_path), [0, 1])
     notes = [t.get_text() for t in blank.axes[0].texts]
@@ -316,7 +316,8 @@ def test_compare_leaves_nothing_outside_its_project_folder(datasets, tmp_path):
 def test_after_ctrl_c_a_run_not_started_makes_no_folder_and_no_progress_line(tmp_path, capsys):
     import threading
 
-    from ultralytics_weighted.commands.compare import Children, Interrupted, Run, Variant, _run_folder
+    from ultralytics_weighted.commands.compare import Interrupted, Variant
+    from ultralytics_weighted.commands.compare.runs import Children, Run, _run_folder
 
     children = Children()
     children.stop()  # as after a Ctrl-C: nothing runs, nothing starts
@@ -324,3 +325,83 @@ def test_after_ctrl_c_a_run_not_started_makes_no_folder_and_no_progress_line(tmp
     with pytest.raises(Interrupted):
         _run_folder([run], "data.yaml", {}, threading.Lock(), children)
     assert not (tmp_path / "runs").exists() and "training" not in capsys.readouterr().out
+
+
+def test_compare_reports_controlled_verdicts_the_rule_the_tau_dial_and_final_weights_and_recomputes_them(tmp_path):
+    from ultralytics_weighted.commands.synthetic import make_classification_dataset
+
+    data = make_classification_dataset(tmp_path / "cls", {"common": 30, "medium": 8, "rare": 3}, n_val=6, imgsz=32)
+    args = [f"data={data}", "variants=none,mean", "seeds=2", "epochs=2", "imgsz=32", "batch=16", "resamples=100"]
+    args += [f"project={tmp_path}", "name=cmp", "val=False"]
+    out = compare(*args, cwd=tmp_path)
+    assert out.returncode == 0, out.stdout[-3000:]
+    folder = tmp_path / "cmp"
+    md = (folder / "compare.md").read_text()
+    # the final weights are evaluated by default, and compare.md says so
+    assert "each run's final weights (last.pt) validated on the val split" in md
+    assert json.loads((folder / "runs" / "mean-seed1" / "metrics.json").read_text())["checkpoint"] == "last"
+    # what the interval is, and that 2 seeds make it wide
+    assert "t-interval on the per-seed Δ (1 degrees of freedom)" in md and "resamples of the seeds" not in md
+    assert "An interval from 2 seeds is wide by design" in md
+    # per-class verdicts come from Holm across the classes; the unadjusted interval and verdict stay in compare.csv
+    rows = list(csv.DictReader((folder / "compare.csv").open()))
+    per_class = [r for r in rows if r["kind"] == "summary" and r["variant"] == "mean" and r["metric"] == "recall"]
+    assert len(per_class) == 3 and all(len(r["delta_by_seed"].split()) == 2 for r in per_class)
+    for r in per_class:
+        assert float(r["p_adjusted"]) >= float(r["p"]) and r["verdict_unadjusted"] in (
+            "better",
+            "worse",
+            "not established",
+        )
+        called = float(r["p_adjusted"]) < 0.05
+        assert (r["verdict"] != "not established") == called
+    # accuracy at the training class frequencies beside top-1: per-class recall weighted by the train instances
+    assert "| **top-1 accuracy** | 41 |" in md and "| **accuracy at train class frequencies** | 41 |" in md
+    values = {(r["variant"], r["seed"], r["metric"], r["class"]): float(r["value"]) for r in rows if r["kind"] == "run"}
+    recall = [values["mean", "0", "recall", c] for c in ("common", "medium", "rare")]
+    assert values["mean", "0", "prior_accuracy", "all"] == pytest.approx(np.dot(recall, [30, 8, 3]) / 41)
+    # the rule, per variant, with the rare tier chosen from the train counts
+    assert "## Decision rule (docs/decision-rule.md)" in md and "the rare tier (rare: the rarest third" in md
+    outcome = next(line for line in md.splitlines() if line.startswith("| mean | ") and "rule" not in line)
+    assert outcome.split(" | ")[1].startswith(("passes the rule", "fails (a)", "fails (b)"))
+    # the τ frontier of the balanced variant, no retraining; τ = 0 is the variant as trained
+    assert "## The τ dial (without retraining)" in md
+    for tau in ("0", "0.25", "0.5", "0.75", "1"):
+        assert f"| mean | {tau} | " in md
+    mean_ba = next(line for line in md.splitlines() if line.startswith("| **balanced accuracy** |")).split(" | ")[3]
+    assert f"| mean | 0 | {mean_ba} |" in md
+    # report= recomputes compare.md, compare.csv and compare.json from the folder, byte for byte, without training
+    reports = {name: (folder / name).read_bytes() for name in ("compare.md", "compare.csv", "compare.json")}
+    for name in (*reports, "compare.png"):
+        (folder / name).unlink()
+    again = compare(f"report={folder}", cwd=tmp_path)
+    assert again.returncode == 0, again.stdout[-3000:]
+    assert "training ..." not in again.stdout and (folder / "compare.png").read_bytes()[:8] == PNG
+    assert {name: (folder / name).read_bytes() for name in reports} == reports
+    # compare.png draws the τ dial beside the bars
+    from ultralytics_weighted.commands.compare.figure import plot_comparison
+
+    figure = plot_comparison(tmp_path / "dial.png", summarize(folder), [0, 1, 2])
+    assert len(figure.axes) == 2 and figure.axes[1].get_xlabel().startswith("accuracy at train class frequencies")
+    assert len(figure.axes[1].lines) >= 2  # the first variant's point (with its error bars) and mean's τ curve
+    # checkpoint=best validates best.pt instead, without training again, and says so
+    best = compare(*args, "checkpoint=best", cwd=tmp_path)
+    assert best.returncode == 0, best.stdout[-3000:]
+    assert "training ..." not in best.stdout and "finished earlier" not in best.stdout
+    assert json.loads((folder / "runs" / "mean-seed1" / "metrics.json").read_text())["checkpoint"] == "best"
+    assert "each run's best.pt (picked by Ultralytics on this same val split" in (folder / "compare.md").read_text()
+
+
+def test_checkpoint_and_report_keys_fail_in_one_line(tmp_path, capsys):
+    from ultralytics_weighted.commands.compare import main
+    from ultralytics_weighted.commands.compare.plan import parse_options
+
+    assert parse_options({"data": "x.yaml"}).checkpoint == "last"
+    best = parse_options({"data": "x.yaml", "checkpoint": "best"})
+    assert best.checkpoint == "best" and "checkpoint" not in best.train  # compare's key, no train key
+    with pytest.raises(ValueError, match="checkpoint=final must be last"):
+        parse_options({"data": "x.yaml", "checkpoint": "final"})
+    assert main({"report": str(tmp_path)}) == 2
+    assert "holds no comparison" in capsys.readouterr().err
+    assert main({"report": str(tmp_path), "seeds": 3}) == 2
+    assert "takes no other key: seeds" in capsys.readouterr().err

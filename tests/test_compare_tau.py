@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 from conftest import run
 
-from ultralytics_weighted.commands.compare import parse_variants, result_files, summarize, validate
+from ultralytics_weighted.commands.compare import parse_variants, summarize
 from ultralytics_weighted.host.priors import correct_checkpoint
+from ultralytics_weighted.host.validation import result_files, validate
 
 
 def compare(*args, cwd):

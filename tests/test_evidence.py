@@ -10,17 +10,15 @@ import numpy as np
 import pytest
 
 from ultralytics_weighted.commands.compare import summarize
-from ultralytics_weighted.commands.evidence import (
+from ultralytics_weighted.commands.compare.intervals import familywise, paired_delta
+from ultralytics_weighted.commands.compare.metrics import (
     class_recall,
-    decision_rule,
     detection_ap,
     detection_operating_point,
-    familywise,
-    paired_delta,
     resample_weights,
     run_metrics,
-    tau_frontier,
 )
+from ultralytics_weighted.commands.compare.rule import decision_rule, tau_frontier
 
 
 def detections(rng, n_images=60, nc=4, found=(0.9, 0.7, 0.5, 0.3)):
@@ -160,7 +158,8 @@ def test_a_planted_difference_is_found_both_ways(tmp_path):
     rows = list(csv.DictReader((tmp_path / "compare.csv").open()))
     summary = [r for r in rows if r["kind"] == "summary" and r["variant"] == "balanced" and r["class"] == "tail"]
     assert summary[0]["verdict"] == "better" and float(summary[0]["lo"]) == pytest.approx(tail["lo"])
-    assert len([r for r in rows if r["kind"] == "run"]) == 6 * 4  # 6 runs x (2 classes, top-1, balanced accuracy)
+    # 6 runs x (2 classes, top-1, accuracy at the train class frequencies (#24: added), balanced accuracy)
+    assert len([r for r in rows if r["kind"] == "run"]) == 6 * 5
 
 
 def test_intervals_are_seeded_and_resamples_can_change(tmp_path):

@@ -35,16 +35,21 @@ COMMAND_HELP = {
 """,
     "compare": """\
   compare data=PATH [variants=none,mean,sum,auto] [seeds=3] [parallel=1] [resamples=1000] [project=runs/compare]
-        [name=NAME] [model=yolo11n.yaml | yolo11n-cls.yaml] [epochs=...] [imgsz=...] [any yolo train key=value]
+        [name=NAME] [checkpoint=last | best] [model=yolo11n.yaml | yolo11n-cls.yaml] [epochs=...] [imgsz=...]
+        [any yolo train key=value]
+  compare report=FOLDER
       Train every variant x seed (parallel=N runs at once; a finished run with the same settings and data is skipped
-      when re-run), validate each run's best weights on the val split (detection: AP50, AP50-95; classification
-      folder: per-class recall, top-1 and balanced accuracy) and write compare.md, compare.csv and compare.png: per
-      class each variant's mean ± std over seeds, its paired Δ to the first variant with a 95% interval (bootstrap
-      over seeds and val images, resamples=N) and the verdict better / worse / not established, and the training
-      time and images trained per run and per variant. A variant is none (stock), an aggregation (mean, max,
-      median, sum, auto), an aggregation@strength (mean@0.5), a train key=value (cls_pw=1.0), or such parts joined
-      by + (mean+balance_floor=1). A part tau=T evaluates the base variant's trained runs with the class prior
-      corrected by T as `adjust` does (mean+tau=1 = the runs of mean, corrected; nothing is trained again).
+      when re-run), validate each run's final weights (checkpoint=best: best.pt) on the val split (detection: AP50,
+      AP50-95; classification folder: per-class recall, top-1, accuracy at the train class frequencies and balanced
+      accuracy) and write compare.md, compare.csv, compare.json and compare.png: per class each variant's mean ± std
+      over seeds, its paired Δ to the first variant with a 95% interval (a t-interval over seeds widened by the val
+      images' noise, resamples=N) and the verdict better / worse / not established (Holm across classes), the
+      decision rule per variant, the τ dial of balanced classifiers, and the training time and images trained.
+      report=FOLDER recomputes the reports of a finished comparison from its folder, without training. A variant
+      is none (stock), an aggregation (mean, max, median, sum, auto), an aggregation@strength (mean@0.5), a train
+      key=value (cls_pw=1.0), or such parts joined by + (mean+balance_floor=1). A part tau=T evaluates the base
+      variant's trained runs with the class prior corrected by T as `adjust` does (mean+tau=1 = the runs of mean,
+      corrected; nothing is trained again).
 """,
     "adjust": """\
   adjust model=PATH tau=T [save=PATH] [exist_ok=True]
