@@ -12,10 +12,8 @@ import pytest
 
 from ultralytics_weighted.extensions.auto import AUTO_MAX_DRAWS, AUTO_MIN_DRAWS, AUTO_TOLERANCE, target_shares
 from ultralytics_weighted.extensions.config import ALL_AGGREGATIONS, check_aggregation
-from ultralytics_weighted.extensions.schedule import (
-    balance_stats,
-    weighted_probabilities,
-)
+from ultralytics_weighted.extensions.schedule import weighted_probabilities
+from ultralytics_weighted.extensions.shares import balance_stats
 
 FIXED = ALL_AGGREGATIONS[:4]
 TRAFFIC_LIGHTS = Path(os.environ.get("TRAFFIC_LIGHTS", "/work/shared/datasets/traffic-lights"))

@@ -12,12 +12,8 @@ from ultralytics_weighted.core import balance
 from ultralytics_weighted.core.balance import AGGREGATIONS, image_probabilities
 from ultralytics_weighted.extensions.config import ALL_AGGREGATIONS
 from ultralytics_weighted.extensions.report import balance_report, nothing_to_balance
-from ultralytics_weighted.extensions.schedule import (
-    balance_stats,
-    coverage,
-    effective_sample_size,
-    weighted_probabilities,
-)
+from ultralytics_weighted.extensions.schedule import weighted_probabilities
+from ultralytics_weighted.extensions.shares import balance_stats, coverage, effective_sample_size
 
 A = np.array
 

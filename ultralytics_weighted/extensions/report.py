@@ -14,13 +14,8 @@ import numpy as np
 from ultralytics_weighted.core.balance import flatten_labels
 from ultralytics_weighted.extensions.auto import target_shares
 from ultralytics_weighted.extensions.config import ALL_AGGREGATIONS
-from ultralytics_weighted.extensions.schedule import (
-    FLOOR_UNDOES_WARNING,
-    BalanceSchedule,
-    balance_stats,
-    schedule_from_args,
-)
-from ultralytics_weighted.extensions.shares import class_counts, too_few_classes
+from ultralytics_weighted.extensions.schedule import FLOOR_UNDOES_WARNING, BalanceSchedule, schedule_from_args
+from ultralytics_weighted.extensions.shares import balance_stats, class_counts, too_few_classes
 
 
 def balance_settings(strength: float, agg: str | None, schedule: BalanceSchedule | None = None) -> str:

@@ -17,7 +17,7 @@ import numpy as np
 from ultralytics_weighted.commands.compare.runs import Run
 from ultralytics_weighted.commands.compare.summary import RESAMPLES
 from ultralytics_weighted.commands.compare.variants import Variant, parse_variants
-from ultralytics_weighted.extensions.schedule import balance_stats
+from ultralytics_weighted.extensions.shares import balance_stats
 from ultralytics_weighted.host.validation import CHECKPOINTS
 
 FIXED_KEYS = {"seed", "name", "project", "exist_ok", "plots"}  # set per run by compare itself
