@@ -204,9 +204,8 @@ def test_a_final_batch_of_one_from_balance_floor_names_balance_floor_and_leaves_
     assert out.returncode == 0, out.stdout[-3000:]
 
 
-def test_resuming_a_balanced_run_without_the_plugin_names_it(datasets, tmp_path):
-    # with the startup hook off the error says so (already on bb7f842); without the package, the checkpoint's arguments
-    # name it (#27 rough edge 13)
+def interrupted_after_first_epoch(data, project, **keys):
+    """Train 2 epochs of a balanced run that stops after the first one; return its last.pt (to resume)."""
     from ultralytics import YOLO as Model
 
     class Stop(Exception):
@@ -218,8 +217,16 @@ def test_resuming_a_balanced_run_without_the_plugin_names_it(datasets, tmp_path)
     model = Model("yolo11n.yaml")
     model.add_callback("on_fit_epoch_end", stop_after_first_epoch)
     with pytest.raises(Stop):
-        model.train(data=str(datasets("detect")), class_balance=True, **{**TRAIN, "epochs": 2}, project=str(tmp_path))
-    last = next(tmp_path.rglob("last.pt"))
+        model.train(
+            data=str(data), class_balance=True, **{**TRAIN, "epochs": 2}, project=str(project), name="run", **keys
+        )
+    return project / "run" / "weights" / "last.pt"
+
+
+def test_resuming_a_balanced_run_without_the_plugin_names_it(datasets, tmp_path):
+    # with the startup hook off the error says so (already on bb7f842); without the package, the checkpoint's arguments
+    # name it (#27 rough edge 13)
+    last = interrupted_after_first_epoch(datasets("detect"), tmp_path)
     out = run([*YOLO, "train", "resume", f"model={last}"], cwd=tmp_path, env={"ULTRALYTICS_WEIGHTED_HOOK": "0"})
     assert out.returncode != 0 and "'class_balance' is not a valid YOLO argument" in plain(out.stdout)
     assert "are keys of ultralytics-weighted, whose startup hook is switched off" in plain(out.stdout)
@@ -276,26 +283,11 @@ def test_unsupported_tasks_fail_before_training(trainer, model, task, datasets, 
 def test_resume_keeps_balancing(datasets, tmp_path):
     from ultralytics import YOLO as Model
 
-    class Stop(Exception):
-        pass
-
-    def stop_after_first_epoch(trainer):
-        raise Stop
-
-    model = Model("yolo11n.yaml")
-    model.add_callback("on_fit_epoch_end", stop_after_first_epoch)
-    with pytest.raises(Stop):
-        model.train(
-            data=str(datasets("detect")),
-            class_balance=True,
-            balance_agg="sum",
-            balance_floor=1,
-            balance_ramp=1.0,  # 2 epochs: strength 0 in epoch 0, full strength in epoch 1
-            **{**TRAIN, "epochs": 2},
-            project=str(tmp_path),
-            name="run",
-        )
-    resumed = Model(tmp_path / "run" / "weights" / "last.pt")
+    # 2 epochs, balance_ramp=1: strength 0 in epoch 0, full strength in epoch 1
+    last = interrupted_after_first_epoch(
+        datasets("detect"), tmp_path, balance_agg="sum", balance_floor=1, balance_ramp=1.0
+    )
+    resumed = Model(last)
     resumed.train(resume=True)
     trainer = resumed.trainer
     assert trainer.start_epoch == 1 and trainer.args.class_balance is True and trainer.args.balance_agg == "sum"
