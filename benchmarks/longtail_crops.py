@@ -2,7 +2,7 @@
 """Build the long-tail classification benchmark: one square crop per labelled box of a YOLO detection dataset.
 
 Run:  python benchmarks/longtail_crops.py [SOURCE] [OUT] [--imgsz 48] [--context 1.2] [--head 1000] [--ratio 50]
-      [--seed 0]
+      [--seed 0] [--by-source MIN_EVAL]
       SOURCE defaults to ../shared/datasets/construction-safety, OUT to runs/data/construction-safety-crops
       then  yolo classify train data=OUT model=yolo11n-cls.yaml imgsz=64 ...   (see docs/results.md)
 
@@ -14,6 +14,13 @@ by their available crops, most first, keep `head * ratio ** (-rank / (classes - 
 so the counts fall exponentially from `head` to `head / ratio`, drawn without replacement with a seeded generator.
 Evaluation crops come from val + test, all of them, into OUT/val (the split `yolo classify train` validates on).
 OUT/manifest.json records the settings, the per-class counts and the source image and box of every crop.
+
+`--by-source MIN_EVAL` is for a dataset whose own val + test split is too small for the rare classes (cinTA_v2 traffic
+lights: 36 yellow boxes in val + test): the images of all splits are pooled and grouped by source photo (Roboflow
+names an export `<photo>_jpg.rf.<hash>.jpg`; its train split holds 3 augmented versions of each photo), only the first
+version (by name) of a photo is kept, so no photo is counted twice, and whole photos go to evaluation, in a seeded
+order, while some class still has fewer than MIN_EVAL evaluation boxes; the other photos are the train pool. No
+evaluation crop then shares a photo with a train crop.
 Dataset: Construction Site Safety v28 (Roboflow Universe, roboflow-universe-projects/construction-site-safety),
 CC BY 4.0.
 """
@@ -47,6 +54,39 @@ def read_boxes(source: Path, split: str) -> list[tuple[str, Path, int, int, np.n
                 coords = np.array([(xs.min() + xs.max()) / 2, (ys.min() + ys.max()) / 2, np.ptp(xs), np.ptp(ys)])
             boxes.append((split, image, index, cls, coords))
     return boxes
+
+
+def source_photo(image: Path) -> str:
+    """Return the source photo of a Roboflow export's image: its name before `.rf.` (`a_jpg.rf.123.jpg` -> `a_jpg`)."""
+    return image.name.split(".rf.")[0]
+
+
+def split_by_source(source: Path, min_eval: int, seed: int) -> tuple[list, list]:
+    """Pool every split, keep one version per source photo, and give whole photos to evaluation until every class has
+    at least `min_eval` evaluation boxes; return (train boxes, evaluation boxes).
+    """
+    splits = sorted(d.name for d in (source / "images").iterdir() if d.is_dir())
+    by_photo: dict[str, list] = {}
+    for box in (b for split in splits for b in read_boxes(source, split)):
+        by_photo.setdefault(source_photo(box[1]), []).append(box)
+    first = {photo: min(str(b[1]) for b in boxes) for photo, boxes in by_photo.items()}  # one version per photo
+    by_photo = {photo: [b for b in boxes if str(b[1]) == first[photo]] for photo, boxes in sorted(by_photo.items())}
+    order = np.random.default_rng(seed).permutation(len(by_photo))
+    photos = list(by_photo)
+    eval_counts: dict[int, int] = {c: 0 for photo in photos for *_, c, _ in by_photo[photo]}
+    train, evaluation = [], []
+    for i in order:
+        boxes = by_photo[photos[i]]
+        if any(eval_counts[b[3]] < min_eval for b in boxes):
+            evaluation += boxes
+            for b in boxes:
+                eval_counts[b[3]] += 1
+        else:
+            train += boxes
+    if min(eval_counts.values()) < min_eval:
+        raise ValueError(f"fewer than {min_eval} evaluation boxes for some class: {eval_counts}")
+    key = lambda b: (str(b[1]), b[2])  # noqa: E731, grouped by image, as write_crops expects
+    return sorted(train, key=key), sorted(evaluation, key=key)
 
 
 def square_crop(image: np.ndarray, xywh: np.ndarray, context: float, imgsz: int) -> np.ndarray:
@@ -86,14 +126,27 @@ def write_crops(boxes: list, folder: Path, names: dict[int, str], context: float
 
 
 def build(
-    source: Path, out: Path, imgsz: int = 48, context: float = 1.2, head: int = 1000, ratio: float = 50, seed: int = 0
+    source: Path,
+    out: Path,
+    imgsz: int = 48,
+    context: float = 1.2,
+    head: int = 1000,
+    ratio: float = 50,
+    seed: int = 0,
+    by_source: int | None = None,
 ) -> dict:
-    """Write the train (long-tailed) and val (val + test, whole) crop folders and manifest.json; return the manifest."""
+    """Write the train (long-tailed) and val (val + test whole, or whole photos with `by_source`) crop folders and
+    manifest.json; return the manifest.
+    """
     source, out = Path(source).resolve(), Path(out).resolve()
     source_yaml = (source / "data.yaml").read_text().splitlines()
     names = yaml.safe_load("\n".join(source_yaml))["names"]
     names = dict(enumerate(names)) if isinstance(names, list) else {int(k): v for k, v in names.items()}
-    train = read_boxes(source, "train")
+    if by_source is None:
+        train = read_boxes(source, "train")
+        evaluation = [b for s in EVAL_SPLITS if (source / "images" / s).is_dir() for b in read_boxes(source, s)]
+    else:
+        train, evaluation = split_by_source(source, by_source, seed)
     available = {c: sum(b[3] == c for b in train) for c in names}
     if min(available.values()) == 0:
         raise ValueError(f"every class needs train boxes, got {available}")
@@ -103,7 +156,6 @@ def build(
     for c in sorted(keep, key=lambda c: (-available[c], c)):  # fixed draw order: the result depends on the seed only
         candidates = [i for i, b in enumerate(train) if b[3] == c]
         chosen += [candidates[i] for i in rng.choice(len(candidates), keep[c], replace=False)]
-    evaluation = [b for split in EVAL_SPLITS if (source / "images" / split).is_dir() for b in read_boxes(source, split)]
     for folder in ("train", "val"):
         shutil.rmtree(out / folder, ignore_errors=True)
     train_records = write_crops([train[i] for i in sorted(chosen)], out / "train", names, context, imgsz)
@@ -116,6 +168,7 @@ def build(
         "head": head,
         "ratio": ratio,
         "seed": seed,
+        "by_source": by_source,
         "classes": {
             names[c]: {
                 "available": available[c],
@@ -141,8 +194,11 @@ def main() -> None:
     parser.add_argument("--head", type=int, default=1000, help="train crops of the most frequent class")
     parser.add_argument("--ratio", type=float, default=50, help="imbalance ratio, head / tail")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--by-source", type=int, metavar="MIN_EVAL", help="pool all splits, split by source photo, >= MIN_EVAL per class"
+    )
     args = parser.parse_args()
-    manifest = build(args.source, args.out, args.imgsz, args.context, args.head, args.ratio, args.seed)
+    manifest = build(args.source, args.out, args.imgsz, args.context, args.head, args.ratio, args.seed, args.by_source)
     print(f"{Path(args.out).resolve()}: {sum(c['train'] for c in manifest['classes'].values())} train crops")
     print("| class | available | train | val |\n|---|---|---|---|")
     for name, c in sorted(manifest["classes"].items(), key=lambda kv: -kv[1]["train"]):
