@@ -24,11 +24,12 @@ USAGE = "Usage: ultralytics-weighted COMMAND [key=value ...]"
 COMMAND_HELP = {
     "stats": """\
   stats data=PATH [class_balance=1.0] [split=train] [format=table|json] [plot=FILE.png] [balance_agg=mean]
-        [balance_floor=0] [balance_ramp=0] [balance_start=0] [epochs=100] [task=...] [classes=...] [fraction=...]
-        [single_cls=...]
+        [balance_floor=0] [balance_ramp=0] [balance_start=0] [balance_rfs_threshold=0.001] [epochs=100] [task=...]
+        [classes=...] [fraction=...] [single_cls=...]
       Read the split's labels the way training does (data.yaml for detect/segment/pose/obb, or a classification
-      folder) and print one row per aggregation (none, mean, max, median, sum, ...): max/min class share, effective
-      sample size, coverage, largest expected draws of one image per epoch, and each class's expected share.
+      folder) and print one row per aggregation (none, mean, max, median, sum, auto, rfs): max/min class share,
+      effective sample size, coverage, largest expected draws of one image per epoch, each class's expected share,
+      and the images per epoch where an aggregation grows the epoch (rfs: round(sum of the LVIS repeat factors)).
       format=json prints the same as JSON; plot=FILE.png saves the class balance plot for balance_agg (into an
       existing folder). Rows and plot apply the weights of the data YAML (class_weights, ...) as training does. Only the
       report goes to stdout (Ultralytics' own messages go to stderr), so `format=json | python -m json.tool` works.
@@ -46,10 +47,10 @@ COMMAND_HELP = {
       images' noise, resamples=N) and the verdict better / worse / not established (Holm across classes), the
       decision rule per variant, the τ dial of balanced classifiers, and the training time and images trained.
       report=FOLDER recomputes the reports of a finished comparison from its folder, without training. A variant
-      is none (stock), an aggregation (mean, max, median, sum, auto), an aggregation@strength (mean@0.5), a train
-      key=value (cls_pw=1.0), or such parts joined by + (mean+balance_floor=1). A part tau=T evaluates the base
-      variant's trained runs with the class prior corrected by T as `adjust` does (mean+tau=1 = the runs of mean,
-      corrected; nothing is trained again).
+      is none (stock), an aggregation (mean, max, median, sum, auto, rfs), an aggregation@strength (mean@0.5), a
+      train key=value (cls_pw=1.0), or such parts joined by + (mean+balance_floor=1, rfs+balance_rfs_threshold=0.01).
+      A part tau=T evaluates the base variant's trained runs with the class prior corrected by T as `adjust` does
+      (mean+tau=1 = the runs of mean, corrected; nothing is trained again).
 """,
     "adjust": """\
   adjust model=PATH tau=T [save=PATH] [exist_ok=True]
@@ -224,7 +225,9 @@ def _stats(options: dict[str, str], report) -> int:
     # without epochs=, the schedule of a training with Ultralytics' default epochs
     schedule = schedule_from_args({"epochs": DEFAULT_CFG_DICT["epochs"], **values}, classes, len(names), multipliers)
     strength, agg = schedule.strength, schedule.agg
-    rows = compare_aggregations(classes, len(names), strength, schedule.floor, multipliers)  # as training draws
+    rows = compare_aggregations(  # as training draws
+        classes, len(names), strength, schedule.floor, multipliers, schedule.threshold
+    )
     p = schedule.balanced_probabilities
     note = nothing_to_balance(classes, names)  # instead of a table of identical rows
     # with the data YAML's weights, class_balance=0 still draws by them (the rows show it): not "every image once"
@@ -235,7 +238,8 @@ def _stats(options: dict[str, str], report) -> int:
     )
     if fmt == "json":
         summary = {"data": str(values["data"]), "split": split, "task": task, "class_balance": strength}
-        summary.update({k: values.get(k, DEFAULTS[k]) for k in ("balance_floor", "balance_ramp", "balance_start")})
+        keys = ("balance_floor", "balance_ramp", "balance_start", "balance_rfs_threshold")
+        summary.update({k: values.get(k, DEFAULTS[k]) for k in keys})
         summary.update(epochs=schedule.epochs, stock_epochs=schedule.start_epoch)
         rows = [{k: None if isinstance(v, float) and math.isnan(v) else v for k, v in r.items()} for r in rows]
         result = {**summary, "images": len(classes), "names": names, "note": note or off, "aggregations": rows}

@@ -15,7 +15,8 @@ import sys
 from ultralytics_weighted.core.balance import AGGREGATIONS
 from ultralytics_weighted.extensions.keys import DATA_YAML_KEYS, DEFAULTS, MARKER_KEY
 
-ALL_AGGREGATIONS = (*AGGREGATIONS, "auto")  # `balance_agg` in the plugin: the core's fixed aggregations, and solved
+# `balance_agg` in the plugin: the core's fixed aggregations, solved, and LVIS repeat factors (`repeat_factors.py`)
+ALL_AGGREGATIONS = (*AGGREGATIONS, "auto", "rfs")
 MAX_FLOOR = 1.0  # largest balance_floor: at 1 no image is skipped; above, every image repeats within an epoch
 
 
@@ -186,10 +187,10 @@ def check_balance_args(cfg: dict) -> None:
 
     Examples:
         >>> check_balance_args({"class_balance": 0.5, "balance_agg": "median", "balance_floor": 1, "balance_ramp": 0.5})
-        >>> check_balance_args({"balance_agg": "foo"})
+        >>> check_balance_args({"balance_agg": "foo"})  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
-        ValueError: 'balance_agg=foo' is an invalid value. Valid 'balance_agg' values are mean, max, median, sum, auto.
+        ValueError: 'balance_agg=foo' is an invalid value. Valid 'balance_agg' values are mean, max, median, sum, ...
         >>> check_balance_args({"balance_ramp": 2})  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
@@ -241,10 +242,63 @@ def check_balance_args(cfg: dict) -> None:
         math.nextafter(1.0, 0.0),  # 1.0 itself would leave no balanced epoch
         (0, 0.5),  # 1 is out of range
     )
+    _check_number(
+        cfg,
+        "balance_rfs_threshold",
+        "above 0.0 and at most 1.0 (balance_agg=rfs repeats the images of classes found in fewer than this fraction "
+        "of the train images; LVIS uses 0.001)",
+        sys.float_info.min,  # t = 0 would repeat nothing
+        1.0,
+        (1, 0.001),
+    )
     # a finite upper bound: tau=inf would make every offset infinite
     _check_number(
         cfg, "balance_tau", "finite and 0.0 or more (0 = off, 1 = the data's class prior)", 0.0, sys.float_info.max
     )
+
+
+def check_rfs_settings(cfg: dict, weights=None) -> None:
+    """Refuse what has no effect, or no meaning, beside LVIS repeat factors (or the threshold without them).
+
+    The one check of these combinations, for training (before the run folder is made) and `compare`'s variants:
+    `balance_floor` with `balance_agg=rfs` (every repeat factor is already >= 1, so no image is skipped),
+    the data YAML's weights with it (repeat factors are LVIS' fixed rule, which takes no weights), and
+    `balance_rfs_threshold` with another aggregation while balancing. `balance_ramp` and `balance_start` combine:
+    they set each epoch's strength, which scales the exponent of the repeat factors.
+
+    Args:
+        cfg (dict): Train keys, checked by `check_balance_args`.
+        weights (optional): The data YAML's weights (`DataWeights`), None (or empty) without.
+
+    Raises:
+        ValueError: One line naming the keys.
+
+    Examples:
+        >>> check_rfs_settings({"class_balance": True, "balance_agg": "rfs", "balance_ramp": 0.5})
+        >>> check_rfs_settings({"class_balance": True, "balance_agg": "rfs", "balance_floor": 1})  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: 'balance_floor=1' has no effect with balance_agg=rfs: every repeat factor is already >= 1, ...
+    """
+    settings = {**DEFAULTS, **cfg}
+    threshold = settings["balance_rfs_threshold"]
+    if settings["balance_agg"] != "rfs":
+        if threshold != DEFAULTS["balance_rfs_threshold"] and balancing_on(settings):
+            raise ValueError(
+                f"'balance_rfs_threshold={threshold}' applies to balance_agg=rfs only, not to "
+                f"balance_agg={settings['balance_agg']}: set balance_agg=rfs or remove balance_rfs_threshold."
+            )
+        return
+    if settings["balance_floor"]:
+        raise ValueError(
+            f"'balance_floor={settings['balance_floor']}' has no effect with balance_agg=rfs: every repeat factor is "
+            "already >= 1, so no image is skipped. Remove balance_floor."
+        )
+    if weights:
+        raise ValueError(
+            f"balance_agg=rfs cannot be combined with {', '.join(DATA_YAML_KEYS)} in the data YAML: LVIS repeat "
+            "factors take no weights. Use balance_agg=mean (or auto) with them, or remove them."
+        )
 
 
 def unused_balance_keys(cfg: dict) -> list[str]:

@@ -14,10 +14,11 @@ import yaml
 # of the keys and their defaults, which DEFAULTS is parsed from
 DEFAULT_CFG_YAML = """\
 class_balance: False # (bool | float) class-balanced train sampling; True=1.0 inverse frequency, 0.5 square root, 0 off
-balance_agg: mean # (str) how an image's objects combine class weights, i.e. mean, max, median, sum, auto (solved)
+balance_agg: mean # (str) how an image's objects combine class weights, i.e. mean, max, median, sum, auto, rfs (LVIS)
 balance_floor: 0.0 # (float) least expected draws of each train image per epoch when balancing; 1 = skip none
 balance_ramp: 0.0 # (float) fraction of epochs over which class_balance rises linearly from 0; 0 = balanced at once
 balance_start: 0.0 # (float) fraction of epochs trained with stock sampling before balancing starts, in [0, 1)
+balance_rfs_threshold: 0.001 # (float) balance_agg=rfs: LVIS threshold t, repeat images of classes in < t of images
 balance_tau: 0.0 # (float) also save best.pt with the data's class prior restored, tau * log(share before / trained)
 ultralytics_weighted: True # (bool) set by the ultralytics-weighted plugin: its checkpoints need it to resume
 """

@@ -14,6 +14,7 @@ import numpy as np
 from ultralytics_weighted.core.balance import flatten_labels
 from ultralytics_weighted.extensions.auto import target_shares
 from ultralytics_weighted.extensions.config import ALL_AGGREGATIONS
+from ultralytics_weighted.extensions.keys import DEFAULTS
 from ultralytics_weighted.extensions.schedule import FLOOR_UNDOES_WARNING, BalanceSchedule, schedule_from_args
 from ultralytics_weighted.extensions.shares import balance_stats, class_counts, too_few_classes
 
@@ -21,9 +22,14 @@ from ultralytics_weighted.extensions.shares import balance_stats, class_counts, 
 def balance_settings(strength: float, agg: str | None, schedule: BalanceSchedule | None = None) -> str:
     """Return the settings as train keys, e.g. 'class_balance=1 balance_agg=mean balance_floor=1' (unset keys left out).
 
+    The threshold of `balance_agg=rfs` is always named with it, and with other aggregations where it is not the default
+    (`stats`, whose rfs row uses it).
+
     Examples:
         >>> balance_settings(0.5, "sum")
         'class_balance=0.5 balance_agg=sum'
+        >>> balance_settings(1.0, "rfs", BalanceSchedule([np.array([0])], 1, agg="rfs"))
+        'class_balance=1 balance_agg=rfs balance_rfs_threshold=0.001'
     """
     text = f"class_balance={strength:g}" + (f" balance_agg={agg}" if agg else "")
     if schedule:
@@ -36,6 +42,8 @@ def balance_settings(strength: float, agg: str | None, schedule: BalanceSchedule
             )
             if v
         )
+        if schedule.agg == "rfs" or schedule.threshold != DEFAULTS["balance_rfs_threshold"]:
+            text += f" balance_rfs_threshold={schedule.threshold:g}"
     return text
 
 
@@ -191,7 +199,12 @@ def schedule_lines(schedule: BalanceSchedule) -> list[str]:
 
 
 def compare_aggregations(
-    classes: Sequence[np.ndarray], nc: int, strength: float = 1.0, floor: float = 0.0, multipliers: dict | None = None
+    classes: Sequence[np.ndarray],
+    nc: int,
+    strength: float = 1.0,
+    floor: float = 0.0,
+    multipliers: dict | None = None,
+    threshold: float = DEFAULTS["balance_rfs_threshold"],
 ) -> list[dict]:
     """Return the balance figures of `class_balance` off ('none') and of every aggregation, for choosing one.
 
@@ -203,7 +216,9 @@ def compare_aggregations(
         nc (int): Number of classes.
         strength (float): Balancing strength in [0, 1].
         floor (float): Least expected draws of each image per epoch (`balance_floor`); 0 keeps N draws per epoch.
-        multipliers (dict, optional): Weights from the data YAML (`DataWeights.multipliers`), applied in every row.
+        multipliers (dict, optional): Weights from the data YAML (`DataWeights.multipliers`), applied in every row;
+            the 'rfs' row, which takes no weights, is left out with them.
+        threshold (float): LVIS' threshold t of the 'rfs' row (`balance_rfs_threshold`).
 
     Returns:
         (list[dict]): One row per aggregation: 'agg', 'imbalance', 'ess', 'coverage', 'max_draws' (largest expected
@@ -218,10 +233,16 @@ def compare_aggregations(
         [('none', 3.0), ('mean', 1.0)]
         >>> [r["epoch_size"] for r in compare_aggregations(labels, 2, floor=1)][:2]  # every image at least once
         [3, 4]
+        >>> rfs = compare_aggregations(labels, 2, threshold=0.5)[-1]  # class 1 in 1 of 3 images: r = sqrt(1.5)
+        >>> rfs["agg"], rfs["epoch_size"], round(rfs["max_draws"], 2)  # round(2 + 1.22) = 3 draws ∝ r
+        ('rfs', 3, 1.14)
     """
     rows = []
     for agg in ("none", *ALL_AGGREGATIONS):
+        if agg == "rfs" and multipliers:
+            continue
         settings = {"class_balance": strength, "balance_agg": agg, "balance_floor": floor}
+        settings["balance_rfs_threshold"] = threshold
         if agg == "none":  # class_balance off: stock, or the data's weights alone (the floor balances: not applied)
             settings = {"class_balance": 0.0}
         schedule = schedule_from_args(settings, classes, nc, multipliers) if agg != "none" or multipliers else None

@@ -1,8 +1,8 @@
 # ultralytics-weighted, AGPL-3.0 license
 """What every epoch draws, with the plugin's extensions of the core's probabilities (`balance.py`), and its figures.
 
-Extensions: `balance_agg=auto` (`auto.py`), the data YAML's weights (`multipliers`), and the epoch schedule
-(`balance_floor`, `balance_ramp`, `balance_start`). Pure numpy, as the core.
+Extensions: `balance_agg=auto` (`auto.py`), `balance_agg=rfs` (`repeat_factors.py`), the data YAML's weights
+(`multipliers`), and the epoch schedule (`balance_floor`, `balance_ramp`, `balance_start`). Pure numpy, as the core.
 
 Definitions used everywhere (log, stats, docs), for sampling probabilities p over N images:
     expected share of class c      e_c / sum(e),  e_c = sum_i p_i * (instances of c in image i)
@@ -26,6 +26,7 @@ from .auto import AutoSolver
 from .config import MAX_FLOOR, balance_strength, check_aggregation, check_strength
 from .keys import DEFAULTS
 from .once import computed_once, digest
+from .repeat_factors import repeat_factors
 from .shares import balance_stats, class_counts, too_few_classes, weighted_target_shares
 
 FLOOR_UNDOES_WARNING = 0.5  # warn when the floor takes back more than this fraction of the balance (log max/min share)
@@ -41,6 +42,7 @@ def weighted_probabilities(
     image_multipliers: np.ndarray | None = None,
     sources: np.ndarray | None = None,
     source_shares: np.ndarray | None = None,
+    threshold: float = DEFAULTS["balance_rfs_threshold"],
 ) -> np.ndarray:
     """Return class-balanced sampling probabilities, one per image.
 
@@ -54,10 +56,14 @@ def weighted_probabilities(
     agg='auto' solves for the probabilities instead (`auto.AutoSolver`): the ones closest to uniform (maximum entropy)
     whose expected class shares hit `auto.target_shares(counts, strength)`, within bounds on every image's draws.
 
+    agg='rfs' draws each image in proportion to its LVIS repeat factor (`repeat_factors.repeat_factors` at
+    `threshold` and `strength`), p_i = r_i / sum(r): exactly LVIS' rule, also for labels of a single class, and
+    with no data weights (it takes none). Backgrounds then have r_i = 1 like every image of a frequent class.
+
     Args:
         classes (Sequence[np.ndarray]): Class ids of each image's objects, one 1-D int array per image.
         nc (int): Number of classes; ids must lie in [0, nc).
-        agg (str): How an image's objects combine: 'mean', 'max', 'median', 'sum', or 'auto' (solved).
+        agg (str): How an image's objects combine: 'mean', 'max', 'median', 'sum', 'auto' (solved) or 'rfs' (LVIS).
         strength (float): Balancing strength in [0, 1]: 1 = inverse class frequency, 0.5 = square root, 0 = uniform.
         class_multipliers (np.ndarray, optional): Factor >= 0 per class (data YAML `class_weights`): multiplies the
             class's weight and its target share t_c ∝ n_c ** (1 - strength) * m_c, also at strength 0.
@@ -67,6 +73,7 @@ def weighted_probabilities(
         source_shares (np.ndarray, optional): Share of the draws per source (`source_weights`); each source's images
             are balanced on their own labels, then scaled to the source's share (renormalized over the sources with
             images).
+        threshold (float): LVIS' threshold t of agg='rfs' (`balance_rfs_threshold`); other aggregations ignore it.
 
     Returns:
         (np.ndarray): float64 probabilities of length len(classes), summing to 1 (empty for no images).
@@ -84,13 +91,15 @@ def weighted_probabilities(
         >>> from ultralytics_weighted.extensions.config import ALL_AGGREGATIONS
         >>> stats = {agg: balance_stats(labels, 2, weighted_probabilities(labels, 2, agg)) for agg in ALL_AGGREGATIONS}
         >>> {agg: round(s["imbalance_after"], 2) for agg, s in stats.items()}  # max/min class share per epoch
-        {'mean': 1.25, 'max': 1.33, 'median': 1.2, 'sum': 1.6, 'auto': 1.0}
+        {'mean': 1.25, 'max': 1.33, 'median': 1.2, 'sum': 1.6, 'auto': 1.0, 'rfs': 1.5}
     """
     check_aggregation(agg)
     check_strength(strength)
     n_images = len(classes)
     if n_images == 0:
         return np.zeros(0, dtype=np.float64)
+    if agg == "rfs" and any(w is not None for w in (class_multipliers, image_multipliers, sources)):
+        raise ValueError("agg='rfs' takes no data weights (class_weights, source_weights, image_weights).")
     if sources is not None:  # each source balanced on its own labels, then scaled to its share of the draws
         sources, shares = np.asarray(sources), np.asarray(source_shares, dtype=np.float64)
         held = np.bincount(sources, minlength=len(shares))[: len(shares)] > 0
@@ -107,6 +116,9 @@ def weighted_probabilities(
     cls, lengths = flatten_labels(classes)
     if cls.size and (cls.min() < 0 or cls.max() >= nc):
         raise ValueError(f"class ids must lie in [0, {nc}), found {cls.min()}..{cls.max()}.")
+    if agg == "rfs":
+        r = repeat_factors(classes, nc, threshold, strength)
+        return r / r.sum()
     v = np.ones(n_images) if image_multipliers is None else np.asarray(image_multipliers, dtype=np.float64)
     p = v / v.sum()  # before class balancing: uniform, or as the image multipliers say
     m = np.ones(nc) if class_multipliers is None else np.asarray(class_multipliers, dtype=np.float64)
@@ -159,6 +171,11 @@ class BalanceSchedule:
     bars as Ultralytics set them; the stock epochs before `start_epoch` then draw `epoch_size` images uniformly (each
     image floor(epoch_size / N) or ceil(epoch_size / N) times), so they cost as many images as the balanced ones.
 
+    With `agg='rfs'` (LVIS repeat factor sampling) the expected draws of image i are its repeat factor r_i >= 1 at
+    s_e (`repeat_factors.repeat_factors`), and the epoch grows the same way, to round(sum(r)) images at full strength:
+    each epoch draws them with probabilities r / sum(r). A ramp starts from r = 1 (uniform), as s_e = 0 repeats
+    nothing, and the late start's stock epochs draw as many images uniformly.
+
     Args:
         classes (Sequence[np.ndarray]): Class ids of each image's objects, in dataset order.
         nc (int): Number of classes.
@@ -169,6 +186,7 @@ class BalanceSchedule:
         epochs (int): Epochs of the training.
         start (float): Fraction of the epochs sampled uniformly (stock) before balancing starts (`balance_start`), in
             [0, 1); the stock epochs are floor(start * epochs).
+        threshold (float): LVIS' threshold t of `agg='rfs'` (`balance_rfs_threshold`), in (0, 1].
         memo (str | Path, optional): A folder the processes of one training share (the run's save_dir under DDP): each
             strength's probabilities are then computed by the first process that asks and loaded by the others
             (`once.computed_once`), instead of once per DDP rank.
@@ -194,6 +212,9 @@ class BalanceSchedule:
         >>> late = BalanceSchedule(labels, nc=2, strength=1.0, floor=1.0, epochs=4, start=0.5)  # stock epochs grow too
         >>> late.epoch_size, (late.epoch_size * late.probabilities(0)).tolist()
         (10, [1.25, 1.25, 1.25, 1.25, 1.25, 1.25, 1.25, 1.25])
+        >>> rfs = BalanceSchedule(labels, nc=2, agg="rfs", threshold=0.5)  # class 1 in 2 of 8 images: r = sqrt(2)
+        >>> rfs.epoch_size, (rfs.epoch_size * rfs.probabilities(0)).round(2).tolist()  # round(6 + 2.83) = 9 draws ∝ r
+        (9, [1.02, 1.02, 1.02, 1.02, 1.02, 1.02, 1.44, 1.44])
     """
 
     def __init__(
@@ -208,26 +229,29 @@ class BalanceSchedule:
         start: float = 0.0,
         multipliers: dict | None = None,
         memo: str | Path | None = None,
+        threshold: float = DEFAULTS["balance_rfs_threshold"],
     ):
         """Compute the schedule's epoch length (the probabilities of each epoch are computed when asked for)."""
-        if not (0.0 <= floor <= MAX_FLOOR and 0.0 <= ramp <= 1.0 and 0.0 <= start < 1.0):  # also refuses nan and inf
-            raise ValueError(
-                f"floor must lie in [0, {MAX_FLOOR:g}], ramp in [0, 1] and start in [0, 1), got floor={floor}, "
-                f"ramp={ramp}, start={start}."
+        if not (0.0 <= floor <= MAX_FLOOR and 0.0 <= ramp <= 1.0 and 0.0 <= start < 1.0 and 0.0 < threshold <= 1.0):
+            raise ValueError(  # also refuses nan and inf
+                f"floor must lie in [0, {MAX_FLOOR:g}], ramp in [0, 1], start in [0, 1) and threshold in (0, 1], got "
+                f"floor={floor}, ramp={ramp}, start={start}, threshold={threshold}."
             )
         self.classes, self.nc, self.agg = classes, nc, agg
         self.strength, self.floor, self.ramp, self.epochs = float(strength), float(floor), float(ramp), int(epochs)
         self.start, self.multipliers, self.memo = float(start), dict(multipliers or {}), memo
+        self.threshold = float(threshold)
         # floor, not round: start < 1 leaves at least one balanced epoch; 1e-9 absorbs float products such as 0.29 * 100
         self.start_epoch = min(math.floor(self.start * self.epochs + 1e-9), max(self.epochs - 1, 0))
         self.ramp_epochs = self.ramp * max(self.epochs - self.start_epoch - 1, 0)  # length of the rise, in epochs
         self._cached = (None, None)  # (strength, probabilities) of the most recent epoch asked for
-        # without a floor every epoch has N draws; with one, the longest balanced epoch of the schedule sets the length
-        ramping = self.floor and self.ramp_epochs
+        # without a floor or rfs every epoch has N draws; else the longest balanced epoch of the schedule sets it
+        grows = self.floor or agg == "rfs"
         balanced = range(self.start_epoch, self.full_strength_epoch + 1)
-        strengths = {self.strength_at(e) for e in balanced} if ramping else {self.strength}
-        totals = [self._expected_draws(s).sum() for s in strengths] if self.floor else [len(classes)]
-        self.epoch_size = max(len(classes), math.ceil(max(totals) - 1e-9))  # round-off must not add a draw
+        strengths = {self.strength_at(e) for e in balanced} if grows and self.ramp_epochs else {self.strength}
+        total = max(self._expected_draws(s).sum() for s in strengths) if grows else len(classes)
+        # LVIS' epoch: round(sum(r)); the floor's: every image's least draws kept (round-off must not add a draw)
+        self.epoch_size = max(len(classes), round(total) if agg == "rfs" else math.ceil(total - 1e-9))
 
     @functools.cached_property
     def balanced_probabilities(self) -> np.ndarray:
@@ -262,13 +286,15 @@ class BalanceSchedule:
     @functools.cached_property
     def _labels_key(self) -> str:
         """Return the digest of the labels, the part of every memo key that does not change with the strength."""
-        return digest(*flatten_labels(self.classes), self.nc, self.agg)
+        return digest(*flatten_labels(self.classes), self.nc, self.agg, self.threshold)
 
     def _probabilities_at(self, strength: float) -> np.ndarray:
         """Return `weighted_probabilities` at `strength`: computed here, or once per training with a `memo` folder."""
 
         def compute():
-            return weighted_probabilities(self.classes, self.nc, self.agg, strength, **self.multipliers)
+            return weighted_probabilities(
+                self.classes, self.nc, self.agg, strength, threshold=self.threshold, **self.multipliers
+            )
 
         if self.memo is None:
             return compute()
@@ -276,7 +302,9 @@ class BalanceSchedule:
         return computed_once(self.memo, digest(self._labels_key, float(strength), *weights), compute)
 
     def _expected_draws(self, strength: float) -> np.ndarray:
-        """Return max(N * p_i, floor) for the image probabilities p at `strength`."""
+        """Return max(d_i, floor): d_i = N * p_i for the probabilities p at `strength`, for rfs the repeat factor."""
+        if self.agg == "rfs":  # LVIS: the draws are the repeat factors, p_i = r_i / sum(r)
+            return np.maximum(repeat_factors(self.classes, self.nc, self.threshold, strength), self.floor)
         p = self._probabilities_at(strength)
         return np.maximum(len(p) * p, self.floor)
 
@@ -329,8 +357,9 @@ def schedule_from_args(args, classes, nc: int, multipliers: dict | None = None, 
 
     Args:
         args (dict | SimpleNamespace): Train keys, checked by `check_balance_args`: `class_balance`, `balance_agg`,
-            `balance_floor`, `balance_ramp`, `balance_start` and `epochs`; a missing balancing key takes its value
-            from `DEFAULTS`, a missing `epochs` the schedule's own default (one epoch). Other keys are ignored.
+            `balance_floor`, `balance_ramp`, `balance_start`, `balance_rfs_threshold` and `epochs`; a missing
+            balancing key takes its value from `DEFAULTS`, a missing `epochs` the schedule's own default (one
+            epoch). Other keys are ignored.
         classes (Sequence[np.ndarray]): Class ids of each image's objects, in dataset order.
         nc (int): Number of classes.
         multipliers (dict, optional): Weights from the data YAML (`DataWeights.multipliers`), applied in every epoch.
@@ -361,6 +390,7 @@ def schedule_from_args(args, classes, nc: int, multipliers: dict | None = None, 
         floor=settings["balance_floor"],
         ramp=settings["balance_ramp"],
         start=settings["balance_start"],
+        threshold=settings["balance_rfs_threshold"],
         multipliers=multipliers,
         memo=memo,
         **epochs,

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from ultralytics_weighted.extensions.config import balancing_on, check_balance_args
+from ultralytics_weighted.extensions.config import balancing_on, check_balance_args, check_rfs_settings
 from ultralytics_weighted.extensions.keys import AFTER_KEY, DEFAULTS
 from ultralytics_weighted.extensions.report import balance_settings, plot_balance
 from ultralytics_weighted.host.release import UnsupportedUltralyticsError, unsupported_message
@@ -146,7 +146,7 @@ def check_trainer(trainer) -> None:
     Raises:
         UnsupportedUltralyticsError: If this Ultralytics lacks something balancing needs.
         NotImplementedError: If the trainer's task or dataset cannot be balanced yet.
-        ValueError: If `rect=True` is combined with balancing.
+        ValueError: If `rect=True` is combined with balancing, or settings `balance_agg=rfs` cannot honour.
     """
     from ultralytics_weighted.host import training as plugin_training  # imports Ultralytics: only once it is loaded
 
@@ -158,6 +158,7 @@ def check_trainer(trainer) -> None:
     supported = _is_patched(getattr(type(trainer), "build_dataset", None))
     plugin_training.check_class_balance(trainer.args, type(trainer).__name__, supported)
     trainer.balance_data_weights = data_weights(trainer.args)
+    check_rfs_settings(vars(trainer.args), trainer.balance_data_weights)
 
 
 def data_weights(args):

@@ -98,10 +98,11 @@ def start_train_pipeline(trainer) -> None:
 def explain_final_batch(trainer, error: ValueError) -> None:
     """Raise Ultralytics' "final batch=1" refusal again naming the balanced epoch where it, not the data, caused it.
 
-    `balance_floor` grows the epoch (`BalanceSchedule.epoch_size`), so its final batch can hold one image where the
-    stock epoch's does not; Ultralytics refuses that at small image sizes and says to change batch, which does not tell
-    why stock training works. The run folder this training made (a new one: not resumed, not `exist_ok`) is removed,
-    as nothing was trained in it. Any other error, or one stock training would meet too, is left as it is.
+    `balance_floor` and `balance_agg=rfs` grow the epoch (`BalanceSchedule.epoch_size`), so its final batch can
+    hold one image where the stock epoch's does not; Ultralytics refuses that at small image sizes and says to change
+    batch, which does not tell why stock training works. The run folder this training made (a new one: not resumed,
+    not `exist_ok`) is removed, as nothing was trained in it. Any other error, or one stock training would meet too,
+    is left as it is.
 
     Raises:
         ValueError: The refusal naming balance_floor, the epoch sizes and a batch that works.
@@ -115,14 +116,14 @@ def explain_final_batch(trainer, error: ValueError) -> None:
     if drawn == stock or stock % batch == 1:
         return
     fits = [b for d in range(1, batch) for b in (batch - d, batch + d) if b > 1 and drawn % b != 1 and stock % b != 1]
-    floor = getattr(trainer.args, "balance_floor", 0)
-    grown = f"balance_floor={floor:g} grows" if floor else "Class balancing sets"
+    floor, rfs = getattr(trainer.args, "balance_floor", 0), getattr(trainer.args, "balance_agg", None) == "rfs"
+    grown = "balance_agg=rfs grows" if rfs else f"balance_floor={floor:g} grows" if floor else "Class balancing sets"
     if RANK in {-1, 0} and not trainer.args.resume and not trainer.args.exist_ok:
         shutil.rmtree(trainer.save_dir, ignore_errors=True)  # made for this run, nothing trained in it
     raise ValueError(
         f"{grown} the epoch from {stock} to {drawn} images, so at batch={batch} its final batch holds 1 image: "
         f"{error} (e.g. batch={fits[0] if fits else batch + 1}, which stock training takes too), or another "
-        "balance_floor."
+        f"{'balance_rfs_threshold' if rfs else 'balance_floor'}."
     ) from None
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ultralytics_weighted.extensions.config import ALL_AGGREGATIONS, balancing_on, check_tau
+from ultralytics_weighted.extensions.config import ALL_AGGREGATIONS, balancing_on, check_rfs_settings, check_tau
 from ultralytics_weighted.extensions.keys import DEFAULTS
 from ultralytics_weighted.extensions.schedule import BalanceSchedule, schedule_from_args
 
@@ -80,6 +80,14 @@ def _parse_part(part: str, token: str) -> dict:
     return {"class_balance": value, "balance_agg": agg}
 
 
+def _check_rfs(overrides: dict, token: str) -> None:
+    """Refuse what `config.check_rfs_settings` refuses (e.g. rfs+balance_floor=1), naming variant `token`."""
+    try:
+        check_rfs_settings(overrides)
+    except ValueError as e:
+        raise ValueError(f"variant '{token}': {e}") from None
+
+
 def _parse_tau(value: str, token: str) -> float:
     """Return the tau of a `tau=T` part of variant `token`: a finite number >= 0 (`config.check_tau`)."""
     try:
@@ -99,14 +107,17 @@ def parse_variants(text: str) -> list[Variant]:
 
     Raises:
         ValueError: For an unknown aggregation, a strength that is not a number or outside (0, 1], a balancing key
-            or tau without an aggregation to act on, a tau that is not a finite number >= 0, a key set twice in one
-            variant, a duplicate or an empty list. The message names the variant.
+            or tau without an aggregation to act on, a combination `config.check_rfs_settings` refuses, a tau that is
+            not a finite number >= 0, a key set twice in one variant, a duplicate or an empty list. The message names
+            the variant.
 
     Examples:
         >>> [(v.name, v.overrides) for v in parse_variants("none,mean@0.5,cls_pw=1.0")]
         [('none', {}), ('mean@0.5', {'class_balance': 0.5, 'balance_agg': 'mean'}), ('cls_pw=1.0', {'cls_pw': 1.0})]
         >>> parse_variants("auto+balance_floor=1")[0].overrides
         {'class_balance': 1.0, 'balance_agg': 'auto', 'balance_floor': 1}
+        >>> parse_variants("rfs@0.5+balance_rfs_threshold=0.01")[0].overrides
+        {'class_balance': 0.5, 'balance_agg': 'rfs', 'balance_rfs_threshold': 0.01}
         >>> v = parse_variants("mean@0.5+tau=1")[0]
         >>> v.overrides, v.tau, v.base, v.slug
         ({'class_balance': 0.5, 'balance_agg': 'mean'}, 1.0, 'mean@0.5', 'mean_s0.5')
@@ -134,6 +145,7 @@ def parse_variants(text: str) -> list[Variant]:
                 f"variant '{token}' sets {', '.join(unused)} without balancing, so it would train as stock: add an "
                 f"aggregation, e.g. mean+{unused[0]}={overrides[unused[0]]}."
             )
+        _check_rfs(overrides, token)
         if tau is not None and not balancing_on(overrides):
             raise ValueError(
                 f"variant '{token}': tau corrects the prior of a balanced run and this variant trains without "
