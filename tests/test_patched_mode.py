@@ -181,6 +181,18 @@ def test_the_plugin_adds_its_extensions_on_a_patched_tree(datasets, tmp_path):
     assert all(f"{key}: " in listed for key in ("class_balance", "balance_agg", "balance_floor", "balance_tau"))
 
 
+def test_rfs_trains_on_a_patched_tree_as_with_the_plugin_alone(datasets, tmp_path):
+    # balance_agg=rfs is the plugin's, like auto: on a native core the plugin's schedule draws its grown epoch
+    args = ["class_balance=True", "balance_agg=rfs", "balance_rfs_threshold=0.5"]
+    native = yolo_train("detect", datasets("detect"), tmp_path / "native", *args, env=PLUGIN_ON_TREE)
+    alone = yolo_train("detect", datasets("detect"), tmp_path / "alone", *args, env=PLUGIN)
+    assert native.returncode == 0 and alone.returncode == 0, (native.stdout[-3000:], alone.stdout[-3000:])
+    table = balance_table(native.stdout)
+    assert table[0].startswith("class_balance=1 balance_agg=rfs balance_rfs_threshold=0.5: 24 train images"), table
+    assert any("epoch 24 -> " in line for line in table) and table == balance_table(alone.stdout)
+    assert results(tmp_path / "native" / "run") == results(tmp_path / "alone" / "run")
+
+
 def test_a_train_set_the_plugin_leaves_stock_trains_on_a_patched_tree(datasets, tmp_path):
     # single_cls=True: the plugin warns and trains the stock dataset; the native check of the loader must not refuse it
     out = yolo_train(
