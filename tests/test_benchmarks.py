@@ -129,6 +129,51 @@ def test_ultralytics_reads_the_crops_as_a_classification_dataset(crops_source, t
 
 
 @pytest.fixture(scope="module")
+def roboflow_source(tmp_path_factory):
+    """A Roboflow-style export: 12 photos, each under its train split in 3 versions `p<k>_jpg.rf.<v>.png`; val/test
+    hold other photos once. Photo k holds class 0, and class 1 when k % 3 == 0, and class 2 when k % 4 == 0.
+    """
+    root = fake_yolo_dataset(
+        tmp_path_factory.mktemp("rf"),
+        {"train": [[0] + [1] * (k % 3 == 0) + [2] * (k % 4 == 0) for k in range(12) for _ in range(3)]},
+        ["a", "b", "c"],
+    )
+    for kind in ("images", "labels"):
+        for i, file in enumerate(sorted((root / kind / "train").iterdir())):
+            k, version = divmod(i, 3)
+            target = root / kind / ("val" if k in (10, 11) else "train") / f"p{k:02d}_jpg.rf.{version}{file.suffix}"
+            target.parent.mkdir(exist_ok=True)
+            if k in (10, 11) and version:  # val/test photos come once
+                file.unlink()
+            else:
+                file.rename(target)
+    return root
+
+
+def test_by_source_pools_the_splits_and_never_shares_a_photo_between_train_and_evaluation(roboflow_source, tmp_path):
+    crops = load("longtail_crops")
+    manifest = crops.build(roboflow_source, tmp_path / "out", imgsz=16, head=50, ratio=1, seed=0, by_source=2)
+    photo = lambda record: record["image"].split("/")[1].split(".rf.")[0]  # noqa: E731
+    train_photos, eval_photos = {photo(r) for r in manifest["train"]}, {photo(r) for r in manifest["val"]}
+    assert not train_photos & eval_photos
+    assert len(train_photos | eval_photos) == 12  # every photo is used, pooled from train and val
+    for records in (manifest["train"], manifest["val"]):  # one version of each photo: the first by name
+        assert {r["image"].split("/")[1] for r in records} == {f"{p}.rf.0.png" for p in {photo(r) for r in records}}
+    # photos holding b: 0, 3, 6, 9; holding c: 0, 4, 8. At least 2 evaluation boxes of every class
+    assert min(c["val"] for c in manifest["classes"].values()) >= 2
+    expected = {  # counted from the photo numbers of each side
+        "a": (len(train_photos), len(eval_photos)),
+        "b": tuple(sum(int(p[1:3]) % 3 == 0 for p in side) for side in (train_photos, eval_photos)),
+        "c": tuple(sum(int(p[1:3]) % 4 == 0 for p in side) for side in (train_photos, eval_photos)),
+    }
+    assert {n: (c["available"], c["val"]) for n, c in manifest["classes"].items()} == expected
+    again = crops.build(roboflow_source, tmp_path / "again", imgsz=16, head=50, ratio=1, seed=0, by_source=2)
+    assert again["val"] == manifest["val"]
+    with pytest.raises(ValueError, match="fewer than 5 evaluation boxes"):  # only 4 photos hold b
+        crops.build(roboflow_source, tmp_path / "too-many", imgsz=16, head=50, ratio=1, seed=0, by_source=5)
+
+
+@pytest.fixture(scope="module")
 def detection_source(tmp_path_factory):
     """20 train images with the rare class 1 (and class 0), 30 with class 0 only; val + test hold both."""
     train = [[0, 1]] * 20 + [[0]] * 30
