@@ -40,10 +40,15 @@ def repeat_factors(
         >>> repeat_factors(labels, nc=2, threshold=0.4, strength=0.5)[8].round(3)  # (0.4 / 0.1) ** 0.25
         np.float64(1.414)
     """
-    cls, lengths = flatten_labels(classes)
+    return flat_repeat_factors(*flatten_labels(classes), nc, threshold, strength)
+
+
+def flat_repeat_factors(cls: np.ndarray, lengths: np.ndarray, nc: int, threshold: float, strength: float) -> np.ndarray:
+    """Return `repeat_factors` for flat labels (`core.balance.flatten_labels`: class ids, instances per image)."""
     image = np.repeat(np.arange(len(lengths)), lengths)  # image index of every instance
     # 1. f_c: the fraction of the images that contain class c (an image counts once however many instances it holds)
-    images_with = np.bincount(np.unique(image * nc + cls) % nc, minlength=nc)
+    pairs = np.sort(image * nc + cls)  # (image, class) keys, an image's repeats adjacent (np.unique: far slower)
+    images_with = np.bincount(pairs[np.diff(pairs, prepend=-1) != 0] % nc, minlength=nc)
     f = images_with / max(len(lengths), 1)
     # 2. r_c = max(1, (t / f_c) ** (s / 2)); classes without images are never looked up
     with np.errstate(divide="ignore"):

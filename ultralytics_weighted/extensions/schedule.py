@@ -26,7 +26,7 @@ from .auto import AutoSolver
 from .config import MAX_FLOOR, balance_strength, check_aggregation, check_strength
 from .keys import DEFAULTS
 from .once import computed_once, digest
-from .repeat_factors import repeat_factors
+from .repeat_factors import flat_repeat_factors, repeat_factors
 from .shares import balance_stats, class_counts, too_few_classes, weighted_target_shares
 
 FLOOR_UNDOES_WARNING = 0.5  # warn when the floor takes back more than this fraction of the balance (log max/min share)
@@ -117,7 +117,7 @@ def weighted_probabilities(
     if cls.size and (cls.min() < 0 or cls.max() >= nc):
         raise ValueError(f"class ids must lie in [0, {nc}), found {cls.min()}..{cls.max()}.")
     if agg == "rfs":
-        r = repeat_factors(classes, nc, threshold, strength)
+        r = flat_repeat_factors(cls, lengths, nc, threshold, strength)
         return r / r.sum()
     v = np.ones(n_images) if image_multipliers is None else np.asarray(image_multipliers, dtype=np.float64)
     p = v / v.sum()  # before class balancing: uniform, or as the image multipliers say
