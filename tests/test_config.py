@@ -148,7 +148,9 @@ def test_non_finite_floor_from_a_cfg_file_and_python_fails_before_the_run_folder
     assert not (tmp_path / "runs").exists()
 
 
-@pytest.mark.parametrize("key", ["balance_floor", "balance_ramp", "balance_start", "balance_tau"])
+@pytest.mark.parametrize(
+    "key", ["balance_floor", "balance_ramp", "balance_start", "balance_rfs_threshold", "balance_tau"]
+)
 def test_a_type_error_suggests_values_the_key_accepts(key):
     import re
 
