@@ -110,7 +110,7 @@ def test_priors_of_a_resumed_training_are_those_of_an_uninterrupted_one():
 def test_balance_tau_in_model_train_writes_the_corrected_best(classify_run):
     best, corrected = load(classify_run.wdir / "best.pt"), load(classify_run.wdir / "best-tau1.pt")
     priors = getattr(best, PRIORS_ATTRIBUTE)
-    delta = prior_offsets(priors["share_before"], priors["share_trained"], 1.0)
+    delta = prior_offsets(priors["share_before"], priors["share_realized"], 1.0)
     assert delta[0] > 0 > delta[2]  # the common class gains, the rare one loses
     (before,), (after,) = biases(best), biases(corrected)
     np.testing.assert_array_equal(after, fp16(before + delta))
@@ -121,12 +121,13 @@ def test_balance_tau_in_the_yolo_cli_writes_the_corrected_best(detect_run):
     weights, log = detect_run
     best, corrected = load(weights / "best.pt"), load(weights / "best-tau1.pt")
     priors = getattr(best, PRIORS_ATTRIBUTE)
-    delta = prior_offsets(priors["share_before"], priors["share_trained"], 1.0)
+    delta = prior_offsets(priors["share_before"], priors["share_realized"], 1.0)
     layers = biases(best)
     assert len(layers) == 3  # one class convolution per detection scale
     for before, after in zip(layers, biases(corrected)):
         np.testing.assert_array_equal(after, fp16(before + delta))
-    assert f"balance_tau=1: saved {weights / 'best-tau1.pt'}" in log
+    used = "from the realized share trained (the instances in the batches trained)"  # the share τ uses (#25 item 4)
+    assert f"balance_tau=1 {used}: saved {weights / 'best-tau1.pt'}" in log
 
 
 def test_adjust_twice_composes_and_never_overwrites(detect_run, tmp_path):
@@ -135,7 +136,7 @@ def test_adjust_twice_composes_and_never_overwrites(detect_run, tmp_path):
     out = run([*ADJUST, f"model={weights / 'best.pt'}", "tau=0.5", f"save={half}"], cwd=tmp_path)
     assert out.returncode == 0, out.stdout
     priors = getattr(load(weights / "best.pt"), PRIORS_ATTRIBUTE)
-    delta = prior_offsets(priors["share_before"], priors["share_trained"], 0.5)
+    delta = prior_offsets(priors["share_before"], priors["share_realized"], 0.5)
     for name, offset in zip(priors["names"], delta):
         assert any(line.split()[0] == name and line.split()[-1] == f"{offset:+.3f}" for line in out.stdout.splitlines())
     out = run([*ADJUST, f"model={half}", "tau=0.5"], cwd=tmp_path)  # default: next to the input

@@ -4,8 +4,10 @@
 Balanced sampling teaches a model the balanced class prior; the data it meets keeps its natural one. Adding
 delta_c = tau * log(share before_c / share trained_c) to each class logit trades that prior back (logit adjustment,
 Menon et al. 2021): tau = 0 keeps the balanced model (rare classes first), tau = 1 restores the data's prior (overall
-accuracy first). The offsets go into the bias of the head's class-logit layers (`priors.class_logit_layers`), so the
-corrected checkpoint predicts, validates and exports with stock Ultralytics.
+accuracy first). The share trained is the realized one (the instances in the batches trained, recorded since the
+plugin counts them), else the nominal one (the sampler's expected share), as the output says. The offsets go into the
+bias of the head's class-logit layers (`priors.class_logit_layers`), so the corrected checkpoint predicts, validates and
+exports with stock Ultralytics.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ def main(options: dict[str, str]) -> int:
         exist_ok = str(options.get("exist_ok", False)).strip().lower()
         if exist_ok not in ("true", "false"):
             raise ValueError(f"exist_ok={options['exist_ok']} must be True or False.")
-        from ultralytics_weighted.host.priors import correct_checkpoint
+        from ultralytics_weighted.host.priors import correct_checkpoint, share_used
 
         save = options.get("save") or None
         path, offsets, priors = correct_checkpoint(options["model"], tau, save, exist_ok=exist_ok == "true")
@@ -48,9 +50,13 @@ def main(options: dict[str, str]) -> int:
     epochs, earlier = priors["epochs"], priors["tau"] - tau
     before = f", corrected by tau={earlier:g} before" if earlier else ""
     trained = f"{priors['settings']}, {epochs} epoch{'s' * (epochs != 1)}{before}"
-    print(f"{options['model']} ({trained}), tau={tau:g}: class logit offsets")
-    print(f"{'class':>{width}} {'share before':>13} {'share trained':>14} {'offset':>8}")
-    for name, before, trained, offset in zip(priors["names"], priors["share_before"], priors["share_trained"], offsets):
-        print(f"{name:>{width}} {before:>13.1%} {trained:>14.1%} {offset:>+8.3f}")
+    print(f"{options['model']} ({trained}), tau={tau:g}: class logit offsets from the {share_used(priors)}")
+    realized = priors.get("share_realized") or [None] * len(priors["names"])
+    print(f"{'class':>{width}} {'share before':>13} {'nominal':>8} {'realized':>9} {'offset':>8}")
+    for name, before, nominal, seen, offset in zip(
+        priors["names"], priors["share_before"], priors["share_trained"], realized, offsets
+    ):
+        seen = "-" if seen is None else f"{seen:.1%}"
+        print(f"{name:>{width}} {before:>13.1%} {nominal:>8.1%} {seen:>9} {offset:>+8.3f}")
     print(f"saved {path} (tau {priors['tau']:g} in total)")
     return 0

@@ -2,9 +2,10 @@
 """The class prior of a balanced training and its correction (`balance_tau`, `ultralytics-weighted adjust`).
 
 A model trained on balanced draws learns the trained class shares as its prior. `record_class_priors` stores the shares
-before and trained on the EMA model (plain data, so stock Ultralytics loads the checkpoint), and `correct_class_prior`
-adds tau * log(share before / share trained) to the bias of the class logits (logit adjustment), so exports need
-nothing of the plugin.
+before and trained on the EMA model (plain data, so stock Ultralytics loads the checkpoint): the nominal share trained
+(the sampler's expected share) and the realized one (the instances in the batches trained, `exposure.py`).
+`correct_class_prior` adds tau * log(share before / share trained) to the bias of the class logits (logit adjustment),
+with the realized share where the checkpoint has it (`correction_share`), so exports need nothing of the plugin.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from ultralytics_weighted.extensions.config import check_tau
 from ultralytics_weighted.extensions.report import balance_settings
 from ultralytics_weighted.extensions.schedule import BalanceSchedule
 from ultralytics_weighted.extensions.shares import class_shares
+from ultralytics_weighted.host.exposure import RealizedExposure, exposure_of
 
 PRIORS_ATTRIBUTE = "balance_priors"  # model attribute holding the class priors (plain data: stock Ultralytics loads it)
 
@@ -60,20 +62,25 @@ class TrainedPriors:
             self.epoch_shares.append(class_shares(self._cls, self._lengths, self.schedule.nc, p))
         return np.mean(self.epoch_shares[:epochs], axis=0) if epochs > 0 else self.share_before.copy()
 
-    def record(self, epochs: int, names: dict | Sequence[str], settings: str) -> dict:
+    def record(
+        self, epochs: int, names: dict | Sequence[str], settings: str, exposure: RealizedExposure | None = None
+    ) -> dict:
         """Return the priors after `epochs` epochs as plain Python data (lists, floats, str), to store in a checkpoint.
 
         Args:
             epochs (int): Epochs trained so far.
             names (dict | Sequence[str]): Class names by class id.
             settings (str): The balancing train keys (`balance_settings`).
+            exposure (RealizedExposure, optional): The instances of each class in the batches trained, per epoch.
 
         Returns:
-            (dict): 'names', 'share_before', 'share_trained' (lists by class id), 'epochs', 'settings' and 'tau' (the
-                correction applied so far: 0.0 at training time).
+            (dict): 'names', 'share_before', 'share_trained' (the nominal share, lists by class id), 'epochs',
+                'settings' and 'tau' (the correction applied so far: 0.0 at training time); with the counts of every
+                epoch trained also 'exposure' (instances per class of each epoch, a list of int lists by epoch) and
+                'share_realized' (their pooled share per class).
         """
         names = names if isinstance(names, dict) else dict(enumerate(names))
-        return {
+        priors = {
             "names": [str(names.get(c, c)) for c in range(self.schedule.nc)],
             "share_before": [float(x) for x in self.share_before],
             "share_trained": [float(x) for x in self.share_trained(epochs)],
@@ -81,6 +88,40 @@ class TrainedPriors:
             "settings": str(settings),
             "tau": 0.0,
         }
+        realized = exposure.share(epochs) if exposure is not None else None
+        if realized is not None:
+            priors["exposure"] = [[int(n) for n in counts] for counts in exposure.epochs[:epochs]]
+            priors["share_realized"] = [float(x) for x in realized]
+        return priors
+
+
+def correction_share(priors: dict) -> tuple[list[float], str]:
+    """Return the share trained that a prior correction uses, and which: 'realized' where recorded, else 'nominal'.
+
+    The realized share (the instances in the batches trained, after Mosaic, MixUp, CutMix and CopyPaste) is the prior
+    the model learned; checkpoints of older plugin versions (or resumed from one) have only the nominal share.
+
+    Examples:
+        >>> correction_share({"share_trained": [0.5, 0.5], "share_realized": [0.6, 0.4]})
+        ([0.6, 0.4], 'realized')
+        >>> correction_share({"share_trained": [0.5, 0.5]})
+        ([0.5, 0.5], 'nominal')
+    """
+    if priors.get("share_realized"):
+        return list(priors["share_realized"]), "realized"
+    return list(priors["share_trained"]), "nominal"
+
+
+def share_used(priors: dict) -> str:
+    """Return the words that say which share trained a correction used, for log lines and reports.
+
+    Examples:
+        >>> share_used({"share_trained": [1.0]})
+        'nominal share trained (the checkpoint has no realized exposure: trained before the plugin counted it)'
+    """
+    if correction_share(priors)[1] == "realized":
+        return "realized share trained (the instances in the batches trained)"
+    return "nominal share trained (the checkpoint has no realized exposure: trained before the plugin counted it)"
 
 
 def prior_offsets(share_before: Sequence[float], share_trained: Sequence[float], tau: float) -> np.ndarray:
@@ -126,7 +167,8 @@ def record_class_priors(trainer) -> None:
     if getattr(dataset, "trained_priors", None) is None:
         dataset.trained_priors = TrainedPriors(schedule)
     settings = balance_settings(schedule.strength, schedule.agg, schedule)
-    priors = dataset.trained_priors.record(trainer.epoch + 1, dataset.balance_names, settings)
+    exposure = exposure_of(trainer)  # this epoch's counts are closed already (`exposure.close_epoch_count`)
+    priors = dataset.trained_priors.record(trainer.epoch + 1, dataset.balance_names, settings, exposure)
     model = getattr(trainer.ema.ema, "student_model", trainer.ema.ema)  # strip_optimizer keeps only the student
     setattr(model, PRIORS_ATTRIBUTE, priors)
 
@@ -138,7 +180,10 @@ def save_corrected_best(trainer) -> None:
         return
     path, offsets, priors = correct_checkpoint(trainer.best, tau)
     offsets = ", ".join(f"{name} {offset:+.3f}" for name, offset in zip(priors["names"], offsets))
-    LOGGER.info(f"{colorstr('balance: ')}balance_tau={tau:g}: saved {path} (class logit offsets {offsets})")
+    LOGGER.info(
+        f"{colorstr('balance: ')}balance_tau={tau:g} from the {share_used(priors)}: saved {path} "
+        f"(class logit offsets {offsets})"
+    )
 
 
 def class_logit_layers(model) -> list:
@@ -182,7 +227,9 @@ def class_logit_layers(model) -> list:
 def correct_class_prior(model, tau: float) -> np.ndarray:
     """Add tau * log(share before / share trained) to the class logits of a balanced model, in its biases, in place.
 
-    The recorded tau grows by `tau`, so correcting twice composes: 0.5 then 0.5 is the same model as 1 at once.
+    The share trained is the realized one where the priors record it, else the nominal one (`correction_share`); the
+    priors of the corrected model say which in 'tau_share'. The recorded tau grows by `tau`, so correcting twice
+    composes: 0.5 then 0.5 is the same model as 1 at once.
 
     Args:
         model (torch.nn.Module): A model trained with class balancing (it carries `PRIORS_ATTRIBUTE`).
@@ -216,12 +263,13 @@ def correct_class_prior(model, tau: float) -> np.ndarray:
             "there is no balanced prior to correct."
         )
     tau = check_tau(tau)
-    offsets = prior_offsets(priors["share_before"], priors["share_trained"], float(tau))
+    offsets = prior_offsets(priors["share_before"], correction_share(priors)[0], float(tau))
     with torch.no_grad():
         for layer in class_logit_layers(model):
             bias = layer.bias
             bias.copy_((bias.double() + torch.as_tensor(offsets, device=bias.device)).to(bias.dtype))
-    setattr(model, PRIORS_ATTRIBUTE, {**priors, "tau": float(priors.get("tau", 0.0)) + float(tau)})
+    tau_total = float(priors.get("tau", 0.0)) + float(tau)
+    setattr(model, PRIORS_ATTRIBUTE, {**priors, "tau": tau_total, "tau_share": correction_share(priors)[1]})
     return offsets
 
 

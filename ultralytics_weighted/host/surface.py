@@ -12,7 +12,9 @@ that hand the native balancing step to the plugin's.
 
 Besides the table, balanced training changes two things on objects it builds itself, never on Ultralytics' classes or
 modules: the train dataset instance switches to a balanced subclass (`make_balanced`), and its mix transforms get a
-weighted `get_indexes` instance attribute. The one Ultralytics function wrapped elsewhere is `check_dict_alignment`, by
+weighted `get_indexes` instance attribute. Every training (balanced or not) counts the classes it trains on through an
+instance attribute of its trainer object, a `preprocess_batch` that counts `batch["cls"]` and calls the stock method
+(`exposure.py`). The one Ultralytics function wrapped elsewhere is `check_dict_alignment`, by
 the startup hook when it is switched off or the plugin failed to start (it must not import this). `compare`'s
 validation (`validation.py`, never on activation) replaces `update_metrics` (wrapped, the original still runs) and, for
 classification, `dataloader` (rebuilt unshuffled) on the validator instance of its own `model.val()` call, through an

@@ -20,6 +20,7 @@ from ultralytics_weighted.extensions.config import balance_strength, balancing_o
 from ultralytics_weighted.extensions.keys import DEFAULTS
 from ultralytics_weighted.extensions.report import balance_report, balance_settings, floor_warning, nothing_to_balance
 from ultralytics_weighted.extensions.schedule import BalanceSchedule, schedule_from_args
+from ultralytics_weighted.host.exposure import start_counting
 from ultralytics_weighted.host.native import core_module
 from ultralytics_weighted.host.priors import record_class_priors, save_corrected_best
 
@@ -91,8 +92,13 @@ def check_class_balance(args, trainer: str, supported: bool) -> None:
 
 
 def start_train_pipeline(trainer) -> None:
-    """Record that `trainer` builds its train loader now; train-mode datasets built before it stay stock (QAT)."""
+    """Record that `trainer` builds its train loader now, and count the classes of the batches it trains on.
+
+    Train-mode datasets built before it stay stock (QAT calibration); counting (`exposure.start_counting`) covers every
+    training, balanced or not.
+    """
     trainer.balance_train_pipeline = True
+    start_counting(trainer)
 
 
 def explain_final_batch(trainer, error: ValueError) -> None:

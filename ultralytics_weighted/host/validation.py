@@ -234,11 +234,11 @@ def trained_prior_offsets(weights: Path) -> list[float] | None:
     """
     from ultralytics.utils.patches import torch_load
 
-    from ultralytics_weighted.host.priors import PRIORS_ATTRIBUTE, prior_offsets
+    from ultralytics_weighted.host.priors import PRIORS_ATTRIBUTE, correction_share, prior_offsets
 
     checkpoint = torch_load(weights, map_location="cpu")
     priors = getattr(checkpoint.get("ema") or checkpoint["model"], PRIORS_ATTRIBUTE, None)
-    return prior_offsets(priors["share_before"], priors["share_trained"], 1.0).tolist() if priors else None
+    return prior_offsets(priors["share_before"], correction_share(priors)[0], 1.0).tolist() if priors else None
 
 
 def validation_command(folder: Path, data: str, train: dict, taus: list, checkpoint: str) -> list[str]:
