@@ -138,6 +138,20 @@ def test_detection_compare_reports_the_operating_point_with_intervals_beside_ap(
         assert float(stored["op_threshold"]) == 0.25 and (stored["op_conf"] >= 0.25).all()
         assert len(stored["op_hit"]) == len(stored["op_cls"]) == len(stored["op_image"])
 
+    # the child's single-label NMS reads the validator's own batch: at a threshold this 1-epoch model passes, each
+    # image's most confident single-label box is also the validator's (the top score is the top of its class there)
+    from ultralytics_weighted.host.validation import validate
+
+    validate(folder / "runs" / "mean-seed0" / "weights" / "last.pt", datasets("detect"), {"imgsz": 64, "batch": 8},
+             tmp_path / "low.npz", 0.001)  # fmt: skip
+    with np.load(tmp_path / "low.npz") as f:
+        low = dict(f)
+    assert len(low["op_conf"]) > 0 and (low["op_conf"] >= 0.001).all() and float(low["op_threshold"]) == 0.001
+    for i in np.unique(low["op_image"]):
+        top = np.flatnonzero(low["op_image"] == i)[np.argmax(low["op_conf"][low["op_image"] == i])]
+        mine = (low["pred_image"] == i) & (low["pred_cls"] == low["op_cls"][top])
+        assert np.isclose(low["conf"][mine], low["op_conf"][top]).any()
+
     # report= recomputes the reports byte for byte
     reports = {name: (folder / name).read_bytes() for name in ("compare.md", "compare.csv", "compare.json")}
     again = compare(f"report={folder}", cwd=tmp_path)
