@@ -16,9 +16,10 @@ weighted `get_indexes` instance attribute. Every training (balanced or not) coun
 instance attribute of its trainer object, a `preprocess_batch` that counts `batch["cls"]` and calls the stock method
 (`exposure.py`). The one Ultralytics function wrapped elsewhere is `check_dict_alignment`, by
 the startup hook when it is switched off or the plugin failed to start (it must not import this). `compare`'s
-validation (`validation.py`, never on activation) replaces `update_metrics` (wrapped, the original still runs) and, for
-classification, `dataloader` (rebuilt unshuffled) on the validator instance of its own `model.val()` call, through an
-`on_val_start` callback, to record every image's results; no Ultralytics class or module is changed.
+validation (`validation.py`, never on activation) replaces `update_metrics` (wrapped, the original still runs), for
+detection `postprocess` (wrapped, the original still runs and is what the validator scores) and, for classification,
+`dataloader` (rebuilt unshuffled) on the validator instance of its own `model.val()` call, through an `on_val_start`
+callback, to record every image's results; no Ultralytics class or module is changed.
 """
 
 from __future__ import annotations

@@ -3,21 +3,23 @@
 
 `validate` runs `model.val()` on a run's weights and stores each image's results (`per_image.npz`) next to the metrics
 Ultralytics reports; `evaluate` does so for the trained weights or for them corrected by τ (`priors`). To record each
-image, `record_per_image` replaces two attributes of the validator *instance* of that one `model.val()` call, through
-an `on_val_start` callback: `update_metrics` (wrapped: the original runs unchanged, the wrapper copies what it added)
-and, for classification, `dataloader` (rebuilt unshuffled). No Ultralytics class or module is changed; host/surface.py
-lists this beside `PATCH_SURFACE`.
+image, `record_per_image` replaces attributes of the validator *instance* of that one `model.val()` call, through an
+`on_val_start` callback: `update_metrics` (wrapped: the original runs unchanged, the wrapper copies what it added),
+for detection `postprocess` (wrapped: the original runs unchanged; the wrapper also keeps the single-label detections
+of the operating point) and, for classification, `dataloader` (rebuilt unshuffled). No Ultralytics class or module is
+changed; host/surface.py lists this beside `PATCH_SURFACE`.
 
 Internal entry point (compare's child process; documented, not a user command): compare validates each run folder in a
 process of its own, so that parallel runs do not share one interpreter:
 
-    python -m ultralytics_weighted.host.validation RUN_FOLDER DATA TRAIN_JSON TAUS_JSON CHECKPOINT
+    python -m ultralytics_weighted.host.validation RUN_FOLDER DATA TRAIN_JSON TAUS_JSON CHECKPOINT [OPERATING_CONF]
 
 TRAIN_JSON: the run's train keys (`imgsz`, `batch`, `device` are used); TAUS_JSON: the results to validate in order,
 e.g. `[null, 1.0]` = the trained weights, then them corrected by τ = 1; CHECKPOINT: `last` (the final weights) or
-`best` (`CHECKPOINTS`). For each it writes `per_image*.npz`, then `val*.json` (with `val_seconds`, `checkpoint` and,
-for a classifier's trained weights, `logit_offsets`); together they mark it validated. `validation_command` builds
-this command line.
+`best` (`CHECKPOINTS`); OPERATING_CONF: the confidence of detection's operating point (default `OPERATING_CONF`).
+For each it writes `per_image*.npz`, then `val*.json` (with `val_seconds`, `checkpoint`, for detection
+`operating_conf` and, for a classifier's trained weights, `logit_offsets`); together they mark it validated.
+`validation_command` builds this command line.
 """
 
 from __future__ import annotations
@@ -32,9 +34,10 @@ from pathlib import Path
 import numpy as np
 
 CHECKPOINTS = ("last", "best")  # the weights compare may evaluate: weights/last.pt (the final ones) or best.pt
+OPERATING_CONF = 0.25  # detection's operating point: Ultralytics' `predict` default confidence (compare's key)
 
 
-def record_per_image(model, task: str) -> dict:
+def record_per_image(model, task: str, operating_conf: float | None = None) -> dict:
     """Make `model.val()` hand over every image's results as its validator computes them; return the lists they fill.
 
     The validator's own `update_metrics` runs unchanged; the wrapper installed at `on_val_start` only copies what it
@@ -43,10 +46,14 @@ def record_per_image(model, task: str) -> dict:
     the top-1 class and the class probabilities the model gave. Ultralytics shuffles the classification val loader and
     its batches carry no file names, so for classification the loader is rebuilt unshuffled (the same Ultralytics
     `build_dataloader`, `shuffle=False`) and the files are the dataset's samples in order.
+
+    With `operating_conf`, detection also records the single-label detections of Ultralytics' `predict` path
+    (`operating_point_detections`): `postprocess` is wrapped too, and its original still runs and is what the
+    validator scores.
     """
     from ultralytics.data.build import build_dataloader
 
-    record = {}
+    record, single = {}, []  # single: the current batch's single-label detections, from postprocess to update_metrics
 
     def on_val_start(validator):
         update = validator.update_metrics
@@ -68,21 +75,67 @@ def record_per_image(model, task: str) -> dict:
             for key, values in validator.metrics.stats.items():
                 record.setdefault(key, []).extend(values[before:])
             record.setdefault("images", []).extend(str(f) for f in batch["im_file"][: len(preds)])
+            for si, detections in enumerate(single[: len(preds)]):  # matched as the validator matches its own
+                pbatch, predn = validator._prepare_batch(si, batch), validator._prepare_pred(detections)
+                record.setdefault("op_hit", []).append(validator._process_batch(predn, pbatch)["tp"][:, 0])
+                record.setdefault("op_conf", []).append(predn["conf"].cpu().numpy())
+                record.setdefault("op_cls", []).append(predn["cls"].cpu().numpy())
 
         validator.update_metrics = update_metrics
+        if task == "detect" and operating_conf is not None:
+            postprocess = validator.postprocess
+
+            def postprocess_both(preds):
+                single[:] = operating_point_detections(validator, preds, operating_conf)
+                return postprocess(preds)
+
+            validator.postprocess = postprocess_both
 
     model.add_callback("on_val_start", on_val_start)
     return record
 
 
-def per_image_arrays(record: dict, task: str) -> dict:
+def operating_point_detections(validator, preds, conf: float) -> list[dict]:
+    """Return a batch's detections as Ultralytics' `predict` keeps them: one class per box, confidence >= `conf`.
+
+    The validator's own NMS keeps every class of a box above its 0.001 threshold (`multi_label=True`), which AP needs;
+    `predict` keeps a box's best class only (`multi_label=False`) at confidence 0.25 by default: the boxes and classes
+    a user deploys. Same raw outputs, IoU, `max_det` and class-agnostic setting as the validator's NMS.
+    """
+    from ultralytics.utils import nms
+
+    raw = preds[0] if isinstance(preds, (list, tuple)) else preds
+    args = validator.args
+    kept = nms.non_max_suppression(
+        raw.clone(),  # NMS must not change what the validator's own NMS then reads
+        conf,
+        args.iou,
+        multi_label=False,
+        agnostic=args.single_cls or args.agnostic_nms,
+        max_det=args.max_det,
+        end2end=getattr(validator, "end2end", False),
+    )
+    return [{"bboxes": x[:, :4], "conf": x[:, 4], "cls": x[:, 5], "extra": x[:, 6:]} for x in kept]
+
+
+def per_image_arrays(record: dict, task: str, operating_conf: float | None = None) -> dict:
     """Return the arrays `per_image.npz` stores from what `record_per_image` collected (see `evaluate_runs`)."""
     images = np.array(record["images"], dtype=str)  # the image files, in the order of the other arrays
     if task == "classify":
         return {k: np.concatenate(record[k]) for k in ("true", "pred", "probs")} | {"images": images}
     tp = "tp_m" if task == "segment" else "tp"  # the masks' matches for segmentation, as its reported metric
     preds, targets = [len(x) for x in record["conf"]], [len(x) for x in record["target_cls"]]
-    return {
+    operating = {}
+    if "op_conf" in record:  # the single-label detections at the operating point (`operating_point_detections`)
+        shown = [len(x) for x in record["op_conf"]]
+        operating = {
+            "op_hit": np.concatenate(record["op_hit"]).astype(bool),
+            "op_conf": np.concatenate(record["op_conf"]).astype(np.float32),
+            "op_cls": np.concatenate(record["op_cls"]).astype(np.int32),
+            "op_image": np.repeat(np.arange(len(shown)), shown).astype(np.int32),
+            "op_threshold": np.float64(operating_conf),
+        }
+    return operating | {
         "tp": np.concatenate(record[tp]).astype(bool),
         "conf": np.concatenate(record["conf"]).astype(np.float32),
         "pred_cls": np.concatenate(record["pred_cls"]).astype(np.int32),
@@ -94,7 +147,9 @@ def per_image_arrays(record: dict, task: str) -> dict:
     }
 
 
-def validate(best: Path, data: str, train: dict, per_image: Path | None = None) -> dict:
+def validate(
+    best: Path, data: str, train: dict, per_image: Path | None = None, operating_conf: float | None = None
+) -> dict:
     """Validate weights on the val split; return overall and per-class metrics, and store per-image results.
 
     Args:
@@ -102,6 +157,9 @@ def validate(best: Path, data: str, train: dict, per_image: Path | None = None) 
         data (str): The dataset.
         train (dict): The run's train keys (`imgsz`, `batch`, `device`, `task` are used).
         per_image (Path, optional): Where to write the per-image results (`per_image.npz`); None writes nothing.
+        operating_conf (float, optional): For detection, also store the single-label detections at this confidence
+            (`operating_point_detections`: `op_hit` (matched at IoU 0.5), `op_conf`, `op_cls`, `op_image` and
+            `op_threshold`).
 
     Returns:
         (dict): `task`, `all` (AP50 and AP50-95, or top-1 and top-5 accuracy for classification) and `classes`
@@ -113,7 +171,7 @@ def validate(best: Path, data: str, train: dict, per_image: Path | None = None) 
     model = YOLO(best)
     task = model.task
     keys = {k: train[k] for k in ("imgsz", "batch", "device") if k in train}
-    record = record_per_image(model, task)
+    record = record_per_image(model, task, operating_conf)
     # Ultralytics makes a save folder per validation (runs/<task>/val, val2, ... in the current directory, empty
     # with plots=False): it goes into the run folder, and is removed once empty, so that compare writes nothing else
     saved = best.parent.parent / f"val-{best.stem}"
@@ -124,7 +182,7 @@ def validate(best: Path, data: str, train: dict, per_image: Path | None = None) 
         with contextlib.suppress(OSError):
             saved.rmdir()  # only if empty: a folder with files in it is kept
     if per_image is not None:
-        np.savez_compressed(per_image, **per_image_arrays(record, task))
+        np.savez_compressed(per_image, **per_image_arrays(record, task, operating_conf))
     if task == "classify":
         return {"task": task, "all": {"top1": float(metrics.top1), "top5": float(metrics.top5)}, "classes": {}}
     box = metrics.seg if task == "segment" else metrics.box
@@ -189,13 +247,21 @@ def corrected_probabilities(probs: np.ndarray, offsets: np.ndarray) -> np.ndarra
     return scores / scores.sum(1, keepdims=True)
 
 
-def evaluate(folder: Path, data: str, train: dict, tau: float | None = None, checkpoint: str = "last") -> dict:
+def evaluate(
+    folder: Path,
+    data: str,
+    train: dict,
+    tau: float | None = None,
+    checkpoint: str = "last",
+    operating_conf: float = OPERATING_CONF,
+) -> dict:
     """Validate a run's weights (`checkpoint`), or them corrected by tau, and store the per-image results.
 
     With tau, classification corrects the stored per-image probabilities of the run (validated first) by
     `logit_offsets`: the same predictions as validating the corrected checkpoint, without running the model again.
     Detection writes the corrected checkpoint (e.g. weights/last-tau1.pt) and validates it: the correction acts through
-    NMS, the confidence threshold and `max_det`, which the stored results cannot replay.
+    NMS, the confidence threshold and `max_det`, which the stored results cannot replay. Detection also stores the
+    single-label detections at `operating_conf` (`validate`).
 
     Returns:
         (dict): As `validate`.
@@ -204,10 +270,10 @@ def evaluate(folder: Path, data: str, train: dict, tau: float | None = None, che
 
     files, trained = result_files(folder, tau, checkpoint), result_files(folder, None, checkpoint)
     if tau is None:
-        return validate(trained["weights"], data, train, files["per_image"])
+        return validate(trained["weights"], data, train, files["per_image"], operating_conf)
     if json.loads(trained["val"].read_text())["task"] != "classify":
         correct_checkpoint(trained["weights"], tau, files["weights"], exist_ok=True)  # a re-validation replaces it
-        return validate(files["weights"], data, train, files["per_image"])
+        return validate(files["weights"], data, train, files["per_image"], operating_conf)
     with np.load(trained["per_image"]) as f:
         stored = dict(f)
     probs = corrected_probabilities(stored["probs"], logit_offsets(trained["weights"], tau))
@@ -241,18 +307,24 @@ def trained_prior_offsets(weights: Path) -> list[float] | None:
     return prior_offsets(priors["share_before"], correction_share(priors)[0], 1.0).tolist() if priors else None
 
 
-def validation_command(folder: Path, data: str, train: dict, taus: list, checkpoint: str) -> list[str]:
+def validation_command(
+    folder: Path, data: str, train: dict, taus: list, checkpoint: str, operating_conf: float = OPERATING_CONF
+) -> list[str]:
     """Return the command line of the internal entry point that validates `folder`'s weights for each of `taus`."""
-    return [sys.executable, "-m", __name__, str(folder), str(data), json.dumps(train), json.dumps(taus), checkpoint]
+    args = [str(folder), str(data), json.dumps(train), json.dumps(taus), checkpoint, repr(float(operating_conf))]
+    return [sys.executable, "-m", __name__, *args]
 
 
 def main(argv: list[str]) -> None:
     """Validate one run folder for each τ of the internal entry point's arguments (see the module docstring)."""
     folder, data, train, taus, checkpoint = Path(argv[0]), argv[1], json.loads(argv[2]), json.loads(argv[3]), argv[4]
+    operating_conf = float(argv[5]) if len(argv) > 5 else OPERATING_CONF
     for tau in taus:
         start = time.time()
-        val = evaluate(folder, data, train, tau, checkpoint)
+        val = evaluate(folder, data, train, tau, checkpoint, operating_conf)
         val |= {"val_seconds": round(time.time() - start, 1), "checkpoint": checkpoint}
+        if val["task"] == "detect":  # what its stored single-label detections were kept at
+            val["operating_conf"] = operating_conf
         if tau is None and val["task"] == "classify":  # the τ frontier's offsets, kept with the results
             val["logit_offsets"] = trained_prior_offsets(result_files(folder, None, checkpoint)["weights"])
         write_json(result_files(folder, tau, checkpoint)["val"], val)  # after per_image.npz: both mark it validated

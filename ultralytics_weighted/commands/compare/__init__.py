@@ -67,7 +67,8 @@ def run_comparison(options: dict, command: str = "") -> Comparison:
         options (dict): `data`, `variants`, `seeds`, `parallel`, `resamples` (bootstrap resamples per interval,
             default RESAMPLES), optional `project` / `name` for the output folder, and any other `yolo train` keys
             (model, epochs, imgsz, fraction, ...) applied to every run; `checkpoint` (last, the default: each run's
-            final weights; or best).
+            final weights; or best); `operating_conf` (detection: the confidence of the operating point whose
+            precision, recall and F1 are reported, default 0.25).
         command (str): The command line, written at the top of compare.md.
 
     Returns:
@@ -92,6 +93,7 @@ def run_comparison(options: dict, command: str = "") -> Comparison:
         "runs": [run_entry(str(r.folder.relative_to(out)), r.tau) for r in runs],
         "resamples": parsed.resamples,
         "checkpoint": parsed.checkpoint,
+        "operating_conf": parsed.operating_conf,
     }
     (out / SETUP).write_text(json.dumps(setup, indent=2))  # what `summarize` and `report=` read; compare.json adds
     return summarize(out)  # the summary to it

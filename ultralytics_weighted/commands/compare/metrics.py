@@ -10,7 +10,8 @@ recomputed on any weighting of the evaluation images without running a model aga
 - `class_recall`: per-class recall (per-class accuracy) and top-1 accuracy of a classifier under such weights;
 - `prior_accuracy`: accuracy at the training data's class frequencies;
 - `run_metrics`: every metric `compare` reports, per class and for all classes, from one run's stored results;
-- `detection_operating_point`: a detector's P/R/F1 at a fixed operating point.
+- `single_label_detections`, `detection_operating_point`: a detector's P/R/F1 at a fixed operating point, from the
+  single-label detections of Ultralytics' `predict` path that compare's validation stores.
 
 `intervals` turns these into paired intervals; benchmarks/calibration.py measures their coverage.
 """
@@ -167,7 +168,13 @@ def class_recall(true: np.ndarray, pred: np.ndarray, nc: int, weights: np.ndarra
     return recall, (weights @ right).sum(1) / weights.sum(1)
 
 
-def run_metrics(per_image: dict, nc: int, weights: np.ndarray, train_instances: np.ndarray | None = None) -> dict:
+def run_metrics(
+    per_image: dict,
+    nc: int,
+    weights: np.ndarray,
+    train_instances: np.ndarray | None = None,
+    operating_conf: float | None = None,
+) -> dict:
     """Return every metric of one run per class and for all classes, under each weighting of the evaluation images.
 
     Args:
@@ -176,12 +183,17 @@ def run_metrics(per_image: dict, nc: int, weights: np.ndarray, train_instances: 
         nc (int): Number of classes.
         weights (np.ndarray): (B, n_images) weight of each evaluation image in each resample.
         train_instances (np.ndarray, optional): (nc,) train instances per class; classification then adds the 'all'
-            row 'prior_accuracy' (`prior_accuracy`: accuracy at the training data's class frequencies).
+            row 'prior_accuracy' (`prior_accuracy`: accuracy at the training data's class frequencies), detection's
+            operating point the 'all' row 'prior_recall'.
+        operating_conf (float, optional): Detection: the operating point's confidence; adds its 'precision',
+            'recall' and 'f1' (`detection_operating_point`) where the run stored single-label detections at it
+            (`single_label_detections`).
 
     Returns:
         (dict): (metric, class id or 'all') -> (B,) values, for the classes with evaluation objects. Detection:
             'ap50' and 'ap50_95' (mean over the 10 IoU thresholds); 'all' is their mean over the classes with objects
-            in the resample (mAP, as Ultralytics). Classification: 'recall' per class; 'all' rows 'top1' (accuracy)
+            in the resample (mAP, as Ultralytics); with `operating_conf`, also the operating point's metrics.
+            Classification: 'recall' per class; 'all' rows 'top1' (accuracy)
             and 'balanced_accuracy' (mean per-class recall over the classes with images in the resample).
 
     Examples:
@@ -211,6 +223,8 @@ def run_metrics(per_image: dict, nc: int, weights: np.ndarray, train_instances: 
         for metric, values in (("ap50", ap[:, :, 0]), ("ap50_95", ap.mean(2))):
             out |= {(metric, int(c)): values[:, c] for c in present}
             out[metric, "all"] = np.nanmean(values, 1)
+        if operating_conf is not None and (single := single_label_detections(per_image, operating_conf)) is not None:
+            out |= detection_operating_point(single, nc, weights, operating_conf, train_instances)
         return out
 
 
@@ -237,24 +251,66 @@ def prior_accuracy(recall: np.ndarray, train_instances: np.ndarray) -> np.ndarra
     return np.where(known, recall * prior, 0).sum(1) / np.where(known, prior, 0).sum(1)
 
 
-def detection_operating_point(per_image: dict, nc: int, weights: np.ndarray, conf: float = 0.25) -> dict:
+def single_label_detections(per_image: dict, conf: float) -> dict | None:
+    """Return a run's stored single-label detections at confidence `conf` in the form `detection_operating_point` reads.
+
+    compare's validation stores, beside the validator's multi-label detections (`tp`, `conf`, `pred_cls`, ...), the
+    detections of Ultralytics' `predict` path at the operating point: one class per box (its argmax), confidence >=
+    `op_threshold`, each matched at IoU 0.5 as the validator matches (`op_hit`, `op_conf`, `op_cls`, `op_image`). The
+    matching depends on which detections are kept, so they hold for their own threshold only.
+
+    Args:
+        per_image (dict): The run's detection `per_image.npz`.
+        conf (float): The operating point's confidence (compare's `operating_conf`).
+
+    Returns:
+        (dict | None): `tp` (N, 1), `conf`, `pred_cls`, `pred_image`, `target_cls`, `target_image`; None if the run
+            stored none at `conf` (stored before compare kept them, or at another `operating_conf`).
+
+    Examples:
+        >>> stored = {"op_hit": np.array([True]), "op_conf": np.array([0.9]), "op_cls": np.array([2]),
+        ...           "op_image": np.array([0]), "op_threshold": np.float64(0.25), "target_cls": np.array([2]),
+        ...           "target_image": np.array([0])}
+        >>> single_label_detections(stored, 0.25)["tp"].tolist(), single_label_detections(stored, 0.5)
+        ([[True]], None)
+    """
+    if "op_threshold" not in per_image or float(per_image["op_threshold"]) != float(conf):
+        return None
+    return {
+        "tp": np.asarray(per_image["op_hit"], bool).reshape(-1, 1),
+        "conf": per_image["op_conf"],
+        "pred_cls": per_image["op_cls"],
+        "pred_image": per_image["op_image"],
+        "target_cls": per_image["target_cls"],
+        "target_image": per_image["target_image"],
+    }
+
+
+def detection_operating_point(
+    per_image: dict, nc: int, weights: np.ndarray, conf: float = 0.25, train_instances: np.ndarray | None = None
+) -> dict:
     """Return per-class precision, recall and F1 of a detector at one fixed operating point, under each weighting.
 
     The operating point is fixed before the runs (confidence >= `conf`, Ultralytics' `predict` default 0.25, and IoU
     0.5), not tuned on the evaluation set that is reported: a threshold picked on the reported split would favour the
-    noisier variant, as picking best.pt on it does.
+    noisier variant, as picking best.pt on it does. compare feeds it the single-label detections of the `predict`
+    path (`single_label_detections`), where a box has one class, so a τ correction that changes a box's argmax class
+    moves these numbers; AP, from the validator's multi-label NMS, barely moves.
 
     Args:
-        per_image (dict): The run's detection `per_image.npz` (`tp`, `conf`, `pred_cls`, `pred_image`, `target_cls`,
-            `target_image`).
+        per_image (dict): Detections and objects (`tp`, `conf`, `pred_cls`, `pred_image`, `target_cls`,
+            `target_image`; `tp[:, 0]`: matched at IoU 0.5).
         nc (int): Number of classes.
         weights (np.ndarray): (B, n_images) weight of each evaluation image in each resample.
         conf (float): Confidence threshold of the operating point.
+        train_instances (np.ndarray, optional): (nc,) train instances per class; adds the 'all' row 'prior_recall'
+            (recall weighted by the train prior, `prior_accuracy`).
 
     Returns:
         (dict): (metric, class id or 'all') -> (B,) for 'precision', 'recall', 'f1', for the classes with evaluation
-            objects; 'all' is the mean over those classes (NaN entries left out). Precision of a class without
-            detections in a resample is NaN.
+            objects; 'all' is the mean over the classes with objects in the resample. Precision (and F1) of a class
+            without detections is 0, as Ultralytics reports it; every metric of a class without objects in a resample
+            is NaN.
 
     Examples:
         >>> d = {"tp": np.array([[True], [False], [True]]), "conf": np.array([0.9, 0.8, 0.1]), "pred_cls": np.zeros(3),
@@ -265,7 +321,8 @@ def detection_operating_point(per_image: dict, nc: int, weights: np.ndarray, con
     weights = np.asarray(weights, dtype=float)
     n_images = weights.shape[1]
     keep = np.asarray(per_image["conf"]) >= conf
-    hit = np.asarray(per_image["tp"], bool).reshape(len(keep), -1)[keep, 0]
+    tp = np.asarray(per_image["tp"], bool)
+    hit = (tp if tp.ndim == 2 else tp[:, None])[keep, 0]  # (N, T) or (N,): matched at IoU 0.5; N may be 0
     image, cls = np.asarray(per_image["pred_image"], int)[keep], np.asarray(per_image["pred_cls"], int)[keep]
     found, shown, objects = (np.zeros((n_images, nc)) for _ in range(3))
     np.add.at(found, (image[hit], cls[hit]), 1.0)
@@ -274,12 +331,16 @@ def detection_operating_point(per_image: dict, nc: int, weights: np.ndarray, con
     tp, det, labels = weights @ found, weights @ shown, weights @ objects
     with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        precision = np.where(det > 0, tp / det, np.nan)
-        recall = np.where(labels > 0, tp / labels, np.nan)
-        f1 = np.where(labels > 0, np.nan_to_num(2 * precision * recall / (precision + recall)), np.nan)
+        absent = labels == 0  # no objects of the class in the resample: nothing to measure
+        precision = np.where(absent, np.nan, np.divide(tp, det, out=np.zeros_like(tp), where=det > 0))
+        recall = np.where(absent, np.nan, tp / labels)
+        both = precision + recall
+        f1 = np.where(absent, np.nan, np.divide(2 * precision * recall, both, out=np.zeros_like(tp), where=both > 0))
         out = {}
         present = np.unique(per_image["target_cls"]).astype(int)
         for metric, values in (("precision", precision), ("recall", recall), ("f1", f1)):
             out |= {(metric, int(c)): values[:, c] for c in present}
             out[metric, "all"] = np.nanmean(values[:, present], 1)
+        if train_instances is not None:
+            out["prior_recall", "all"] = prior_accuracy(recall, train_instances)
     return out

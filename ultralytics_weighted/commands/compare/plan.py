@@ -18,7 +18,7 @@ from ultralytics_weighted.commands.compare.runs import Run
 from ultralytics_weighted.commands.compare.summary import RESAMPLES
 from ultralytics_weighted.commands.compare.variants import Variant, parse_variants
 from ultralytics_weighted.extensions.shares import balance_stats
-from ultralytics_weighted.host.validation import CHECKPOINTS
+from ultralytics_weighted.host.validation import CHECKPOINTS, OPERATING_CONF
 
 FIXED_KEYS = {"seed", "name", "project", "exist_ok", "plots"}  # set per run by compare itself
 COMPARE_KEYS = {
@@ -30,6 +30,7 @@ COMPARE_KEYS = {
     "parallel",
     "resamples",
     "checkpoint",
+    "operating_conf",
     "report",
 }  # compare's own options
 
@@ -57,6 +58,7 @@ class Options:
     train: dict  # the `yolo train` keys of every run, less FIXED_KEYS (compare sets those per run)
     label_keys: dict  # the train keys that change which labels training reads
     checkpoint: str = "last"  # the weights each run is evaluated with (`CHECKPOINTS`)
+    operating_conf: float = OPERATING_CONF  # detection's operating point: the confidence its P/R/F1 are counted at
 
 
 def parse_options(options: dict) -> Options:
@@ -82,12 +84,20 @@ def parse_options(options: dict) -> Options:
             f"checkpoint={checkpoint} must be last (each run's final weights, the default) or best (Ultralytics' "
             "best.pt, picked on the same val split compare reports, so biased upward)."
         )
+    operating_conf = options.pop("operating_conf", OPERATING_CONF)
+    if isinstance(operating_conf, bool) or not isinstance(operating_conf, (int, float)) or not 0 < operating_conf < 1:
+        raise ValueError(
+            f"operating_conf={operating_conf} must be a confidence between 0 and 1 (exclusive), e.g. "
+            f"operating_conf={OPERATING_CONF} (Ultralytics' predict default), fixed before the runs."
+        )
     # absolute: Ultralytics puts a relative `project` under its runs folder and the task, not where compare looks
     project = Path(str(options.pop("project", "runs/compare"))).expanduser().resolve()
     out = project / str(options.pop("name", _default_name(str(data))))
     label_keys = {k: options[k] for k in ("task", "classes", "fraction") if k in options}
     train = {k: v for k, v in options.items() if k not in FIXED_KEYS}
-    return Options(variants, data, seeds, parallel, resamples, out, train, label_keys, checkpoint)
+    return Options(
+        variants, data, seeds, parallel, resamples, out, train, label_keys, checkpoint, float(operating_conf)
+    )
 
 
 def _default_name(data: str) -> str:
@@ -217,8 +227,9 @@ def plan_runs(options: Options, cfgs: dict, weights: dict, splits: Splits, train
             args = {**train, "data": options.data, **v.overrides, "seed": seed}
             extra = {"project": str(options.out / "runs"), "name": folder.name, "exist_ok": True, "plots": False}
             key = {"args": {k: str(x) for k, x in args.items()}, **keyed, "versions": versions}
+            size = shares[v.name]["epoch_size"]
             runs.append(
-                Run(v, seed, folder, {**args, **extra}, key, shares[v.name]["epoch_size"], "", options.checkpoint)
+                Run(v, seed, folder, {**args, **extra}, key, size, "", options.checkpoint, options.operating_conf)
             )
     for k, run in enumerate(runs, 1):
         run.label = f"[{k}/{len(runs)}] {run.variant.name} seed {run.seed}"

@@ -11,14 +11,25 @@ if TYPE_CHECKING:
     from ultralytics_weighted.commands.compare.summary import Comparison
 
 
+OPERATING_POINT = ["precision", "recall", "f1"]  # detection's metrics at the operating point (`operating_conf`)
 TABLES = {  # per task: the report's tables, each (title, its metrics); the first table is the headline
-    "detect": [("AP50", ["ap50"]), ("AP50-95", ["ap50_95"])],
+    "detect": [
+        ("AP50", ["ap50"]),
+        ("AP50-95", ["ap50_95"]),
+        ("Precision at the operating point", ["precision"]),
+        ("Recall at the operating point", ["recall", "prior_recall"]),
+        ("F1 at the operating point", ["f1"]),
+    ],
     "classify": [("Recall (per-class accuracy)", ["recall", "top1", "prior_accuracy", "balanced_accuracy"])],
 }
 RULE_METRIC = {"detect": "ap50", "classify": "recall"}  # the per-class metric docs/decision-rule.md judges by
 ALL_ROWS = {  # the 'all' row of each metric
     "ap50": "**all** (mAP50)",
     "ap50_95": "**all** (mAP50-95)",
+    "precision": "**all** (mean over classes)",
+    "recall": "**all** (mean over classes)",
+    "f1": "**all** (mean over classes)",
+    "prior_recall": "**recall at train class frequencies**",
     "top1": "**top-1 accuracy**",
     "prior_accuracy": "**accuracy at train class frequencies**",
     "balanced_accuracy": "**balanced accuracy**",
@@ -69,7 +80,13 @@ def markdown_report(c: Comparison) -> str:
         "",
         *SEED_WORDS.get(seeds, []),
     ]
+    summarized = {row["metric"] for row in c.table}
     for title, metrics in TABLES.get(c.task, TABLES["detect"]):
+        if c.task != "classify" and metrics[0] in OPERATING_POINT:  # classification's recall is per image
+            if metrics[0] == OPERATING_POINT[0] and c.task == "detect":  # compare stores it for detection only
+                lines += _operating_point_words(c, OPERATING_POINT[0] in summarized)
+            if metrics[0] not in summarized:
+                continue
         lines += [*_metric_table(c, title, metrics), ""]
     lines += [*_rule_section(c), *_frontier_section(c)]
     lines += [*_images_table(c), "", *_shares_table(c)]
@@ -92,6 +109,26 @@ SEED_WORDS = {  # what compare.md says of few seeds
         "",
     ],
 }
+
+
+def _operating_point_words(c: Comparison, available: bool) -> list[str]:
+    """Return what compare.md says of detection's operating point before its tables, or that it is unavailable."""
+    if not available:
+        return [
+            f"Operating point (confidence ≥ {c.operating_conf:g}, IoU 0.5): unavailable; these runs' per_image.npz "
+            "hold no single-label detections at that confidence (validated before compare stored them, or at another "
+            "`operating_conf`). Re-running the same compare command validates them again without training.",
+            "",
+        ]
+    return [
+        f"Operating point: the boxes Ultralytics' `predict` returns, one class per box (NMS with `multi_label=False`), "
+        f"confidence ≥ {c.operating_conf:g} (`operating_conf`, fixed before the runs), each matched to an object at "
+        "IoU ≥ 0.5 as the validator matches. AP comes from the validator's multi-label NMS, where a box keeps every "
+        "class above 0.001: a τ correction barely moves AP but changes which class each box gets here. A class "
+        "without detections has precision 0 (as Ultralytics reports it); the rows for all classes are the mean over "
+        "the classes, and recall at train class frequencies weighs each class's recall by its train instances.",
+        "",
+    ]
 
 
 def _rule_section(c: Comparison) -> list[str]:

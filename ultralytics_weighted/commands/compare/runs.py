@@ -25,7 +25,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ultralytics_weighted.commands.compare.variants import Variant
-from ultralytics_weighted.host.validation import result_files, validation_command, write_json
+from ultralytics_weighted.host.validation import OPERATING_CONF, result_files, validation_command, write_json
 
 
 def yolo_command() -> list[str]:
@@ -60,6 +60,7 @@ class Run:
     epoch_size: int  # images drawn per epoch: the dataset size, or a grown epoch with balance_floor
     label: str = ""
     checkpoint: str = "last"  # the weights evaluated (`validation.CHECKPOINTS`)
+    operating_conf: float = OPERATING_CONF  # detection's operating point (`validation.operating_point_detections`)
 
     @property
     def tau(self) -> float | None:
@@ -72,7 +73,7 @@ class Run:
         done = files["metrics"].exists() and files["per_image"].exists()  # earlier versions lack per-image results
         if done and keyed.exists() and json.loads(keyed.read_text()) == self.key:
             metrics = json.loads(files["metrics"].read_text())
-            return metrics if metrics.get("checkpoint", "best") == self.checkpoint else None  # else: validate again
+            return metrics if _same_evaluation(metrics, self.checkpoint, self.operating_conf) else None  # else: again
         return None
 
     def trained(self) -> dict | None:
@@ -158,12 +159,23 @@ class Children:
                     proc.wait(timeout=max(0.0, deadline - time.time()))
 
 
-def _validated(folder: Path, tau: float | None, checkpoint: str) -> bool:
+def _same_evaluation(val: dict, checkpoint: str, operating_conf: float) -> bool:
+    """Return whether stored results (val.json or metrics.json) are those compare would now validate.
+
+    That is: they evaluated `checkpoint`, and for detection kept the single-label detections at `operating_conf`
+    (results stored before either existed: best.pt, and no operating point).
+    """
+    if val.get("checkpoint", "best") != checkpoint:
+        return False
+    return val.get("task") != "detect" or val.get("operating_conf") == operating_conf
+
+
+def _validated(folder: Path, tau: float | None, checkpoint: str, operating_conf: float = OPERATING_CONF) -> bool:
     """Return whether a run folder's weights (or them corrected by tau) were validated: val.json and per_image.npz."""
     files = result_files(folder, tau, checkpoint)
     if not (files["val"].exists() and files["per_image"].exists()):
         return False
-    return json.loads(files["val"].read_text()).get("checkpoint", "best") == checkpoint  # before it: best.pt
+    return _same_evaluation(json.loads(files["val"].read_text()), checkpoint, operating_conf)
 
 
 def _stop_if_interrupted(children: Children, log, label: str, again: str = "trains it again") -> None:
@@ -238,9 +250,10 @@ def _run_folder(
         trained = _train(base, todo[0].label, children, env, lambda text: say(todo[0], text))
     if base.finished() is None:
         taus.insert(0, None)  # the trained weights first: classification corrects their stored results
-    if pending := [tau for tau in taus if not _validated(base.folder, tau, base.checkpoint)]:
+    if pending := [tau for tau in taus if not _validated(base.folder, tau, base.checkpoint, base.operating_conf)]:
+        command = validation_command(base.folder, data, train, pending, base.checkpoint, base.operating_conf)
         with open(base.folder / "train.log", "a") as log:
-            rc = children.call(validation_command(base.folder, data, train, pending, base.checkpoint), log, env)
+            rc = children.call(command, log, env)
             _stop_if_interrupted(children, log, todo[0].label, "validates it again (its training is kept)")
         if rc:
             raise RuntimeError(f"{todo[0].label} failed to validate (exit {rc}); see {base.folder / 'train.log'}")

@@ -21,7 +21,7 @@ from ultralytics_weighted.commands.compare.metrics import resample_weights, run_
 from ultralytics_weighted.commands.compare.report import RULE_METRIC, csv_rows, markdown_report, present_classes
 from ultralytics_weighted.commands.compare.rule import TAU_GRID, decision_rule, tau_frontier
 from ultralytics_weighted.commands.compare.variants import Variant
-from ultralytics_weighted.host.validation import result_files
+from ultralytics_weighted.host.validation import OPERATING_CONF, result_files
 
 RESAMPLES = 1000  # bootstrap resamples of the evaluation images behind each interval
 SETUP = "setup.json"  # a comparison's setup, written before its summary: what `summarize` reads back
@@ -44,6 +44,8 @@ class Comparison:
         command (str): The command line of the comparison.
         resamples (int): Bootstrap resamples behind each interval.
         checkpoint (str): The weights each run was evaluated with: 'last' or 'best'.
+        operating_conf (float): Detection: the confidence of the operating point behind 'precision', 'recall', 'f1'
+            and 'prior_recall' (rows only for runs that stored single-label detections at it).
         rule (dict): Per variant but the first, `rule.decision_rule` of its per-class headline metric.
         frontier (list[dict]): For a balanced classifier variant, per τ of `TAU_GRID` and metric ('balanced_accuracy',
             'prior_accuracy'): `tau`, `mean`, `std`, `seeds` and its paired Δ to the first variant.
@@ -59,6 +61,7 @@ class Comparison:
     command: str = ""
     resamples: int = RESAMPLES
     checkpoint: str = "last"
+    operating_conf: float = OPERATING_CONF
     rule: dict = field(default_factory=dict)
     frontier: list = field(default_factory=list)
 
@@ -144,14 +147,15 @@ def summarize(out: str | Path, resamples: int | None = None, seed: int = 0) -> C
     n_images = len(stored[0]["images"]) if stored else 0
     weights = np.concatenate([np.ones((1, n_images)), resample_weights(n_images, resamples, seed)])
     train_instances = shares[variants[0].name]["instances"]  # the compared data's: the prior and the rare tier
+    operating_conf = float(setup.get("operating_conf", OPERATING_CONF))  # before the key: Ultralytics' default
     metrics = []  # per run: (metric, class) -> (1 + resamples,) values, the whole val split first
     for r, per_image in zip(runs, stored):
-        metrics.append(run_metrics(per_image, len(names), weights, train_instances))
+        metrics.append(run_metrics(per_image, len(names), weights, train_instances, operating_conf))
         r["values"] = {f"{m}/{names[c] if c != 'all' else c}": float(v[0]) for (m, c), v in metrics[-1].items()}
         if r.get("logit_offsets") and "probs" in per_image and not r.get("train_shared_with"):  # a balanced classifier
             frontier = tau_frontier(per_image, len(names), weights, np.asarray(r["logit_offsets"]), train_instances)
             metrics[-1] |= {(m, f"tau={tau:g}"): x for tau, point in frontier.items() for m, x in point.items()}
-    keys = [k for k in (metrics[0] if metrics else []) if not str(k[1]).startswith("tau=")]
+    keys = [k for k in dict.fromkeys(k for m in metrics for k in m) if not str(k[1]).startswith("tau=")]
     table, first = [], variants[0].name
     for metric, cls in keys:
         baseline = _by_seed(runs, metrics, first, (metric, cls))
@@ -170,6 +174,7 @@ def summarize(out: str | Path, resamples: int | None = None, seed: int = 0) -> C
         setup.get("command", ""),
         resamples,
         setup.get("checkpoint", "best"),  # compare validated best.pt before the key existed
+        operating_conf,
     )
     comparison.rule = _rule(comparison, {names[k]: int(train_instances[k]) for k in present_classes(comparison)})
     comparison.frontier = _frontier(variants, runs, metrics, seed)
