@@ -13,6 +13,11 @@ On the device machine (torch with CUDA, opencv, pandas, matplotlib; no ultralyti
   `ultralytics-weighted compare` with the settings below (key=value arguments replace or add to them) and copies
   compare.md, compare.csv, compare.png and each run's results.csv, metrics.json, run.json, train.log and
   per_image.npz to $OUT (not the weights), also when compare stops early.
+Here, to see what a device call would do (no wheels unpacked, nothing trained; the .carry/ need not exist yet):
+      python benchmarks/gpu_longtail_detection.py --dry-run [key=value ...]
+  prints the compare command. The variants are the CPU detection benchmark's (benchmarks/longtail_composite.py):
+  stock, Ultralytics' `cls_pw` at 0.25 and 0.5, `mean`, `auto`, LVIS repeat-factor sampling (`rfs`: needs a wheel
+  whose `balance_agg` accepts rfs), `mean+balance_floor=1` and the prior correction of `mean` at tau 0.5 and 1.
 
 Standard library only until the wheels are unpacked: the device machine has no ultralytics to import.
 """
@@ -36,20 +41,25 @@ ROOT = Path(__file__).resolve().parents[1]
 CARRY = ROOT / ".carry"
 DATA_NAME = "construction-safety-longtail"
 CARRY_LIMIT_MIB = 64  # what one device call may carry, all paths together
-# 4 variants x 4 seeds = 16 runs, all at once (16 CPU cores: one dataloader worker each); final weights evaluated on
-# val + test (val=False: no epoch is picked on the evaluation split)
+# The CPU detection benchmark's variants (longtail_composite.VARIANTS; a test checks they agree): 7 trained variants
+# (the tau variants correct `mean`'s runs) x 3 seeds = 21 runs, 7 at a time: three full waves. Epochs sized from
+# Preset 2 (8 parallel runs at 416 px: ~20 s per epoch on 2,097 images, ~840 images/s in all): 21 runs x 331 images
+# x 40 epochs = 278k images, ~330 s at that rate (320 px only speeds it up), plus ~3 x 35 s of start-up and final
+# evaluation per wave, inside the 500 s budget. yolo11n.yaml: from scratch (no weights can be fetched there).
+# val=False: the final weights are evaluated on val + test, no epoch is picked on the evaluation split.
 SETTINGS = {
     "model": "yolo11n.yaml",
-    "variants": "none,mean,mean+balance_floor=1+balance_ramp=0.5,cls_pw=1.0",
-    "seeds": "4",
-    "epochs": "60",
+    "variants": "none,cls_pw=0.25,cls_pw=0.5,mean,auto,rfs,mean+balance_floor=1,mean+tau=0.5,mean+tau=1",
+    "seeds": "3",
+    "epochs": "40",
     "imgsz": "320",
     "batch": "32",
     "cache": "ram",
     "device": "0",
-    "parallel": "16",
-    "workers": "16",
+    "parallel": "7",
+    "workers": "14",
     "val": "False",
+    "plots": "False",
 }
 RUN_FILES = ("results.csv", "metrics.json", "run.json", "train.log", "per_image.npz")  # npz: main's intervals
 SITECUSTOMIZE = "import os, site; site.addsitedir(os.path.dirname(os.path.abspath(__file__)))  # runs the .pth hook\n"
@@ -98,21 +108,35 @@ def missing_requirements(site: Path) -> list[str]:
     return missing
 
 
-def run(carry: Path, out: Path, work: Path, overrides: list[str], budget: float) -> int:
-    """Unpack, run compare with the settings (updated by key=value overrides) and copy the results to `out`."""
+def compare_command(yaml_file: Path, work: Path, overrides: list[str]) -> list[str]:
+    """Return the compare command line: the settings, updated by key=value overrides, on the data YAML."""
+    settings = {**SETTINGS, **dict(arg.split("=", 1) for arg in overrides)}
+    cli = "import sys; from ultralytics_weighted.commands.cli import main; sys.exit(main())"
+    keys = [f"{k}={v}" for k, v in settings.items()]
+    return [sys.executable, "-c", cli, "compare", f"data={yaml_file}", *keys, f"project={work}", f"name={DATA_NAME}"]
+
+
+def run(carry: Path, out: Path, work: Path, overrides: list[str], budget: float, dry_run: bool = False) -> int:
+    """Unpack, run compare with the settings (updated by key=value overrides) and copy the results to `out`.
+
+    With `dry_run`, print what would be unpacked and the compare command, and touch nothing.
+    """
     start = time.time()
     site, data = work / "site", work / "data" / DATA_NAME
+    yaml_file = data / "data.yaml"
+    cmd = compare_command(yaml_file, work, overrides)
+    if dry_run:
+        wheels = sorted(p.name for p in (carry / "wheels").glob("*.whl"))
+        print(f"would unpack into {site}: {', '.join(wheels) or f'the wheels of {carry} (not prepared yet)'}")
+        print(f"would copy {carry / 'data' / DATA_NAME} to {data}, run (budget {budget:.0f} s) and copy to {out}:")
+        print("ultralytics-weighted compare", " ".join(cmd[4:]), flush=True)
+        return 0
     unpack(carry, site)
     missing = missing_requirements(site)
     print(f"unpacked {len(list((carry / 'wheels').glob('*.whl')))} wheels into {site}; missing: {missing or 'none'}")
     shutil.rmtree(data, ignore_errors=True)
     shutil.copytree(carry / "data" / DATA_NAME, data)
-    yaml_file = data / "data.yaml"
     yaml_file.write_text(re.sub(r"(?m)^path: .*$", f"path: {data}", yaml_file.read_text()))
-    settings = {**SETTINGS, **dict(arg.split("=", 1) for arg in overrides)}
-    cli = "import sys; from ultralytics_weighted.commands.cli import main; sys.exit(main())"
-    keys = [f"{k}={v}" for k, v in settings.items()]
-    cmd = [sys.executable, "-c", cli, "compare", f"data={yaml_file}", *keys, f"project={work}", f"name={DATA_NAME}"]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]).rstrip(":")}
     env.update(YOLO_OFFLINE="1", PYTHONUNBUFFERED="1")
     print("ultralytics-weighted compare", " ".join(cmd[4:]), flush=True)
@@ -147,11 +171,12 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", "runs/gpu-out")))
     parser.add_argument("--work", type=Path, default=Path("/tmp/ultralytics-weighted-gpu"))
     parser.add_argument("--budget", type=float, default=500, help="seconds for everything; compare is stopped after")
+    parser.add_argument("--dry-run", action="store_true", help="print what would be unpacked and run; run nothing")
     args = parser.parse_args()
     if args.prepare:
         prepare(args.carry.resolve(), args.source.resolve())
         return 0
-    return run(args.carry.resolve(), args.out.resolve(), args.work.resolve(), args.overrides, args.budget)
+    return run(args.carry.resolve(), args.out.resolve(), args.work.resolve(), args.overrides, args.budget, args.dry_run)
 
 
 if __name__ == "__main__":

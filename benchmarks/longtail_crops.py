@@ -62,8 +62,10 @@ def source_photo(image: Path) -> str:
 
 
 def split_by_source(source: Path, min_eval: int, seed: int) -> tuple[list, list]:
-    """Pool every split, keep one version per source photo, and give whole photos to evaluation until every class has
-    at least `min_eval` evaluation boxes; return (train boxes, evaluation boxes).
+    """Return (train boxes, evaluation boxes) of all splits pooled, split by whole source photos.
+
+    One version per source photo is kept; photos go to evaluation in a seeded order while some class of theirs still
+    has fewer than `min_eval` evaluation boxes.
     """
     splits = sorted(d.name for d in (source / "images").iterdir() if d.is_dir())
     by_photo: dict[str, list] = {}
@@ -135,8 +137,9 @@ def build(
     seed: int = 0,
     by_source: int | None = None,
 ) -> dict:
-    """Write the train (long-tailed) and val (val + test whole, or whole photos with `by_source`) crop folders and
-    manifest.json; return the manifest.
+    """Write the train (long-tailed) and val crop folders and manifest.json; return the manifest.
+
+    Evaluation crops are val + test whole, or with `by_source` the whole photos `split_by_source` picks.
     """
     source, out = Path(source).resolve(), Path(out).resolve()
     source_yaml = (source / "data.yaml").read_text().splitlines()
@@ -195,7 +198,7 @@ def main() -> None:
     parser.add_argument("--ratio", type=float, default=50, help="imbalance ratio, head / tail")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
-        "--by-source", type=int, metavar="MIN_EVAL", help="pool all splits, split by source photo, >= MIN_EVAL per class"
+        "--by-source", type=int, metavar="MIN_EVAL", help="pool the splits, split by photo, >= MIN_EVAL per class"
     )
     args = parser.parse_args()
     manifest = build(args.source, args.out, args.imgsz, args.context, args.head, args.ratio, args.seed, args.by_source)

@@ -101,6 +101,11 @@ def _variant(options: dict) -> str:
     return "+".join(parts + [f"{k}={v}" for k, v in keys.items() if v != DEFAULTS[k]])
 
 
+def delta_heading(seeds: int) -> str:
+    """Return the demo table's Δ heading: a 95% interval needs 2+ seeds; 1 seed measures evaluation noise only."""
+    return "Δ AP50 [95%]" if seeds > 1 else "Δ AP50 [evaluation noise only]"
+
+
 def ap50_table(comparison, classes: list, variant: str, balanced: dict) -> list[str]:
     """Return the demo's markdown table: per class (and all) train instances, share per epoch, AP50 stock vs balanced.
 
@@ -111,12 +116,14 @@ def ap50_table(comparison, classes: list, variant: str, balanced: dict) -> list[
         balanced (dict): `balance_stats` of the balanced variant's (fully balanced) epochs.
 
     Returns:
-        (list[str]): Markdown table lines; Δ AP50 with its 95% interval and verdict (see `compare`).
+        (list[str]): Markdown table lines; Δ AP50 with its interval and verdict (see `compare`): a 95% interval from 2
+            seeds on, the evaluation noise alone (no seed-to-seed spread) from 1 seed, as the heading says.
     """
     names = comparison.names
     stock = balance_stats(classes, len(names), None)
     head = ["class", "train instances", "share/epoch stock", "share/epoch balanced", "stock AP50", "balanced AP50"]
-    lines = ["| " + " | ".join([*head, "Δ AP50 [95%]"]) + " |", "|" + "---|" * (len(head) + 1)]
+    seeds = sum(run["variant"] == "none" for run in comparison.runs)
+    lines = ["| " + " | ".join([*head, delta_heading(seeds)]) + " |", "|" + "---|" * (len(head) + 1)]
     for c in [c for c in sorted(names) if stock["instances"][c]] + ["all"]:
         a, b = comparison.row("ap50", c, "none"), comparison.row("ap50", c, variant)
         delta = f"{b['delta']:+.3f} [{b['lo']:+.3f}, {b['hi']:+.3f}] {b['verdict']}"
