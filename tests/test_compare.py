@@ -99,15 +99,26 @@ def test_compare_end_to_end_and_resume(datasets, tmp_path):
     assert (folder / "compare.md").read_text() == md  # the same results: the same weights validated again
 
 
-def test_compare_classification_end_to_end(tmp_path):
+@pytest.fixture(scope="module")
+def classification_comparison(tmp_path_factory):
+    """One classification compare of none and mean, 2 seeds of 1 epoch, shared by the tests that read it.
+
+    Returns (args, its stdout, the folder that holds the project, the comparison folder).
+    """
     from ultralytics_weighted.commands.synthetic import make_classification_dataset
 
+    tmp_path = tmp_path_factory.mktemp("cls_compare")
     data = make_classification_dataset(tmp_path / "cls", {"common": 30, "medium": 8, "rare": 3}, n_val=6, imgsz=32)
     args = [f"data={data}", "variants=none,mean", "seeds=2", "epochs=1", "imgsz=32", "batch=16", "resamples=200"]
-    out = compare(*args, f"project={tmp_path}", "name=cmp", cwd=tmp_path)
+    args += [f"project={tmp_path}", "name=cmp", "val=False"]
+    out = compare(*args, cwd=tmp_path)
     assert out.returncode == 0, out.stdout[-3000:]
-    assert "[4/4] mean seed 1: top-1" in out.stdout
-    folder = tmp_path / "cmp"
+    return args, out.stdout, tmp_path, tmp_path / "cmp"
+
+
+def test_compare_classification_end_to_end(classification_comparison):
+    _, stdout, _, folder = classification_comparison
+    assert "[4/4] mean seed 1: top-1" in stdout
     md = (folder / "compare.md").read_text()
     assert "## Recall (per-class accuracy)" in md and "| rare | 3 |" in md
     assert "| **top-1 accuracy** | 41 |" in md and "| **balanced accuracy** | 41 |" in md
@@ -200,11 +211,26 @@ def test_rerun_trains_again_when_settings_or_data_changed(datasets, tmp_path):
     assert (schedule.start, schedule.start_epoch, schedule.full_strength_epoch) == (0.7, 7, 7)
 
 
-def test_default_project_is_found_from_a_fresh_folder(datasets, tmp_path):
-    # no project=: Ultralytics would put a relative project under its runs folder and the task, not where compare reads
-    args = [f"data={datasets('detect')}", "variants=none,mean", "seeds=1", "epochs=1", "imgsz=64", "batch=8"]
-    out = compare(*args, "name=default", cwd=tmp_path)
+@pytest.fixture(scope="module")
+def fresh_folder_comparison(datasets, tmp_path_factory):
+    """A compare run as a user runs it, from an empty folder and without project=; returns that folder.
+
+    Shared by the tests of where compare writes: one comparison, none and mean+tau=1 (none and mean trained).
+    """
+    empty = tmp_path_factory.mktemp("fresh") / "work"
+    empty.mkdir()
+    args = [f"data={datasets('detect')}", "variants=none,mean+tau=1", "seeds=1", "epochs=1", "imgsz=64", "batch=8"]
+    cmd = [sys.executable, "-m", "ultralytics_weighted.commands.cli", "compare", *args, "name=default", "val=False"]
+    # as a user runs it: Ultralytics moves its default save folders elsewhere while PYTEST_CURRENT_TEST is set
+    env = {k: v for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST"}
+    out = subprocess.run(cmd, cwd=empty, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     assert out.returncode == 0, out.stdout[-3000:]
+    return empty
+
+
+def test_default_project_is_found_from_a_fresh_folder(fresh_folder_comparison):
+    # no project=: Ultralytics would put a relative project under its runs folder and the task, not where compare reads
+    tmp_path = fresh_folder_comparison
     folder = tmp_path / "runs" / "compare" / "default"
     assert (folder / "compare.md").is_file() and (folder / "runs" / "mean-seed0" / "weights" / "best.pt").is_file()
     assert not (tmp_path / "runs" / "detect").exists()
@@ -298,17 +324,11 @@ def test_the_plot_says_when_every_value_is_0_and_keeps_error_bars_inside(tmp_pat
     assert usual.axes[0].get_ylim() == (0, 1.05)  # the usual axis where every bar fits
 
 
-def test_compare_leaves_nothing_outside_its_project_folder(datasets, tmp_path):
-    empty = tmp_path / "work"
-    empty.mkdir()
-    args = [f"data={datasets('detect')}", "variants=none,mean+tau=1", "seeds=1", "epochs=1", "imgsz=64", "batch=8"]
-    cmd = [sys.executable, "-m", "ultralytics_weighted.commands.cli", "compare", *args, "project=P", "val=False"]
-    # as a user runs it: Ultralytics moves its default save folders elsewhere while PYTEST_CURRENT_TEST is set
-    env = {k: v for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST"}
-    out = subprocess.run(cmd, cwd=empty, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    assert out.returncode == 0, out.stdout[-3000:]
-    assert [p.name for p in empty.iterdir()] == ["P"]  # no runs/detect/val* of Ultralytics' validations
-    folder = empty / "P" / datasets("detect").parent.name
+def test_compare_leaves_nothing_outside_its_project_folder(fresh_folder_comparison):
+    empty = fresh_folder_comparison  # its project folder is the default one, runs/compare
+    assert [p.name for p in empty.iterdir()] == ["runs"]  # no runs/detect/val* of Ultralytics' validations
+    assert [p.name for p in (empty / "runs").iterdir()] == ["compare"]
+    folder = empty / "runs" / "compare" / "default"
     assert (folder / "compare.md").is_file()
     assert not [p for p in folder.rglob("val*") if p.is_dir()]  # nor their empty folders inside
 
@@ -327,15 +347,10 @@ def test_after_ctrl_c_a_run_not_started_makes_no_folder_and_no_progress_line(tmp
     assert not (tmp_path / "runs").exists() and "training" not in capsys.readouterr().out
 
 
-def test_compare_reports_controlled_verdicts_the_rule_the_tau_dial_and_final_weights_and_recomputes_them(tmp_path):
-    from ultralytics_weighted.commands.synthetic import make_classification_dataset
-
-    data = make_classification_dataset(tmp_path / "cls", {"common": 30, "medium": 8, "rare": 3}, n_val=6, imgsz=32)
-    args = [f"data={data}", "variants=none,mean", "seeds=2", "epochs=2", "imgsz=32", "batch=16", "resamples=100"]
-    args += [f"project={tmp_path}", "name=cmp", "val=False"]
-    out = compare(*args, cwd=tmp_path)
-    assert out.returncode == 0, out.stdout[-3000:]
-    folder = tmp_path / "cmp"
+def test_compare_reports_controlled_verdicts_the_rule_the_tau_dial_and_final_weights_and_recomputes_them(
+    classification_comparison,
+):
+    args, _, tmp_path, folder = classification_comparison  # checkpoint=best at the end: this test reads it last
     md = (folder / "compare.md").read_text()
     # the final weights are evaluated by default, and compare.md says so
     assert "each run's final weights (last.pt) validated on the val split" in md
