@@ -182,3 +182,18 @@ def test_a_resumed_rfs_run_draws_what_an_uninterrupted_one_draws(datasets, tmp_p
     uninterrupted = BalancedSampler(schedule.probabilities, 3, 1, 0, schedule.epoch_size)
     assert seen == [list(uninterrupted), list(uninterrupted)]
     assert len(seen[1]) == round(synthetic_factors(datasets("detect"), 0.5).sum())
+
+
+def test_the_plot_marks_no_target_share_for_rfs_which_aims_at_none(tmp_path, monkeypatch):
+    from matplotlib.axes import Axes
+
+    from ultralytics_weighted.extensions.report import plot_balance
+
+    marked, scatter = [], Axes.scatter  # the target marks are the plot's only scatter
+    monkeypatch.setattr(Axes, "scatter", lambda self, *a, **k: marked.append(k["label"]) or scatter(self, *a, **k))
+    for agg in ("mean", "rfs"):
+        schedule = schedule_from_args({"class_balance": True, "balance_agg": agg}, LABELS, NC)
+        assert (schedule.figures["target"] is None) == (agg == "rfs")
+        plot_balance(schedule.figures, [str(c) for c in range(NC)], tmp_path / f"{agg}.png", 1.0, agg)
+        assert (tmp_path / f"{agg}.png").stat().st_size > 0
+    assert marked == ["target share (strength 1)"]  # mean's only

@@ -299,7 +299,8 @@ def plot_balance(
 
     Args:
         stats (dict): `BalanceSchedule.figures` (or `balance_stats`) for the chosen settings; its 'target' (the shares
-            aimed for with the data's weights), if any, is marked, else the target at `strength` without weights.
+            aimed for with the data's weights), if any, is marked (None: nothing is, as for rfs), else the target at
+            `strength` without weights.
         names (Sequence[str] | dict): Class names by class id.
         path (str | Path): PNG file to write.
         strength (float): Balancing strength; without a 'target' in `stats` the target share marked is proportional to
@@ -324,16 +325,17 @@ def plot_balance(
     if len(present) <= 30:  # value labels stay readable up to about 30 classes
         ax.bar_label(bars_before, fmt="%.1f", fontsize=7, padding=1)
         ax.bar_label(bars_after, fmt="%.1f", fontsize=7, padding=1)
-    target = np.asarray(stats["target"] if "target" in stats else target_shares(stats["instances"], strength))[present]
-    ax.scatter(
-        x + width / 2,
-        100 * target,
-        marker="_",
-        s=600,
-        color="#d62728",
-        zorder=3,
-        label=f"target share (strength {strength:g})",
-    )
+    target = stats["target"] if "target" in stats else target_shares(stats["instances"], strength)
+    if target is not None:  # None: the settings aim at no class share (rfs)
+        ax.scatter(
+            x + width / 2,
+            100 * np.asarray(target)[present],
+            marker="_",
+            s=600,
+            color="#d62728",
+            zorder=3,
+            label=f"target share (strength {strength:g})",
+        )
     ax.set_xticks(x, labels, rotation=45 if len(present) > 8 else 0, ha="right" if len(present) > 8 else "center")
     ax.set_ylabel("share of object instances (%)")
     figures = (

@@ -263,11 +263,16 @@ class BalanceSchedule:
         """Return `balance_stats` of the balanced epochs (shares, imbalance, ESS, coverage, epoch size), computed once.
 
         The one source of the figures the train-start table, the plot, `stats`, `compare` and `demo` show; 'target' is
-        the class shares these epochs aim for (`weighted_target_shares`, with the data's weights).
+        the class shares these epochs aim for (`weighted_target_shares`, with the data's weights; None for rfs, which
+        aims at repeat factors, not shares).
         """
         p = self.balanced_probabilities
         figures = balance_stats(self.classes, self.nc, p, self.epoch_size)
-        figures["target"] = weighted_target_shares(self.classes, self.nc, self.strength, p, **self.multipliers)
+        # rfs aims at repeat factors, not at class shares: it has no target to mark
+        aims = self.agg != "rfs"
+        figures["target"] = (
+            weighted_target_shares(self.classes, self.nc, self.strength, p, **self.multipliers) if aims else None
+        )
         return figures
 
     @property
