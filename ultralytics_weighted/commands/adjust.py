@@ -30,7 +30,7 @@ def main(options: dict[str, str]) -> int:
             balancing, a head without a per-class bias).
     """
     try:
-        from ultralytics_weighted.extensions.config import check_keys, check_tau
+        from ultralytics_weighted.extensions.config import check_correction_paths, check_keys, check_tau
 
         check_keys(options, set(ADJUST_KEYS), "adjust")
         if "model" not in options or "tau" not in options:
@@ -39,9 +39,10 @@ def main(options: dict[str, str]) -> int:
         exist_ok = str(options.get("exist_ok", False)).strip().lower()
         if exist_ok not in ("true", "false"):
             raise ValueError(f"exist_ok={options['exist_ok']} must be True or False.")
+        save = options.get("save") or None
+        check_correction_paths(options["model"], tau, save, exist_ok == "true")  # refusals before torch is imported
         from ultralytics_weighted.host.priors import correct_checkpoint, share_used
 
-        save = options.get("save") or None
         path, offsets, priors = correct_checkpoint(options["model"], tau, save, exist_ok=exist_ok == "true")
     except (FileNotFoundError, FileExistsError, ValueError) as e:
         print(f"ultralytics-weighted adjust: {' '.join(str(e).split())}", file=sys.stderr)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import math
 import sys
+from pathlib import Path
 
 from ultralytics_weighted.core.balance import AGGREGATIONS
 from ultralytics_weighted.extensions.keys import DATA_YAML_KEYS, DEFAULTS, MARKER_KEY
@@ -172,6 +173,58 @@ def check_tau(value) -> float:
             f"tau={text} must be a finite number >= 0 (0 = no change, 1 = the data's prior): tau={text} is {why}."
         )
     return tau
+
+
+def corrected_path(path: str | Path, tau: float) -> Path:
+    """Return where a checkpoint corrected by tau goes by default: next to it, e.g. best.pt -> best-tau1.pt.
+
+    Examples:
+        >>> corrected_path("runs/detect/train/weights/best.pt", 0.5).name
+        'best-tau0.5.pt'
+    """
+    path = Path(path)
+    return path.with_name(f"{path.stem}-tau{tau:g}{path.suffix}")
+
+
+def check_correction_paths(
+    path: str | Path, tau: float, save: str | Path | None = None, exist_ok: bool = False
+) -> tuple[Path, Path]:
+    """Return a prior correction's input checkpoint and the file it writes, checked before anything is loaded.
+
+    `correct_checkpoint` calls it; `adjust` calls it first too, so that these refusals come before torch is imported.
+
+    Args:
+        path (str | Path): The checkpoint to correct.
+        tau (float): Strength of the correction (names the default `save`, see `corrected_path`).
+        save (str | Path, optional): Where to write; default `corrected_path(path, tau)`. Never the input itself.
+        exist_ok (bool): Overwrite `save` if it exists; by default an existing file is kept.
+
+    Returns:
+        path (Path): The checkpoint, an existing file.
+        save (Path): Where the corrected copy goes.
+
+    Raises:
+        FileNotFoundError: If `path` does not exist.
+        FileExistsError: If `save` exists and `exist_ok` is False.
+        ValueError: If `path` is a folder or `save` is the input.
+
+    Examples:
+        >>> check_correction_paths("missing.pt", 1.0)
+        Traceback (most recent call last):
+        ...
+        FileNotFoundError: missing.pt does not exist.
+    """
+    path = Path(path)
+    save = Path(save) if save else corrected_path(path, tau)
+    if save.resolve() == path.resolve():
+        raise ValueError(f"save={save} is the input checkpoint; the corrected model is written to a new file.")
+    if save.exists() and not exist_ok:
+        raise FileExistsError(f"{save} exists; choose another save=PATH, or exist_ok=True to overwrite it.")
+    if path.is_dir():
+        raise ValueError(f"{path} is a folder; model= takes a checkpoint file, e.g. {path / 'weights' / 'best.pt'}.")
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist.")
+    return path, save
 
 
 def check_balance_args(cfg: dict) -> None:

@@ -18,7 +18,7 @@ import numpy as np
 from ultralytics.utils import LOGGER, RANK, colorstr
 
 from ultralytics_weighted.core.balance import flatten_labels
-from ultralytics_weighted.extensions.config import check_tau
+from ultralytics_weighted.extensions.config import check_correction_paths, check_tau
 from ultralytics_weighted.extensions.report import balance_settings
 from ultralytics_weighted.extensions.schedule import BalanceSchedule
 from ultralytics_weighted.extensions.shares import class_shares
@@ -273,17 +273,6 @@ def correct_class_prior(model, tau: float) -> np.ndarray:
     return offsets
 
 
-def corrected_path(path: str | Path, tau: float) -> Path:
-    """Return where a checkpoint corrected by tau goes by default: next to it, e.g. best.pt -> best-tau1.pt.
-
-    Examples:
-        >>> corrected_path("runs/detect/train/weights/best.pt", 0.5).name
-        'best-tau0.5.pt'
-    """
-    path = Path(path)
-    return path.with_name(f"{path.stem}-tau{tau:g}{path.suffix}")
-
-
 def correct_checkpoint(
     path: str | Path, tau: float, save: str | Path | None = None, exist_ok: bool = False
 ) -> tuple[Path, np.ndarray, dict]:
@@ -310,16 +299,7 @@ def correct_checkpoint(
 
     from ultralytics.utils.patches import torch_load
 
-    path = Path(path)
-    save = Path(save) if save else corrected_path(path, tau)
-    if save.resolve() == path.resolve():
-        raise ValueError(f"save={save} is the input checkpoint; the corrected model is written to a new file.")
-    if save.exists() and not exist_ok:
-        raise FileExistsError(f"{save} exists; choose another save=PATH, or exist_ok=True to overwrite it.")
-    if path.is_dir():
-        raise ValueError(f"{path} is a folder; model= takes a checkpoint file, e.g. {path / 'weights' / 'best.pt'}.")
-    if not path.exists():
-        raise FileNotFoundError(f"{path} does not exist.")
+    path, save = check_correction_paths(path, tau, save, exist_ok)
     try:
         checkpoint = torch_load(path, map_location="cpu")
     except Exception as e:  # an ONNX or other export, a truncated or corrupt file: torch raises many kinds

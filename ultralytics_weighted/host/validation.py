@@ -206,7 +206,7 @@ def result_files(folder: Path, tau: float | None = None, checkpoint: str = "last
         >>> result_files(Path("runs/mean-seed0"))["weights"].name
         'last.pt'
     """
-    from ultralytics_weighted.host.priors import corrected_path
+    from ultralytics_weighted.extensions.config import corrected_path
 
     files = {"weights": folder / "weights" / f"{checkpoint}.pt", "val": folder / "val.json"}
     files |= {"per_image": folder / "per_image.npz", "metrics": folder / "metrics.json"}
