@@ -71,10 +71,11 @@ def on_target(stats, strength):
     return ratio.max() / ratio.min()
 
 
-def test_auto_is_the_last_aggregation_and_passes_the_check():
-    assert ALL_AGGREGATIONS == ("mean", "max", "median", "sum", "auto")
+def test_auto_and_rfs_follow_the_core_aggregations_and_pass_the_check():
+    assert ALL_AGGREGATIONS == ("mean", "max", "median", "sum", "auto", "rfs")  # the plugin's two after the core's four
     check_aggregation("auto")
-    with pytest.raises(ValueError, match="mean, max, median, sum, auto"):
+    check_aggregation("rfs")
+    with pytest.raises(ValueError, match="mean, max, median, sum, auto, rfs"):
         check_aggregation("solve")
 
 

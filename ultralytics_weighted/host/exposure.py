@@ -25,7 +25,7 @@ from ultralytics.utils import LOGGER, RANK, colorstr
 
 EXPOSURE_FILE = "exposure.csv"  # in the run folder: epoch (1-based, as results.csv), then one column per class name
 EXPOSURE_ATTRIBUTE = "balance_exposure"  # the trainer's `RealizedExposure`
-PREFIX = colorstr("balance: ")
+PREFIX = colorstr("exposure: ")  # its own prefix: the train-start "balance: " table stays one block
 
 
 class RealizedExposure:
