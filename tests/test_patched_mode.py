@@ -175,7 +175,7 @@ def test_the_plugin_adds_its_extensions_on_a_patched_tree(datasets, tmp_path):
     assert sum("max/min class share" in line for line in table) == 1
     assert table[0].startswith("class_balance=1 balance_agg=auto balance_floor=0.5: 24 train images"), table
     assert any("share per epoch" in line for line in table)  # the plugin's table, not the core's one line
-    assert any(line.startswith("balance_tau=1: saved ") for line in table)
+    assert any(line.startswith("balance_tau=1 from the ") and ": saved " in line for line in table)  # says its share
     assert (tmp_path / "run" / "weights" / "best-tau1.pt").exists()
     listed = run([*YOLO, "cfg"], cwd=tmp_path, env=PLUGIN_ON_TREE).stdout
     assert all(f"{key}: " in listed for key in ("class_balance", "balance_agg", "balance_floor", "balance_tau"))
@@ -244,6 +244,7 @@ print("RESULT", json.dumps({{
         "balance_floor",
         "balance_ramp",
         "balance_start",
+        "balance_rfs_threshold",
         "balance_tau",
     ]
     assert result["after"] == ["class_balance", "balance_agg"]  # the native keys stay
