@@ -3,10 +3,11 @@
 
 Run:  python benchmarks/convergence_trial.py DATA --epochs N [--name NAME] [key=value ...]
       python benchmarks/convergence_trial.py --report RUN_FOLDER      (only read a finished run's results.csv)
-      e.g. OMP_NUM_THREADS=1 python benchmarks/convergence_trial.py runs/data/cs-composite64/data.yaml --epochs 100
+      e.g. OMP_NUM_THREADS=1 python benchmarks/convergence_trial.py runs/data/cs-composite96/data.yaml --epochs 40 \
+          optimizer=AdamW lr0=0.002 nbs=32    (the command longtail_composite.py prints)
 
 Trains `model=yolo11n.yaml` (no class balancing: the stock baseline) with the settings compare's runs get
-(`imgsz=64 batch=32 workers=1 device=cpu seed=0` unless key=value says otherwise) but `val=True`, so that results.csv
+(`imgsz=96 batch=32 workers=1 device=cpu seed=0` unless key=value says otherwise) but `val=True`, so that results.csv
 holds AP50 on the evaluation split after every epoch; the learning rate decays over the N epochs as in a compare run of
 `epochs=N`, so a trial of N epochs says whether compare's `epochs=N` converges (a shorter run's curve does not).
 
@@ -30,7 +31,7 @@ import numpy as np
 
 TOLERANCE = 0.01  # AP50 rise over the last fifth below which a run has converged (issue 25)
 AP50 = "metrics/mAP50(B)"
-SETTINGS = {"model": "yolo11n.yaml", "imgsz": 64, "batch": 32, "workers": 1, "device": "cpu", "seed": 0}
+SETTINGS = {"model": "yolo11n.yaml", "imgsz": 96, "batch": 32, "workers": 1, "device": "cpu", "seed": 0}
 
 
 def read_ap50(run: Path) -> list[float]:
@@ -100,7 +101,7 @@ def _cpu_seconds() -> float:
 def main() -> int:
     """Train and report, or report on a finished run."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("data", nargs="?", help="the data YAML (e.g. runs/data/cs-composite64/data.yaml)")
+    parser.add_argument("data", nargs="?", help="the data YAML (e.g. runs/data/cs-composite96/data.yaml)")
     parser.add_argument("overrides", nargs="*", help="train key=value settings replacing or adding to the defaults")
     parser.add_argument("--epochs", type=int, help="epochs to train (the budget compare would get)")
     parser.add_argument("--name", help="run folder name under runs/trials (default: trial-e<epochs>)")
