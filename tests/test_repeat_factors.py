@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
 import sys
 
 import numpy as np
@@ -132,10 +133,16 @@ def test_stats_shows_the_rfs_row_and_its_grown_epoch(datasets, tmp_path):
     rfs = next(row for row in report["aggregations"] if row["agg"] == "rfs")
     assert rfs["epoch_size"] == round(r.sum()) > 24
     assert rfs["max_draws"] == pytest.approx(round(r.sum()) * r.max() / r.sum())
-    table = run([*cli, "balance_agg=rfs", "balance_rfs_threshold=0.5"], cwd=tmp_path).stdout
+    out = run([*cli, "balance_agg=rfs", "balance_rfs_threshold=0.5"], cwd=tmp_path)
+    table = out.stdout
     assert "class_balance=1 balance_rfs_threshold=0.5; expected share" in table
     row = next(line for line in table.splitlines() if line.startswith("rfs "))
     assert f" {round(r.sum())} " in row  # the epoch column
+    assert "repeats no image" not in out.stdout  # stdout and stderr, merged
+    # LVIS's t = 0.001 on 24 images: every class is in more than 0.1% of them, so the rfs row is stock; stats says so
+    default = subprocess.run([*cli, "balance_agg=rfs"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert "WARNING ⚠️ balance_agg=rfs repeats no image at balance_rfs_threshold=0.001: " in default.stderr
+    assert "repeats no image" not in default.stdout  # stdout stays the report alone
     refused = run([*cli, "balance_rfs_threshold=0"], cwd=tmp_path)
     assert refused.returncode == 2 and "'balance_rfs_threshold=0' is an invalid value" in refused.stdout
 
@@ -197,3 +204,30 @@ def test_the_plot_marks_no_target_share_for_rfs_which_aims_at_none(tmp_path, mon
         plot_balance(schedule.figures, [str(c) for c in range(NC)], tmp_path / f"{agg}.png", 1.0, agg)
         assert (tmp_path / f"{agg}.png").stat().st_size > 0
     assert marked == ["target share (strength 1)"]  # mean's only
+
+
+def test_rfs_warns_when_its_threshold_repeats_no_image(monkeypatch):
+    from types import SimpleNamespace
+
+    from ultralytics_weighted.extensions.report import rfs_warning
+    from ultralytics_weighted.extensions.schedule import BalanceSchedule
+    from ultralytics_weighted.host import training
+
+    labels = [np.array([0, 0])] * 15 + [np.array([0, 1])] * 4 + [np.array([2])]  # class 2 in 1 image of 20: f = 0.05
+    names = ["car", "bus", "tram"]
+    assert repeat_factors(labels, 3, 0.05).max() == 1.0  # t = f: nothing repeated (r = max(1, sqrt(t / f)) = 1)
+    warning = rfs_warning(labels, names, 0.05)
+    assert warning.startswith("balance_agg=rfs repeats no image at balance_rfs_threshold=0.05")
+    assert "the rarest, tram, is in 5.0% (1 of 20)" in warning and warning.endswith("above 0.05 repeats tram.")
+    assert repeat_factors(labels, 3, 0.051).max() > 1.0 and rfs_warning(labels, names, 0.051) is None
+    # what training logs under its table
+    logged = []
+    monkeypatch.setattr(training.LOGGER, "warning", logged.append)
+    for threshold, expected in ((0.001, 1), (0.2, 0)):
+        schedule = BalanceSchedule(labels, 3, 1.0, "rfs", threshold=threshold)
+        dataset = SimpleNamespace(
+            balance_schedule=schedule, balance_names=names, balanced_probabilities=schedule.balanced_probabilities
+        )
+        logged.clear()
+        training.log_balance(dataset, "detect")
+        assert sum("rfs repeats no image" in line for line in logged) == expected, logged

@@ -200,6 +200,7 @@ def _stats(options: dict[str, str], report) -> int:
         format_aggregation_table,
         nothing_to_balance,
         plot_balance,
+        rfs_warning,
         schedule_lines,
     )
     from ultralytics_weighted.extensions.schedule import schedule_from_args
@@ -236,6 +237,8 @@ def _stats(options: dict[str, str], report) -> int:
         if balancing_on(values, weights)
         else "class_balance=0 is off: training samples every image once per epoch, as here."
     )
+    # every report has an rfs row: warn when it repeats nothing (on stderr, beside the scan log: stdout is the report)
+    sys.stderr.writelines(f"WARNING ⚠️ {w}\n" for w in filter(None, [rfs_warning(classes, names, schedule.threshold)]))
     if fmt == "json":
         summary = {"data": str(values["data"]), "split": split, "task": task, "class_balance": strength}
         keys = ("balance_floor", "balance_ramp", "balance_start", "balance_rfs_threshold")

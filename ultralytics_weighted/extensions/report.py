@@ -149,6 +149,44 @@ def nothing_to_balance(classes: Sequence[np.ndarray], names: dict | Sequence[str
     return f"{why}: every image is drawn once per epoch, as without class_balance."
 
 
+def rfs_warning(classes: Sequence[np.ndarray], names: Sequence[str] | dict, threshold: float) -> str | None:
+    """Return a warning when LVIS repeat factors at `threshold` repeat no image, else None.
+
+    r_c > 1 only for a class in fewer than a fraction t of the images. LVIS's t = 0.001 is meant for datasets of
+    100k images: below 1,000 images every class that has a label is in at least 0.1% of them, and `balance_agg=rfs`
+    samples as stock.
+
+    Examples:
+        >>> labels = [np.array([0])] * 9 + [np.array([1, 1])]  # bus: in 1 image of 10
+        >>> print(rfs_warning(labels, ["car", "bus"], 0.001))  # doctest: +NORMALIZE_WHITESPACE
+        balance_agg=rfs repeats no image at balance_rfs_threshold=0.001: it repeats the classes in fewer than that
+        fraction of the images, and the rarest, bus, is in 10.0% (1 of 10), so every image is drawn once per epoch, as
+        stock. A balance_rfs_threshold above 0.1 repeats bus.
+        >>> rfs_warning(labels, ["car", "bus"], 0.4) is None  # bus: r = sqrt(0.4 / 0.1) = 2
+        True
+    """
+    names = names if isinstance(names, dict) else dict(enumerate(names))
+    if not classes:
+        return None
+    # f_c as repeat_factors computes it: an image counts once for each class it holds
+    holding = np.bincount(
+        np.concatenate([np.unique(np.asarray(c, dtype=np.int64)) for c in classes]), minlength=len(names)
+    )
+    present = np.flatnonzero(holding)
+    if not len(present):
+        return None
+    rarest = present[np.argmin(holding[present])]
+    fraction = holding[rarest] / len(classes)
+    if threshold > fraction:
+        return None
+    return (
+        f"balance_agg=rfs repeats no image at balance_rfs_threshold={threshold:g}: it repeats the classes in fewer "
+        f"than that fraction of the images, and the rarest, {names.get(int(rarest))}, is in {fraction:.1%} "
+        f"({holding[rarest]} of {len(classes)}), so every image is drawn once per epoch, as stock. A "
+        f"balance_rfs_threshold above {fraction:.3g} repeats {names.get(int(rarest))}."
+    )
+
+
 def floor_warning(schedule: BalanceSchedule) -> str | None:
     """Return a warning when a schedule's floor takes back more than FLOOR_UNDOES_WARNING of the balance, else None.
 

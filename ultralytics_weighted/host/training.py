@@ -18,7 +18,13 @@ from ultralytics.utils import LOGGER, RANK
 
 from ultralytics_weighted.extensions.config import balance_strength, balancing_on, unused_balance_keys
 from ultralytics_weighted.extensions.keys import DEFAULTS
-from ultralytics_weighted.extensions.report import balance_report, balance_settings, floor_warning, nothing_to_balance
+from ultralytics_weighted.extensions.report import (
+    balance_report,
+    balance_settings,
+    floor_warning,
+    nothing_to_balance,
+    rfs_warning,
+)
 from ultralytics_weighted.extensions.schedule import BalanceSchedule, schedule_from_args
 from ultralytics_weighted.host.exposure import start_counting
 from ultralytics_weighted.host.native import core_module
@@ -337,7 +343,7 @@ def make_balanced(dataset, schedule: BalanceSchedule, names: dict):
 
 
 def log_balance(dataset: BalancedDatasetMixin, task: str) -> None:
-    """Log a balanced dataset's table, what does not apply or is never drawn, and if the floor undoes the balance."""
+    """Log a balanced dataset's table, what does not apply or is never drawn, and the floor's and rfs' warnings."""
     schedule = dataset.balance_schedule
     lines = balance_report(
         schedule.classes,
@@ -351,4 +357,10 @@ def log_balance(dataset: BalancedDatasetMixin, task: str) -> None:
     )
     LOGGER.info("\n".join(PREFIX + line for line in lines))
     if warning := floor_warning(schedule):
+        LOGGER.warning(PREFIX + warning)
+    if (
+        schedule.agg == "rfs"
+        and schedule.strength
+        and (warning := rfs_warning(schedule.classes, dataset.balance_names, schedule.threshold))
+    ):
         LOGGER.warning(PREFIX + warning)
