@@ -46,10 +46,8 @@ def repeat_factors(
 def flat_repeat_factors(cls: np.ndarray, lengths: np.ndarray, nc: int, threshold: float, strength: float) -> np.ndarray:
     """Return `repeat_factors` for flat labels (`core.balance.flatten_labels`: class ids, instances per image)."""
     image = np.repeat(np.arange(len(lengths)), lengths)  # image index of every instance
-    # 1. f_c: the fraction of the images that contain class c (an image counts once however many instances it holds)
-    pairs = np.sort(image * nc + cls)  # (image, class) keys, an image's repeats adjacent (np.unique: far slower)
-    images_with = np.bincount(pairs[np.diff(pairs, prepend=-1) != 0] % nc, minlength=nc)
-    f = images_with / max(len(lengths), 1)
+    # 1. f_c: the fraction of the images that contain class c
+    f = images_holding(image, cls, nc) / max(len(lengths), 1)
     # 2. r_c = max(1, (t / f_c) ** (s / 2)); classes without images are never looked up
     with np.errstate(divide="ignore"):
         r_class = np.maximum(1.0, (threshold / f) ** (strength / 2))
@@ -57,3 +55,19 @@ def flat_repeat_factors(cls: np.ndarray, lengths: np.ndarray, nc: int, threshold
     r = np.ones(len(lengths))
     np.maximum.at(r, image, r_class[cls])
     return r
+
+
+def images_holding(image: np.ndarray, cls: np.ndarray, nc: int) -> np.ndarray:
+    """Return, per class, how many images hold it: an image counts once however many instances of it it holds.
+
+    Args:
+        image (np.ndarray): Image index of every instance.
+        cls (np.ndarray): Class id of every instance, in [0, nc).
+        nc (int): Number of classes.
+
+    Examples:
+        >>> images_holding(np.array([0, 0, 1, 2]), np.array([1, 1, 1, 0]), 3).tolist()
+        [1, 2, 0]
+    """
+    pairs = np.sort(image * nc + cls)  # (image, class) keys, an image's repeats adjacent (np.unique: far slower)
+    return np.bincount(pairs[np.diff(pairs, prepend=-1) != 0] % nc, minlength=nc)

@@ -15,6 +15,7 @@ from ultralytics_weighted.core.balance import flatten_labels
 from ultralytics_weighted.extensions.auto import target_shares
 from ultralytics_weighted.extensions.config import ALL_AGGREGATIONS
 from ultralytics_weighted.extensions.keys import DEFAULTS
+from ultralytics_weighted.extensions.repeat_factors import images_holding
 from ultralytics_weighted.extensions.schedule import FLOOR_UNDOES_WARNING, BalanceSchedule, schedule_from_args
 from ultralytics_weighted.extensions.shares import balance_stats, class_counts, too_few_classes
 
@@ -168,10 +169,8 @@ def rfs_warning(classes: Sequence[np.ndarray], names: Sequence[str] | dict, thre
     names = names if isinstance(names, dict) else dict(enumerate(names))
     if not classes:
         return None
-    # f_c as repeat_factors computes it: an image counts once for each class it holds
-    holding = np.bincount(
-        np.concatenate([np.unique(np.asarray(c, dtype=np.int64)) for c in classes]), minlength=len(names)
-    )
+    cls, lengths = flatten_labels(classes)
+    holding = images_holding(np.repeat(np.arange(len(lengths)), lengths), cls, len(names))  # f_c's numerator
     present = np.flatnonzero(holding)
     if not len(present):
         return None
